@@ -1,0 +1,28 @@
+"""Pure tensor math of policy-gradient fine-tuning: no Hydra, no I/O, no models.
+
+Every function here takes tensors and plain values and returns tensors, so each one
+can be checked by hand (see tests/algos).
+"""
+
+from grpo_lab.algos.advantages import ADVANTAGE_ESTIMATORS, group_advantages
+from grpo_lab.algos.kl import KL_ESTIMATORS, kl_penalty
+from grpo_lab.algos.logprobs import selective_log_softmax, token_entropy
+from grpo_lab.algos.policy_loss import (
+    LOSS_AGGREGATIONS,
+    aggregate,
+    clipped_surrogate,
+    loss_weights,
+)
+
+__all__ = [
+    "ADVANTAGE_ESTIMATORS",
+    "KL_ESTIMATORS",
+    "LOSS_AGGREGATIONS",
+    "aggregate",
+    "clipped_surrogate",
+    "group_advantages",
+    "kl_penalty",
+    "loss_weights",
+    "selective_log_softmax",
+    "token_entropy",
+]

@@ -1,0 +1,47 @@
+"""Per-token estimators of KL(pi_theta || pi_ref) from samples of pi_theta.
+
+From J. Schulman, "Approximating KL Divergence" (2020). With ``log_ratio =
+logp_ref - logp`` for tokens sampled from the policy:
+
+- k1 = -log_ratio: unbiased, high variance, can be negative per token;
+- k2 = log_ratio**2 / 2: biased, low variance, always >= 0;
+- k3 = exp(log_ratio) - 1 - log_ratio: unbiased and >= 0; the estimator of
+  DeepSeekMath's GRPO objective (arXiv:2402.03300, eq. 4).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+KLFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _k1(log_ratio: torch.Tensor) -> torch.Tensor:
+    return -log_ratio
+
+
+def _k2(log_ratio: torch.Tensor) -> torch.Tensor:
+    return 0.5 * log_ratio.square()
+
+
+def _k3(log_ratio: torch.Tensor) -> torch.Tensor:
+    # Clamp before exp: a token the reference finds far likelier than the policy
+    # would overflow to inf and poison the whole loss.
+    log_ratio = log_ratio.clamp(-20.0, 20.0)
+    return torch.exp(log_ratio) - 1.0 - log_ratio
+
+
+KL_ESTIMATORS: dict[str, KLFn] = {"k1": _k1, "k2": _k2, "k3": _k3}
+
+
+def kl_penalty(logp: torch.Tensor, ref_logp: torch.Tensor, estimator: str = "k3") -> torch.Tensor:
+    """Per-token KL estimate, same shape as ``logp``; gradients flow through ``logp``."""
+    try:
+        fn = KL_ESTIMATORS[estimator]
+    except KeyError:
+        raise ValueError(
+            f"unknown KL estimator {estimator!r}; allowed: {', '.join(sorted(KL_ESTIMATORS))}"
+        ) from None
+    return fn(ref_logp - logp)

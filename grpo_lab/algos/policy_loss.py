@@ -1,0 +1,82 @@
+"""The clipped surrogate objective and how per-token losses are averaged.
+
+Aggregation is expressed as per-token *weights* that sum the batch's per-token losses
+into one scalar. Weights are computed once for the whole batch, so splitting it into
+micro-batches for gradient accumulation gives exactly the full-batch loss.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+
+def clipped_surrogate(
+    logp: torch.Tensor,
+    old_logp: torch.Tensor,
+    advantages: torch.Tensor,
+    epsilon_low: float,
+    epsilon_high: float,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Per-token PPO clipped loss (Schulman et al. 2017, arXiv:1707.06347, eq. 7),
+    negated for minimization: ``-min(rho * A, clip(rho, 1 - eps_low, 1 + eps_high) * A)``.
+
+    Separate low/high epsilons follow DAPO's clip-higher (arXiv:2503.14476); equal
+    values give the original objective. ``advantages`` broadcast against ``logp``
+    (``[B, 1]`` for one advantage per sequence, ``[B, T]`` per token).
+
+    Returns the per-token loss and boolean masks of where clipping was active:
+    ``low`` (rho < 1 - eps_low with A < 0), ``high`` (rho > 1 + eps_high with A > 0).
+    """
+    ratio = torch.exp(logp - old_logp)
+    clipped_ratio = ratio.clamp(1.0 - epsilon_low, 1.0 + epsilon_high)
+    advantages = advantages.expand_as(logp)
+    loss = -torch.min(ratio * advantages, clipped_ratio * advantages)
+    with torch.no_grad():
+        low = (ratio < 1.0 - epsilon_low) & (advantages < 0)
+        high = (ratio > 1.0 + epsilon_high) & (advantages > 0)
+    return loss, {"low": low, "high": high}
+
+
+def _seq_mean(mask: torch.Tensor, max_completion_length: int) -> torch.Tensor:
+    # GRPO as written (arXiv:2402.03300 eq. 3): mean over each sequence's tokens,
+    # then mean over sequences. Long sequences get less weight per token.
+    lengths = mask.sum(dim=1, keepdim=True).clamp(min=1)
+    return mask / lengths / mask.shape[0]
+
+
+def _token_mean(mask: torch.Tensor, max_completion_length: int) -> torch.Tensor:
+    # DAPO's token-level loss (arXiv:2503.14476 sec. 3.3): every token of the batch
+    # weighs the same.
+    return mask / mask.sum().clamp(min=1)
+
+
+def _dr_grpo(mask: torch.Tensor, max_completion_length: int) -> torch.Tensor:
+    # Dr. GRPO (arXiv:2503.20783 sec. 3.1): a constant normalizer (sequences x max
+    # completion length) so no length bias enters through the denominator.
+    return mask / (mask.shape[0] * max_completion_length)
+
+
+LOSS_AGGREGATIONS: dict[str, Callable[[torch.Tensor, int], torch.Tensor]] = {
+    "seq_mean": _seq_mean,
+    "token_mean": _token_mean,
+    "dr_grpo": _dr_grpo,
+}
+
+
+def loss_weights(mask: torch.Tensor, aggregation: str, max_completion_length: int) -> torch.Tensor:
+    """Weights ``w`` with ``loss = (w * per_token_loss).sum()``; mask ``[B, T]`` of 0/1."""
+    try:
+        fn = LOSS_AGGREGATIONS[aggregation]
+    except KeyError:
+        raise ValueError(
+            f"unknown loss aggregation {aggregation!r}; "
+            f"allowed: {', '.join(sorted(LOSS_AGGREGATIONS))}"
+        ) from None
+    return fn(mask.float(), max_completion_length)
+
+
+def aggregate(per_token: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Weighted sum of per-token values (see :func:`loss_weights`)."""
+    return (per_token * weights).sum()

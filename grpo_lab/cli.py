@@ -1,0 +1,52 @@
+"""``grpo-lab-train``: the only Hydra entry point."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from grpo_lab.config import register_configs
+from grpo_lab.errors import ConfigError
+
+log = logging.getLogger("grpo_lab")
+register_configs()
+
+# Absolute, so the console script finds conf/ whatever the working directory.
+CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+
+
+def format_summary(summary: dict) -> str:
+    lines = [f"grpo-lab: {summary['steps']} steps of {summary['algorithm']} on {summary['model']}"]
+    if "reward_first_fifth" in summary:
+        lines.append(
+            f"  mean reward, first fifth of steps: {summary['reward_first_fifth']:.3f}   "
+            f"last fifth: {summary['reward_last_fifth']:.3f}"
+        )
+        lines.append(
+            f"  mean step time: {summary['mean_step_time_s']:.1f} s   "
+            f"peak memory: {summary['peak_memory_mb']:.0f} MB"
+        )
+    lines.append(f"  records: {summary['output_dir']}")
+    return "\n".join(lines)
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    from grpo_lab.trainer import train  # heavy imports after Hydra has parsed the CLI
+
+    try:
+        summary = train(cfg)
+    except ConfigError as err:
+        print(f"grpo-lab: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    print(format_summary(summary))
+    # Returned for sweepers (e.g. Optuna) that optimize the run's outcome.
+    return summary.get("reward_last_fifth")
+
+
+if __name__ == "__main__":
+    main()

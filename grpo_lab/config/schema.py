@@ -1,0 +1,173 @@
+"""Dataclass schemas behind ``conf/``.
+
+``conf/train.yaml`` lists ``train_schema`` first in its defaults, so every group option
+and every command-line override is merged onto these typed, closed dataclasses: a typo
+(``kl.cof=0.1``) or a wrong type (``trainer.max_steps=abc``) fails when the config is
+composed, with the key named. Comments here are the reference for each option.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+DEFAULT_SYSTEM_PROMPT = (
+    "Respond in the following format:\n"
+    "<reasoning>\n...\n</reasoning>\n<answer>\n...\n</answer>"
+)
+
+
+@dataclass
+class ModelConfig:
+    # Short label used in run names and logs.
+    name: str = MISSING
+    # Hub id ("Qwen/Qwen2.5-0.5B-Instruct"), local directory, or "embedded:<name>" for a
+    # model shipped in a Python package (converted once, cached as safetensors).
+    path: str = MISSING
+    revision: Optional[str] = None
+    # Random weights with the architecture of `path` (shrunk by config_overrides): for tests.
+    random_init: bool = False
+    config_overrides: Dict[str, Any] = field(default_factory=dict)
+    trust_remote_code: bool = False
+    # Where converted embedded models are cached.
+    cache_dir: str = "${oc.env:GRPO_LAB_CACHE,'~/.cache/grpo-lab'}"
+
+
+@dataclass
+class TaskConfig:
+    # Registered task: arithmetic | gsm8k.
+    name: str = MISSING
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    # Rows kept (arithmetic: rows generated); null keeps all.
+    num_examples: Optional[int] = None
+    seed: int = 0
+    # arithmetic: operands drawn uniformly from [min_operand, max_operand].
+    min_operand: int = 0
+    max_operand: int = 10
+    num_operands: int = 2
+    operations: List[str] = field(default_factory=lambda: ["+", "-"])
+    # gsm8k: hub id or local .jsonl file with `question` and `answer` fields.
+    path: Optional[str] = None
+    subset: Optional[str] = "main"
+    split: str = "train"
+
+
+@dataclass
+class RewardConfig:
+    # Reward name -> weight; the step reward is the weighted sum. Names come from the
+    # registry (correctness, correctness_lenient, format) or from `functions`.
+    weights: Dict[str, float] = field(default_factory=dict)
+    # Extra reward functions by import path, TRL signature: {"name": "pkg.module:fn"}.
+    functions: Dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class AdvantageConfig:
+    # group_std (DeepSeekMath GRPO) | group_mean (Dr. GRPO) | batch_std.
+    normalization: str = "group_std"
+    # Added to the std before dividing.
+    eps: float = 1e-4
+
+
+@dataclass
+class KLConfig:
+    # Weight of KL(policy || reference) in the loss (DeepSeekMath beta). 0 loads no
+    # reference model at all.
+    coef: float = 0.0
+    # k1 | k2 | k3 (Schulman, "Approximating KL Divergence").
+    estimator: str = "k3"
+
+
+@dataclass
+class AlgorithmConfig:
+    # grpo.
+    name: str = "grpo"
+    # Completions sampled per prompt (G; TRL num_generations). Must be >= 2.
+    group_size: int = 4
+    # Clip range of the importance ratio: [1 - epsilon_low, 1 + epsilon_high] (DAPO).
+    epsilon_low: float = 0.2
+    epsilon_high: float = 0.2
+    # Policy updates per batch of rollouts (mu in DeepSeekMath; TRL num_iterations).
+    num_iterations: int = 1
+    # Optimizer steps per iteration: the batch is split into this many mini-batches.
+    num_minibatches: int = 1
+    # seq_mean (GRPO) | token_mean (DAPO) | dr_grpo (constant normalizer).
+    loss_aggregation: str = "seq_mean"
+
+
+@dataclass
+class RolloutConfig:
+    # hf: transformers `generate`.
+    backend: str = "hf"
+    max_new_tokens: int = 64
+    temperature: float = 1.0
+    top_p: float = 1.0
+    # 0 disables top-k filtering.
+    top_k: int = 0
+
+
+@dataclass
+class TrainerConfig:
+    max_steps: int = 40
+    # Prompts per step; each is sampled `algorithm.group_size` times.
+    batch_size: int = 4
+    # Completions per forward/backward chunk (gradient accumulation inside a step);
+    # bounds activation memory, does not change the loss.
+    micro_batch_size: int = 16
+    # adamw | adam | sgd.
+    optimizer: str = "adamw"
+    lr: float = 1e-5
+    weight_decay: float = 0.0
+    adam_betas: List[float] = field(default_factory=lambda: [0.9, 0.99])
+    # constant | linear | cosine (transformers schedulers), after warmup_steps.
+    lr_schedule: str = "constant"
+    warmup_steps: int = 0
+    # Gradient-norm clip; 0 disables.
+    max_grad_norm: float = 1.0
+    seed: int = 0
+    # auto (cuda when available) | cpu | cuda | cuda:N.
+    device: str = "auto"
+    # auto (bfloat16 on a GPU that has it, else float32) | float32 | bfloat16 | float16.
+    dtype: str = "auto"
+    # CPU threads for torch; null keeps torch's default.
+    num_threads: Optional[int] = None
+    # Compute per-token entropy for the logs (one extra softmax pass over the logits).
+    log_entropy: bool = True
+    # Show a tqdm progress bar.
+    progress_bar: bool = True
+
+
+@dataclass
+class LoggerConfig:
+    # Write sample completions every N steps (0: never).
+    sample_every: int = 10
+    num_samples: int = 4
+
+
+@dataclass
+class PathsConfig:
+    # Everything a run writes goes here; defaults to Hydra's run folder.
+    output_dir: str = "${hydra:runtime.output_dir}"
+
+
+@dataclass
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    task: TaskConfig = field(default_factory=TaskConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    advantage: AdvantageConfig = field(default_factory=AdvantageConfig)
+    kl: KLConfig = field(default_factory=KLConfig)
+    algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    # Set by experiment files (`# @package _global_`), for run grouping.
+    experiment_name: Optional[str] = None
+
+
+def register_configs() -> None:
+    ConfigStore.instance().store(name="train_schema", node=TrainConfig)

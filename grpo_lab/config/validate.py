@@ -1,0 +1,52 @@
+"""Checks that need more than a type: run before any model or dataset is loaded."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from grpo_lab.algos.advantages import ADVANTAGE_ESTIMATORS
+from grpo_lab.algos.kl import KL_ESTIMATORS
+from grpo_lab.algos.policy_loss import LOSS_AGGREGATIONS
+from grpo_lab.errors import ConfigError
+
+
+def _one_of(key: str, value: Any, allowed: Any) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{key}={value!r} is not allowed; allowed: {', '.join(sorted(allowed))}")
+
+
+def _at_least(key: str, value: float, minimum: float) -> None:
+    if value < minimum:
+        raise ConfigError(f"{key}={value} must be >= {minimum}")
+
+
+def validate_config(cfg: Any) -> None:
+    algo, trainer = cfg.algorithm, cfg.trainer
+    _one_of("algorithm.name", algo.name, ["grpo"])
+    _one_of("advantage.normalization", cfg.advantage.normalization, ADVANTAGE_ESTIMATORS)
+    _one_of("algorithm.loss_aggregation", algo.loss_aggregation, LOSS_AGGREGATIONS)
+    _one_of("kl.estimator", cfg.kl.estimator, KL_ESTIMATORS)
+    _one_of("rollout.backend", cfg.rollout.backend, ["hf"])
+    _at_least("algorithm.group_size", algo.group_size, 2)
+    _at_least("algorithm.epsilon_low", algo.epsilon_low, 0.0)
+    _at_least("algorithm.epsilon_high", algo.epsilon_high, 0.0)
+    if algo.epsilon_low >= 1.0:
+        raise ConfigError(f"algorithm.epsilon_low={algo.epsilon_low} must be < 1 (ratio floor 1 - eps)")
+    _at_least("algorithm.num_iterations", algo.num_iterations, 1)
+    _at_least("algorithm.num_minibatches", algo.num_minibatches, 1)
+    _at_least("kl.coef", cfg.kl.coef, 0.0)
+    _at_least("trainer.max_steps", trainer.max_steps, 1)
+    _at_least("trainer.batch_size", trainer.batch_size, 1)
+    _at_least("trainer.micro_batch_size", trainer.micro_batch_size, 1)
+    _at_least("trainer.lr", trainer.lr, 0.0)
+    _at_least("rollout.max_new_tokens", cfg.rollout.max_new_tokens, 1)
+    if cfg.rollout.temperature <= 0:
+        raise ConfigError(f"rollout.temperature={cfg.rollout.temperature} must be > 0")
+    completions = trainer.batch_size * algo.group_size
+    if algo.num_minibatches > completions:
+        raise ConfigError(
+            f"algorithm.num_minibatches={algo.num_minibatches} exceeds the "
+            f"{completions} completions of a step (trainer.batch_size x algorithm.group_size)"
+        )
+    if not cfg.reward.weights:
+        raise ConfigError("reward.weights is empty; name at least one reward function")

@@ -1,0 +1,37 @@
+"""Extracting final answers from completions and comparing them numerically."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
+
+
+def completion_text(completion: Any) -> str:
+    """Text of a completion, plain (``str``) or conversational (list of messages)."""
+    if isinstance(completion, str):
+        return completion
+    return "".join(message["content"] for message in completion if message.get("content"))
+
+
+def extract_tagged_answer(text: str) -> str | None:
+    """Content of the last ``<answer>...</answer>``, stripped; None when absent."""
+    found = _ANSWER_TAG.findall(text)
+    return found[-1].strip() if found else None
+
+
+def extract_last_number(text: str) -> float | None:
+    """The last number written in ``text`` (commas as thousands separators)."""
+    found = _NUMBER.findall(text)
+    if not found:
+        return None
+    try:
+        return float(found[-1].replace(",", ""))
+    except ValueError:
+        return None
+
+
+def numbers_equal(a: float | None, b: float | None, tol: float = 1e-6) -> bool:
+    return a is not None and b is not None and abs(a - b) <= tol * max(1.0, abs(b))

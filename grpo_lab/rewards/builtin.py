@@ -1,0 +1,65 @@
+"""The reward functions of the original brief, plus a lenient correctness for small models."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from grpo_lab.rewards.answers import (
+    completion_text,
+    extract_last_number,
+    extract_tagged_answer,
+    numbers_equal,
+)
+from grpo_lab.rewards.registry import register_reward
+
+FORMAT_TAGS = ("<reasoning>", "</reasoning>", "<answer>", "</answer>")
+
+
+def _tagged_score(tagged: str | None, answer: str) -> float:
+    if tagged is None:
+        return 0.0
+    if tagged == str(answer).strip():
+        return 2.0
+    if numbers_equal(extract_last_number(tagged), extract_last_number(str(answer))):
+        return 1.5
+    return 0.0
+
+
+@register_reward("correctness")
+def correctness(
+    prompts: Sequence[Any], completions: Sequence[Any], answer: Sequence[str], **kwargs: Any
+) -> list[float]:
+    """The brief's correctness: the ``<answer>`` content scores 2.0 on an exact match,
+    1.5 when numerically equal (``"5.0"`` vs ``"5"``), 0.0 otherwise or untagged."""
+    return [
+        _tagged_score(extract_tagged_answer(completion_text(c)), a)
+        for c, a in zip(completions, answer)
+    ]
+
+
+@register_reward("correctness_lenient")
+def correctness_lenient(
+    prompts: Sequence[Any], completions: Sequence[Any], answer: Sequence[str], **kwargs: Any
+) -> list[float]:
+    """Like ``correctness``, but an untagged completion whose last number equals the
+    answer earns 1.0 (the brief's "5" -> 1 point), so a small model that does not yet
+    use the tags still gets a learning signal."""
+    scores = []
+    for c, a in zip(completions, answer):
+        text = completion_text(c)
+        tagged = extract_tagged_answer(text)
+        if tagged is not None:
+            scores.append(_tagged_score(tagged, a))
+        elif numbers_equal(extract_last_number(text), extract_last_number(str(a))):
+            scores.append(1.0)
+        else:
+            scores.append(0.0)
+    return scores
+
+
+@register_reward("format")
+def format_tags(prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any) -> list[float]:
+    """The brief's format reward: 0.2 for each of the four tags present (max 0.8)."""
+    return [
+        round(0.2 * sum(tag in completion_text(c) for tag in FORMAT_TAGS), 6) for c in completions
+    ]

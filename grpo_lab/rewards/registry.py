@@ -1,0 +1,57 @@
+"""Reward functions by name.
+
+A reward function has TRL's signature::
+
+    f(prompts, completions, **dataset_columns) -> list[float | None]
+
+``completions`` are conversational (``[[{"role": "assistant", "content": ...}]]``)
+when prompts are chat messages, as in TRL, so an existing TRL reward function drops in:
+name it in ``reward.functions`` by import path (``my_pkg.rewards:my_fn``). ``None``
+means "not applicable to this sample".
+"""
+
+from __future__ import annotations
+
+from grpo_lab.errors import ConfigError
+
+import importlib
+from typing import Any, Callable
+
+RewardFn = Callable[..., list[Any]]
+REWARD_FUNCTIONS: dict[str, RewardFn] = {}
+
+
+def register_reward(name: str) -> Callable[[RewardFn], RewardFn]:
+    def wrap(fn: RewardFn) -> RewardFn:
+        REWARD_FUNCTIONS[name] = fn
+        return fn
+
+    return wrap
+
+
+def import_object(path: str) -> Any:
+    """``"package.module:attribute"`` -> the attribute."""
+    module_name, sep, attr = path.partition(":")
+    if not sep or not module_name or not attr:
+        raise ConfigError(f"import path {path!r} must look like 'package.module:function'")
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as err:
+        raise ConfigError(f"cannot import {path!r}: {err}") from None
+
+
+def resolve_reward(name: str, import_paths: dict[str, str] | None = None) -> RewardFn:
+    """A registered reward by name, or a user function named in ``import_paths``."""
+    import_paths = import_paths or {}
+    if name in import_paths:
+        fn = import_object(import_paths[name])
+        if not callable(fn):
+            raise ConfigError(f"reward.functions.{name}={import_paths[name]!r} is not callable")
+        return fn
+    if name in REWARD_FUNCTIONS:
+        return REWARD_FUNCTIONS[name]
+    allowed = sorted(REWARD_FUNCTIONS) + sorted(import_paths)
+    raise ConfigError(
+        f"unknown reward {name!r} in reward.weights; allowed: {', '.join(allowed)} "
+        "(or add reward.functions.<name>='package.module:function')"
+    )

@@ -1,0 +1,51 @@
+"""Task registry and the chat-prompt format shared by every task.
+
+A task is a ``datasets.Dataset`` with at least the columns ``prompt`` (a list of chat
+messages: system + user) and ``answer`` (the reference final answer as a string).
+Every other column is passed to reward functions as a keyword argument, as TRL does.
+"""
+
+from __future__ import annotations
+
+from grpo_lab.errors import ConfigError
+
+from typing import Any, Callable
+
+from datasets import Dataset
+
+TaskBuilder = Callable[[Any], Dataset]
+TASK_BUILDERS: dict[str, TaskBuilder] = {}
+
+
+def register_task(name: str) -> Callable[[TaskBuilder], TaskBuilder]:
+    def wrap(fn: TaskBuilder) -> TaskBuilder:
+        TASK_BUILDERS[name] = fn
+        return fn
+
+    return wrap
+
+
+def to_chat_prompts(dataset: Dataset, system_prompt: str, question_column: str = "question") -> Dataset:
+    """Adds the ``prompt`` column: ``[{system}, {user: question}]``."""
+
+    def build(example: dict[str, Any]) -> dict[str, Any]:
+        messages = [{"role": "user", "content": example[question_column]}]
+        if system_prompt:
+            messages.insert(0, {"role": "system", "content": system_prompt})
+        return {"prompt": messages}
+
+    return dataset.map(build)
+
+
+def build_task(cfg: Any) -> Dataset:
+    """The dataset named by ``cfg.name``, with chat prompts and at most ``cfg.num_examples`` rows."""
+    try:
+        builder = TASK_BUILDERS[cfg.name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown task.name {cfg.name!r}; allowed: {', '.join(sorted(TASK_BUILDERS))}"
+        ) from None
+    dataset = to_chat_prompts(builder(cfg), cfg.system_prompt)
+    if cfg.num_examples is not None:
+        dataset = dataset.select(range(min(cfg.num_examples, len(dataset))))
+    return dataset

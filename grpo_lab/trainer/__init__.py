@@ -1,0 +1,5 @@
+"""The shared training loop: rollout -> reward -> advantage -> policy update -> records."""
+
+from grpo_lab.trainer.loop import Trainer, train
+
+__all__ = ["Trainer", "train"]

@@ -1,0 +1,204 @@
+"""The trainer core shared by every algorithm.
+
+One step: draw ``batch_size`` prompts -> sample ``group_size`` completions each ->
+score them with the reward mix -> ``algorithm.advantages`` -> (old / reference
+log-probs only when the settings need them) -> clipped policy update -> records.
+
+Departures from textbook GRPO (DeepSeekMath, arXiv:2402.03300), stated here once:
+- With ``num_iterations == 1`` and one mini-batch the policy has not moved since
+  sampling, so the old-policy log-probs equal the current ones (detached) and are not
+  recomputed; the ratio is exactly 1 and the loss reduces to the policy gradient.
+- The reference model is the initial policy, loaded only when ``kl.coef > 0``.
+- std in ``group_std`` is the unbiased sample std (as TRL).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+from tqdm.auto import tqdm
+
+from grpo_lab.config.validate import validate_config
+from grpo_lab.models.loading import load_policy_and_tokenizer, resolve_dtype
+from grpo_lab.rewards.mix import RewardMix
+from grpo_lab.rollout.hf import build_rollout_backend
+from grpo_lab.tasks import build_task
+from grpo_lab.tracking import LocalTracker, Trackers
+from grpo_lab.trainer.algorithm import build_algorithm
+from grpo_lab.trainer.data import PromptSampler
+from grpo_lab.trainer.forward import batched_logprobs
+from grpo_lab.trainer.metrics import completion_metrics, peak_memory_mb, reward_metrics
+from grpo_lab.trainer.optim import build_optimizer, build_scheduler
+from grpo_lab.trainer.update import UpdateBatch, policy_update
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class Trainer:
+    def __init__(self, cfg: DictConfig):
+        validate_config(cfg)
+        self.cfg = cfg
+        trainer_cfg = cfg.trainer
+        if trainer_cfg.num_threads:
+            torch.set_num_threads(trainer_cfg.num_threads)
+        seed_everything(trainer_cfg.seed)
+        self.device = resolve_device(trainer_cfg.device)
+        self.dtype = resolve_dtype(trainer_cfg.dtype, self.device)
+
+        # Everything that can fail on user input is built before the model is loaded.
+        self.dataset = build_task(cfg.task)
+        self.rewards = RewardMix(cfg.reward.weights, cfg.reward.functions)
+        self.sampler = PromptSampler(self.dataset, trainer_cfg.batch_size, trainer_cfg.seed)
+        self.algorithm = build_algorithm(cfg)
+        self.output_dir = Path(cfg.paths.output_dir)
+        self.trackers = Trackers([LocalTracker(self.output_dir)])
+
+        self.policy, self.tokenizer = load_policy_and_tokenizer(cfg.model, self.device, self.dtype)
+        self.policy.train()
+        self.reference = None
+        if cfg.kl.coef > 0:
+            self.reference = copy.deepcopy(self.policy).eval().requires_grad_(False)
+        self.rollout = build_rollout_backend(cfg.rollout, self.tokenizer, self.device)
+        updates_per_step = cfg.algorithm.num_iterations * cfg.algorithm.num_minibatches
+        self.optimizer = build_optimizer(self.policy.parameters(), trainer_cfg)
+        self.scheduler = build_scheduler(self.optimizer, trainer_cfg, trainer_cfg.max_steps * updates_per_step)
+        self.update_generator = torch.Generator().manual_seed(trainer_cfg.seed + 1)
+        self.history: list[dict[str, float]] = []
+
+    # -- one step -------------------------------------------------------------------
+    def step(self, step: int) -> dict[str, float]:
+        cfg = self.cfg
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        t0 = time.perf_counter()
+        prompts, columns = self.sampler.next_batch()
+        batch = self.rollout.generate(self.policy, prompts, columns, cfg.algorithm.group_size)
+        t_gen = time.perf_counter()
+
+        rewards, per_function = self.rewards(batch.prompts, batch.completions, batch.columns)
+        advantages = self.algorithm.advantages(batch, rewards).to(self.device)
+        t_reward = time.perf_counter()
+
+        input_ids, attention_mask = batch.input_ids, batch.attention_mask
+        micro = cfg.trainer.micro_batch_size
+        temperature = cfg.rollout.temperature
+        needs_old = cfg.algorithm.num_iterations > 1 or cfg.algorithm.num_minibatches > 1
+        old_logp = (
+            batched_logprobs(self.policy, input_ids, attention_mask, batch.completion_ids, micro, temperature)
+            if needs_old else None
+        )
+        ref_logp = (
+            batched_logprobs(self.reference, input_ids, attention_mask, batch.completion_ids, micro, temperature)
+            if self.reference is not None else None
+        )
+        t_ref = time.perf_counter()
+
+        update = policy_update(
+            self.policy, self.optimizer, self.scheduler,
+            UpdateBatch(input_ids, attention_mask, batch.completion_ids, batch.completion_mask,
+                        advantages, old_logp, ref_logp),
+            cfg.algorithm, cfg.kl,
+            micro_batch_size=micro,
+            max_grad_norm=cfg.trainer.max_grad_norm,
+            max_completion_length=cfg.rollout.max_new_tokens,
+            temperature=temperature,
+            with_entropy=cfg.trainer.log_entropy,
+            generator=self.update_generator,
+        )
+        t_end = time.perf_counter()
+
+        step_time = t_end - t0
+        metrics = {
+            **reward_metrics(rewards, per_function, batch.group_size),
+            **completion_metrics(batch),
+            **update,
+            "learning_rate": self.scheduler.get_last_lr()[0],
+            "time/generation": t_gen - t0,
+            "time/reward": t_reward - t_gen,
+            "time/old_and_ref_logprobs": t_ref - t_reward,
+            "time/update": t_end - t_ref,
+            "time/step": step_time,
+            "tokens_per_second": float(batch.completion_mask.sum()) / step_time,
+            "memory/peak_mb": peak_memory_mb(self.device),
+        }
+        self._log_samples(step, batch, rewards, per_function, advantages)
+        return metrics
+
+    def _log_samples(self, step: int, batch: Any, rewards: torch.Tensor,
+                     per_function: dict[str, torch.Tensor], advantages: torch.Tensor) -> None:
+        every = self.cfg.logger.sample_every
+        if not every or (step % every and step != self.cfg.trainer.max_steps):
+            return
+        samples = []
+        for i in range(min(self.cfg.logger.num_samples, batch.size)):
+            prompt = batch.prompts[i]
+            samples.append({
+                "prompt": prompt[-1]["content"] if isinstance(prompt, list) else prompt,
+                "completion": batch.completion_texts[i],
+                "reward": rewards[i].item(),
+                **{f"rewards/{n}": (None if math.isnan(s[i].item()) else s[i].item())
+                   for n, s in per_function.items()},
+                "advantage": advantages[i].flatten()[0].item(),
+            })
+        self.trackers.log_samples(samples, step)
+
+    # -- the run --------------------------------------------------------------------
+    def train(self) -> dict[str, Any]:
+        cfg = self.cfg
+        self.trackers.log_config(OmegaConf.to_container(cfg, resolve=True))
+        failed = True
+        bar = tqdm(range(1, cfg.trainer.max_steps + 1), desc="grpo-lab", unit="step",
+                   disable=not cfg.trainer.progress_bar, dynamic_ncols=True)
+        try:
+            for step in bar:
+                metrics = self.step(step)
+                self.history.append(metrics)
+                self.trackers.log_metrics(metrics, step)
+                bar.set_postfix(reward=f"{metrics['reward']:.3f}", step_s=f"{metrics['time/step']:.1f}")
+            failed = False
+        finally:
+            summary = self.summary()
+            self.trackers.finish(summary, failed=failed)
+        return summary
+
+    def summary(self) -> dict[str, Any]:
+        rewards = [m["reward"] for m in self.history]
+        fifth = max(1, len(rewards) // 5)
+        summary: dict[str, Any] = {
+            "steps": len(rewards),
+            "algorithm": self.cfg.algorithm.name,
+            "model": self.cfg.model.name,
+            "output_dir": str(self.output_dir),
+        }
+        if rewards:
+            summary.update({
+                "reward_first_fifth": sum(rewards[:fifth]) / fifth,
+                "reward_last_fifth": sum(rewards[-fifth:]) / fifth,
+                "reward_final": rewards[-1],
+                "mean_step_time_s": sum(m["time/step"] for m in self.history) / len(rewards),
+                "peak_memory_mb": max(m["memory/peak_mb"] for m in self.history),
+            })
+        return summary
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Builds a Trainer from a composed config, runs it, returns the summary."""
+    return Trainer(cfg).train()

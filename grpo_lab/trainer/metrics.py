@@ -1,0 +1,53 @@
+"""Per-step statistics of rewards and completions (TRL's metric names where they exist)."""
+
+from __future__ import annotations
+
+import resource
+import sys
+
+import torch
+
+from grpo_lab.rollout.batch import RolloutBatch
+
+
+def _nan_stats(values: torch.Tensor) -> tuple[float, float]:
+    finite = values[~torch.isnan(values)]
+    if finite.numel() == 0:
+        return float("nan"), float("nan")
+    std = finite.std().item() if finite.numel() > 1 else 0.0
+    return finite.mean().item(), std
+
+
+def reward_metrics(
+    rewards: torch.Tensor, per_function: dict[str, torch.Tensor], group_size: int
+) -> dict[str, float]:
+    groups = rewards.view(-1, group_size)
+    group_std = groups.std(dim=1)
+    metrics = {
+        "reward": rewards.mean().item(),
+        "reward_std": group_std.mean().item(),
+        "frac_reward_zero_std": (group_std < 1e-6).float().mean().item(),
+    }
+    for name, scores in per_function.items():
+        mean, std = _nan_stats(scores)
+        metrics[f"rewards/{name}/mean"] = mean
+        metrics[f"rewards/{name}/std"] = std
+    return metrics
+
+
+def completion_metrics(batch: RolloutBatch) -> dict[str, float]:
+    lengths = batch.completion_mask.sum(dim=1).float()
+    return {
+        "completions/mean_length": lengths.mean().item(),
+        "completions/max_length": lengths.max().item(),
+        "completions/min_length": lengths.min().item(),
+        "completions/clipped_ratio": batch.truncated.float().mean().item(),
+    }
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak GPU memory allocated since the last reset, or the process's peak RSS on CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 2**20 if sys.platform == "darwin" else rss / 2**10
