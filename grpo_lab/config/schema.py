@@ -15,8 +15,8 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 DEFAULT_SYSTEM_PROMPT = (
-    "Respond in the following format:\n"
-    "<reasoning>\n...\n</reasoning>\n<answer>\n...\n</answer>"
+    "Answer the question. Put your short reasoning in <reasoning> tags and the final "
+    "number in <answer> tags, like this:\n<reasoning>2 + 3 = 5</reasoning>\n<answer>5</answer>"
 )
 
 

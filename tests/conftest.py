@@ -1,0 +1,41 @@
+"""Shared helpers: compose the real config tree the way the CLI does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from grpo_lab.config import register_configs
+
+REPO = Path(__file__).resolve().parents[1]
+CONF_DIR = REPO / "conf"
+GSM8K_DIR = REPO.parent / "shared" / "data" / "gsm8k"
+
+# Small and fast: the random-init tiny model, 2 prompts x 4 samples, 12 new tokens.
+TINY = [
+    "model=tiny",
+    "trainer.max_steps=2",
+    "trainer.batch_size=2",
+    "trainer.progress_bar=false",
+    "rollout.max_new_tokens=12",
+    "task.num_examples=50",
+]
+
+
+def compose_config(overrides: list[str] | None = None) -> DictConfig:
+    register_configs()
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
+        return compose(config_name="train", overrides=overrides or [])
+
+
+@pytest.fixture
+def tiny_config(tmp_path):
+    """Compose a tiny-model config writing into a fresh tmp folder."""
+
+    def make(*overrides: str) -> DictConfig:
+        return compose_config([*TINY, f"paths.output_dir={tmp_path / 'run'}", *overrides])
+
+    return make

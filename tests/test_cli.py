@@ -1,0 +1,27 @@
+"""The console script, as a user runs it."""
+
+import json
+import subprocess
+
+from tests.conftest import TINY
+
+
+def run_cli(*args, cwd):
+    return subprocess.run(["grpo-lab-train", *args], capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+def test_cli_run_writes_hydra_folder_and_records(tmp_path):
+    result = run_cli(*TINY, f"hydra.run.dir={tmp_path / 'out'}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = tmp_path / "out"
+    assert (out / ".hydra" / "config.yaml").exists()
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
+    assert json.loads((out / "summary.json").read_text())["steps"] == 2
+    assert "mean reward, first fifth of steps" in result.stdout
+
+
+def test_cli_bad_value_is_one_clear_line(tmp_path):
+    result = run_cli(*TINY, "algorithm.group_size=1", f"hydra.run.dir={tmp_path / 'out'}", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "algorithm.group_size=1 must be >= 2" in result.stderr
+    assert "Traceback" not in result.stderr
