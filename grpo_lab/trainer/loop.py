@@ -31,7 +31,7 @@ from grpo_lab.models.loading import load_policy_and_tokenizer, resolve_dtype
 from grpo_lab.rewards.mix import RewardMix
 from grpo_lab.rollout.hf import build_rollout_backend
 from grpo_lab.tasks import build_task
-from grpo_lab.tracking import LocalTracker, Trackers
+from grpo_lab.tracking import build_trackers
 from grpo_lab.trainer.algorithm import build_algorithm
 from grpo_lab.trainer.data import PromptSampler
 from grpo_lab.trainer.forward import batched_logprobs
@@ -69,7 +69,7 @@ class Trainer:
         self.sampler = PromptSampler(self.dataset, trainer_cfg.batch_size, trainer_cfg.seed)
         self.algorithm = build_algorithm(cfg)
         self.output_dir = Path(cfg.paths.output_dir)
-        self.trackers = Trackers([LocalTracker(self.output_dir)])
+        self.trackers = build_trackers(cfg, self.output_dir)
 
         self.policy, self.tokenizer = load_policy_and_tokenizer(cfg.model, self.device, self.dtype)
         self.policy.train()
