@@ -79,11 +79,26 @@ class KLConfig:
     coef: float = 0.0
     # k1 | k2 | k3 (Schulman, "Approximating KL Divergence").
     estimator: str = "k3"
+    # loss: beta * KL added to the per-token loss (GRPO, DeepSeekMath eq. 3).
+    # reward: -beta * KL(rollout policy, reference) added to each token's reward (classic
+    # RLHF PPO; for GRPO, summed per completion and subtracted from its reward).
+    placement: str = "loss"
+
+
+@dataclass
+class CriticConfig:
+    # separate: a critic as large as the policy, initialized from its weights, own
+    # optimizer. shared: a value head on the policy backbone (cheaper; see PPO's docs).
+    mode: str = "separate"
+    # Learning rate of the separate critic.
+    lr: float = 1e-5
+    # Steps at the start that train only the critic (policy frozen).
+    warmup_steps: int = 0
 
 
 @dataclass
 class AlgorithmConfig:
-    # grpo.
+    # grpo | ppo.
     name: str = "grpo"
     # Completions sampled per prompt (G; TRL num_generations). Must be >= 2.
     group_size: int = 4
@@ -96,6 +111,14 @@ class AlgorithmConfig:
     num_minibatches: int = 1
     # seq_mean (GRPO) | token_mean (DAPO) | dr_grpo (constant normalizer).
     loss_aggregation: str = "seq_mean"
+    # PPO only: GAE discount and lambda (Schulman et al. 2016), value clip range,
+    # value-loss weight for the shared head, advantage whitening, the critic.
+    gamma: float = 1.0
+    lam: float = 0.95
+    value_clip: float = 0.2
+    vf_coef: float = 0.1
+    whiten_advantages: bool = True
+    critic: CriticConfig = field(default_factory=CriticConfig)
 
 
 @dataclass
@@ -141,10 +164,33 @@ class TrainerConfig:
 
 
 @dataclass
+class WandbConfig:
+    # online | offline | disabled. online without an API key falls back to offline (runs
+    # are kept under paths.output_dir/wandb for `wandb sync`). logger=wandb sets this from
+    # $WANDB_MODE when it is set; logger=local sets disabled.
+    mode: str = "online"
+    project: str = "grpo-lab"
+    # W&B user or team; null: the API key's default entity.
+    entity: Optional[str] = None
+    # Run name; null: the job's command-line overrides ("advantage=group_mean,trainer.seed=1").
+    name: Optional[str] = None
+    # Run group; null: the experiment name, plus the sweep folder in a multirun, so each
+    # sweep is one group.
+    group: Optional[str] = None
+    # null: the algorithm name (grpo, ppo), so runs can be filtered by algorithm.
+    job_type: Optional[str] = None
+    # Added to the automatic tags: algorithm, model, task and experiment names.
+    tags: List[str] = field(default_factory=list)
+    notes: Optional[str] = None
+
+
+@dataclass
 class LoggerConfig:
     # Write sample completions every N steps (0: never).
     sample_every: int = 10
     num_samples: int = 4
+    # Weights & Biases; local files (metrics.jsonl, ...) are written in every mode.
+    wandb: WandbConfig = field(default_factory=WandbConfig)
 
 
 @dataclass

@@ -22,7 +22,9 @@ def _at_least(key: str, value: float, minimum: float) -> None:
 
 def validate_config(cfg: Any) -> None:
     algo, trainer = cfg.algorithm, cfg.trainer
-    _one_of("algorithm.name", algo.name, ["grpo"])
+    _one_of("algorithm.name", algo.name, ["grpo", "ppo"])
+    _one_of("algorithm.critic.mode", algo.critic.mode, ["separate", "shared"])
+    _one_of("kl.placement", cfg.kl.placement, ["loss", "reward"])
     _one_of("advantage.normalization", cfg.advantage.normalization, ADVANTAGE_ESTIMATORS)
     _one_of("algorithm.loss_aggregation", algo.loss_aggregation, LOSS_AGGREGATIONS)
     _one_of("kl.estimator", cfg.kl.estimator, KL_ESTIMATORS)
@@ -35,6 +37,10 @@ def validate_config(cfg: Any) -> None:
     _at_least("algorithm.num_iterations", algo.num_iterations, 1)
     _at_least("algorithm.num_minibatches", algo.num_minibatches, 1)
     _at_least("kl.coef", cfg.kl.coef, 0.0)
+    _at_least("algorithm.critic.warmup_steps", algo.critic.warmup_steps, 0)
+    for key in ("gamma", "lam"):
+        if not 0.0 <= algo[key] <= 1.0:
+            raise ConfigError(f"algorithm.{key}={algo[key]} must be in [0, 1]")
     _at_least("trainer.max_steps", trainer.max_steps, 1)
     _at_least("trainer.batch_size", trainer.batch_size, 1)
     _at_least("trainer.micro_batch_size", trainer.micro_batch_size, 1)

@@ -26,6 +26,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
+from grpo_lab.algos.kl import kl_penalty
 from grpo_lab.config.validate import validate_config
 from grpo_lab.models.loading import load_policy_and_tokenizer, resolve_dtype
 from grpo_lab.rewards.mix import RewardMix
@@ -67,7 +68,6 @@ class Trainer:
         self.dataset = build_task(cfg.task)
         self.rewards = RewardMix(cfg.reward.weights, cfg.reward.functions)
         self.sampler = PromptSampler(self.dataset, trainer_cfg.batch_size, trainer_cfg.seed)
-        self.algorithm = build_algorithm(cfg)
         self.output_dir = Path(cfg.paths.output_dir)
         self.trackers = build_trackers(cfg, self.output_dir)
 
@@ -76,14 +76,32 @@ class Trainer:
         self.reference = None
         if cfg.kl.coef > 0:
             self.reference = copy.deepcopy(self.policy).eval().requires_grad_(False)
+        self.algorithm = build_algorithm(cfg, self.policy, self.device)
         self.rollout = build_rollout_backend(cfg.rollout, self.tokenizer, self.device)
         updates_per_step = cfg.algorithm.num_iterations * cfg.algorithm.num_minibatches
-        self.optimizer = build_optimizer(self.policy.parameters(), trainer_cfg)
+        self.optimizer = build_optimizer(
+            [*self.policy.parameters(), *self.algorithm.policy_parameters()], trainer_cfg
+        )
         self.scheduler = build_scheduler(self.optimizer, trainer_cfg, trainer_cfg.max_steps * updates_per_step)
         self.update_generator = torch.Generator().manual_seed(trainer_cfg.seed + 1)
         self.history: list[dict[str, float]] = []
 
     # -- one step -------------------------------------------------------------------
+    def _rollout_logprobs(self, batch: Any) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Log-probs of the sampling policy and of the reference, only where needed:
+        old ones when the policy moves before the last use of this batch or when the
+        KL goes into the reward; reference ones when KL is on."""
+        cfg = self.cfg
+        algo = cfg.algorithm
+        needs_old = algo.num_iterations > 1 or algo.num_minibatches > 1 or (
+            self.reference is not None and cfg.kl.placement == "reward"
+        )
+        args = (batch.input_ids, batch.attention_mask, batch.completion_ids,
+                cfg.trainer.micro_batch_size, cfg.rollout.temperature)
+        old_logp = batched_logprobs(self.policy, *args) if needs_old else None
+        ref_logp = batched_logprobs(self.reference, *args) if self.reference is not None else None
+        return old_logp, ref_logp
+
     def step(self, step: int) -> dict[str, float]:
         cfg = self.cfg
         if self.device.type == "cuda":
@@ -94,42 +112,46 @@ class Trainer:
         t_gen = time.perf_counter()
 
         rewards, per_function = self.rewards(batch.prompts, batch.completions, batch.columns)
-        advantages = self.algorithm.advantages(batch, rewards).to(self.device)
         t_reward = time.perf_counter()
 
-        input_ids, attention_mask = batch.input_ids, batch.attention_mask
-        micro = cfg.trainer.micro_batch_size
-        temperature = cfg.rollout.temperature
-        needs_old = cfg.algorithm.num_iterations > 1 or cfg.algorithm.num_minibatches > 1
-        old_logp = (
-            batched_logprobs(self.policy, input_ids, attention_mask, batch.completion_ids, micro, temperature)
-            if needs_old else None
-        )
-        ref_logp = (
-            batched_logprobs(self.reference, input_ids, attention_mask, batch.completion_ids, micro, temperature)
-            if self.reference is not None else None
-        )
+        old_logp, ref_logp = self._rollout_logprobs(batch)
+        kl_in_reward = ref_logp is not None and cfg.kl.placement == "reward"
+        token_kl = kl_metrics = None
+        if kl_in_reward:
+            kl = kl_penalty(old_logp, ref_logp, cfg.kl.estimator)
+            token_kl = cfg.kl.coef * kl
+            mask = batch.completion_mask.float()
+            kl_metrics = {"kl": float((kl * mask).sum() / mask.sum().clamp(min=1))}
         t_ref = time.perf_counter()
 
-        update = policy_update(
-            self.policy, self.optimizer, self.scheduler,
-            UpdateBatch(input_ids, attention_mask, batch.completion_ids, batch.completion_mask,
-                        advantages, old_logp, ref_logp),
-            cfg.algorithm, cfg.kl,
-            micro_batch_size=micro,
-            max_grad_norm=cfg.trainer.max_grad_norm,
-            max_completion_length=cfg.rollout.max_new_tokens,
-            temperature=temperature,
-            with_entropy=cfg.trainer.log_entropy,
-            generator=self.update_generator,
-        )
+        adv = self.algorithm.advantages(batch, rewards, token_kl)
+        update: dict[str, float] = {}
+        if self.algorithm.trains_policy(step):
+            update = policy_update(
+                self.policy, self.optimizer, self.scheduler,
+                UpdateBatch(batch.input_ids, batch.attention_mask, batch.completion_ids,
+                            batch.completion_mask, adv.advantages.to(self.device), old_logp,
+                            None if kl_in_reward else ref_logp),
+                cfg.algorithm, cfg.kl,
+                micro_batch_size=cfg.trainer.micro_batch_size,
+                max_grad_norm=cfg.trainer.max_grad_norm,
+                max_completion_length=cfg.rollout.max_new_tokens,
+                temperature=cfg.rollout.temperature,
+                with_entropy=cfg.trainer.log_entropy,
+                generator=self.update_generator,
+                shared_value=self.algorithm.shared_value(adv),
+            )
+        critic = self.algorithm.update_critic(batch, adv)
         t_end = time.perf_counter()
 
         step_time = t_end - t0
         metrics = {
             **reward_metrics(rewards, per_function, batch.group_size),
             **completion_metrics(batch),
+            **(kl_metrics or {}),
             **update,
+            **adv.metrics,
+            **critic,
             "learning_rate": self.scheduler.get_last_lr()[0],
             "time/generation": t_gen - t0,
             "time/reward": t_reward - t_gen,
@@ -139,7 +161,10 @@ class Trainer:
             "tokens_per_second": float(batch.completion_mask.sum()) / step_time,
             "memory/peak_mb": peak_memory_mb(self.device),
         }
-        self._log_samples(step, batch, rewards, per_function, advantages)
+        if "time/critic" in metrics:
+            metrics["critic/time_share"] = metrics["time/critic"] / step_time
+            metrics["critic/memory_share"] = metrics["critic/memory_mb"] / metrics["memory/peak_mb"]
+        self._log_samples(step, batch, rewards, per_function, adv.advantages)
         return metrics
 
     def _log_samples(self, step: int, batch: Any, rewards: torch.Tensor,

@@ -1,15 +1,23 @@
-"""The policy update shared by every algorithm: clipped surrogate + KL, aggregated, stepped."""
+"""The updates shared by every algorithm: the clipped policy step (plus KL in the loss,
+plus a value loss when the value head sits on the policy) and the separate critic step.
+
+Both walk the same schedule: ``num_iterations`` passes over the batch, each split into
+``num_minibatches`` optimizer steps, each accumulated over micro-batches. Loss weights
+are computed per mini-batch, so micro-batching never changes the loss.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import torch
+from torch import nn
 
+from grpo_lab.algos.gae import clipped_value_loss
 from grpo_lab.algos.kl import kl_penalty
 from grpo_lab.algos.policy_loss import aggregate, clipped_surrogate, loss_weights
-from grpo_lab.trainer.forward import completion_logprobs
+from grpo_lab.trainer.forward import completion_forward
 
 
 @dataclass
@@ -20,10 +28,28 @@ class UpdateBatch:
     completion_mask: torch.Tensor  # [N, T]
     advantages: torch.Tensor  # [N, T] or [N, 1]
     old_logp: torch.Tensor | None  # [N, T]; None: the policy has not moved since sampling
-    ref_logp: torch.Tensor | None  # [N, T]; None: no KL term
+    ref_logp: torch.Tensor | None  # [N, T]; None: no KL term in the loss
 
 
-class _MaskedMeans:
+@dataclass
+class ValueTargets:
+    """What a value loss needs: rollout-time values and GAE returns, ``[N, T]``."""
+
+    returns: torch.Tensor
+    old_values: torch.Tensor
+    clip_range: float
+
+
+@dataclass
+class SharedValueHead:
+    """A value head on the policy backbone, trained jointly with the policy loss."""
+
+    head: nn.Module
+    targets: ValueTargets
+    coef: float
+
+
+class MaskedMeans:
     """Token-weighted running means of per-token quantities over a whole update."""
 
     def __init__(self) -> None:
@@ -33,14 +59,38 @@ class _MaskedMeans:
     def add(self, mask: torch.Tensor, **values: torch.Tensor) -> None:
         self.count += float(mask.sum())
         for name, value in values.items():
-            self.sums[name] = self.sums.get(name, 0.0) + float((value.float() * mask).sum())
+            self.sums[name] = self.sums.get(name, 0.0) + float((value.detach().float() * mask).sum())
 
     def means(self) -> dict[str, float]:
         return {name: s / max(self.count, 1.0) for name, s in self.sums.items()}
 
 
+def update_schedule(
+    n: int, num_iterations: int, num_minibatches: int, micro_batch_size: int, generator: torch.Generator
+) -> Iterator[tuple[torch.Tensor, list[tuple[torch.Tensor, slice]]]]:
+    """Per optimizer step: the mini-batch's sample indices and its micro-batches, each as
+    (sample indices, slice of the mini-batch)."""
+    for _ in range(num_iterations):
+        order = torch.randperm(n, generator=generator) if num_minibatches > 1 else torch.arange(n)
+        for minibatch in order.chunk(num_minibatches):
+            micros = [
+                (minibatch[s : s + micro_batch_size], slice(s, s + micro_batch_size))
+                for s in range(0, len(minibatch), micro_batch_size)
+            ]
+            yield minibatch, micros
+
+
+def _step(optimizer: torch.optim.Optimizer, scheduler: Any, max_grad_norm: float) -> float:
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm if max_grad_norm > 0 else float("inf"))
+    optimizer.step()
+    if scheduler is not None:
+        scheduler.step()
+    return float(norm)
+
+
 def policy_update(
-    model: torch.nn.Module,
+    model: nn.Module,
     optimizer: torch.optim.Optimizer,
     scheduler: Any,
     batch: UpdateBatch,
@@ -52,54 +102,96 @@ def policy_update(
     temperature: float,
     with_entropy: bool,
     generator: torch.Generator,
+    shared_value: SharedValueHead | None = None,
 ) -> dict[str, float]:
-    """``num_iterations`` passes over the batch, each split into ``num_minibatches``
-    optimizer steps, each accumulated over micro-batches of ``micro_batch_size``."""
-    n = batch.completion_ids.shape[0]
-    means = _MaskedMeans()
+    means = MaskedMeans()
     losses, grad_norms = [], []
-    for _ in range(algo_cfg.num_iterations):
-        order = torch.randperm(n, generator=generator) if algo_cfg.num_minibatches > 1 else torch.arange(n)
-        for minibatch in order.chunk(algo_cfg.num_minibatches):
-            weights = loss_weights(
-                batch.completion_mask[minibatch], algo_cfg.loss_aggregation, max_completion_length
+    schedule = update_schedule(
+        batch.completion_ids.shape[0], algo_cfg.num_iterations, algo_cfg.num_minibatches,
+        micro_batch_size, generator,
+    )
+    for minibatch, micros in schedule:
+        mb_mask = batch.completion_mask[minibatch]
+        weights = loss_weights(mb_mask, algo_cfg.loss_aggregation, max_completion_length)
+        value_weights = loss_weights(mb_mask, "token_mean", max_completion_length)
+        optimizer.zero_grad(set_to_none=True)
+        minibatch_loss = 0.0
+        for idx, part in micros:
+            mask = batch.completion_mask[idx].float()
+            out = completion_forward(
+                model, batch.input_ids[idx], batch.attention_mask[idx], batch.completion_ids[idx],
+                temperature, with_entropy, with_hidden=shared_value is not None,
             )
-            optimizer.zero_grad(set_to_none=True)
-            minibatch_loss = 0.0
-            for start in range(0, len(minibatch), micro_batch_size):
-                idx = minibatch[start : start + micro_batch_size]
-                mask = batch.completion_mask[idx].float()
-                logp, entropy = completion_logprobs(
-                    model, batch.input_ids[idx], batch.attention_mask[idx],
-                    batch.completion_ids[idx], temperature, with_entropy,
+            logp = out.logp
+            old_logp = logp.detach() if batch.old_logp is None else batch.old_logp[idx]
+            per_token, clipped = clipped_surrogate(
+                logp, old_logp, batch.advantages[idx], algo_cfg.epsilon_low, algo_cfg.epsilon_high
+            )
+            tracked = {
+                "clip_ratio/low_mean": clipped["low"],
+                "clip_ratio/high_mean": clipped["high"],
+                "clip_ratio/region_mean": clipped["low"] | clipped["high"],
+            }
+            if batch.ref_logp is not None:
+                kl = kl_penalty(logp, batch.ref_logp[idx], kl_cfg.estimator)
+                per_token = per_token + kl_cfg.coef * kl
+                tracked["kl"] = kl
+            if out.entropy is not None:
+                tracked["entropy"] = out.entropy
+            loss = aggregate(per_token, weights[part])
+            if shared_value is not None:
+                t = shared_value.targets
+                values = shared_value.head(out.hidden)
+                value_loss, value_clipped = clipped_value_loss(
+                    values, t.old_values[idx], t.returns[idx], t.clip_range
                 )
-                old_logp = logp.detach() if batch.old_logp is None else batch.old_logp[idx]
-                per_token, clipped = clipped_surrogate(
-                    logp, old_logp, batch.advantages[idx],
-                    algo_cfg.epsilon_low, algo_cfg.epsilon_high,
-                )
-                tracked = {
-                    "clip_ratio/low_mean": clipped["low"],
-                    "clip_ratio/high_mean": clipped["high"],
-                    "clip_ratio/region_mean": clipped["low"] | clipped["high"],
-                }
-                if batch.ref_logp is not None:
-                    kl = kl_penalty(logp, batch.ref_logp[idx], kl_cfg.estimator)
-                    per_token = per_token + kl_cfg.coef * kl
-                    tracked["kl"] = kl.detach()
-                if entropy is not None:
-                    tracked["entropy"] = entropy
-                loss = aggregate(per_token, weights[start : start + micro_batch_size])
-                loss.backward()
-                minibatch_loss += float(loss.detach())
-                means.add(mask, **tracked)
-            params = [p for group in optimizer.param_groups for p in group["params"]]
-            norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm if max_grad_norm > 0 else float("inf"))
-            grad_norms.append(float(norm))
-            optimizer.step()
-            scheduler.step()
-            losses.append(minibatch_loss)
+                loss = loss + shared_value.coef * aggregate(value_loss, value_weights[part])
+                tracked["critic/value_loss"] = value_loss
+                tracked["critic/value_clipfrac"] = value_clipped
+            loss.backward()
+            minibatch_loss += float(loss.detach())
+            means.add(mask, **tracked)
+        grad_norms.append(_step(optimizer, scheduler, max_grad_norm))
+        losses.append(minibatch_loss)
     metrics = means.means()
     metrics["loss/policy"] = sum(losses) / len(losses)
     metrics["grad_norm"] = sum(grad_norms) / len(grad_norms)
+    return metrics
+
+
+def critic_update(
+    critic: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    completion_mask: torch.Tensor,
+    targets: ValueTargets,
+    algo_cfg: Any,
+    micro_batch_size: int,
+    max_grad_norm: float,
+    generator: torch.Generator,
+) -> dict[str, float]:
+    """Clipped value regression of a separate critic onto the GAE returns."""
+    means = MaskedMeans()
+    grad_norms = []
+    width = completion_mask.shape[1]
+    schedule = update_schedule(
+        completion_mask.shape[0], algo_cfg.num_iterations, algo_cfg.num_minibatches,
+        micro_batch_size, generator,
+    )
+    for minibatch, micros in schedule:
+        weights = loss_weights(completion_mask[minibatch], "token_mean", width)
+        optimizer.zero_grad(set_to_none=True)
+        for idx, part in micros:
+            values = critic(input_ids[idx], attention_mask[idx], width)
+            value_loss, clipped = clipped_value_loss(
+                values, targets.old_values[idx], targets.returns[idx], targets.clip_range
+            )
+            aggregate(value_loss, weights[part]).backward()
+            means.add(completion_mask[idx].float(), **{
+                "critic/value_loss": value_loss, "critic/value_clipfrac": clipped,
+            })
+        grad_norms.append(_step(optimizer, None, max_grad_norm))
+    metrics = means.means()
+    metrics["critic/grad_norm"] = sum(grad_norms) / len(grad_norms)
     return metrics

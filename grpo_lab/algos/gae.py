@@ -1,0 +1,88 @@
+"""Per-token rewards and generalized advantage estimation for PPO on completions.
+
+A completion of ``T`` tokens is an episode: the state before token ``t`` is the prompt
+plus tokens ``< t``, the action is token ``t``. The outcome reward arrives on the last
+real token; an optional per-token KL penalty is spread over every token (classic RLHF
+PPO, Ouyang et al. 2022, arXiv:2203.02155 eq. 2). Padding after the end is masked.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def last_token_index(mask: torch.Tensor) -> torch.Tensor:
+    """Index of the last 1 in each row of a right-padded 0/1 mask, ``[B]``."""
+    return (mask.sum(dim=1).long() - 1).clamp(min=0)
+
+
+def token_level_rewards(
+    outcome_rewards: torch.Tensor, mask: torch.Tensor, kl_penalty: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``[B, T]``: ``-kl_penalty`` on every real token (already scaled by its coefficient)
+    plus the outcome reward on the last real token."""
+    rewards = torch.zeros_like(mask, dtype=torch.float32)
+    if kl_penalty is not None:
+        rewards = rewards - kl_penalty.float() * mask
+    rows = torch.arange(mask.shape[0], device=mask.device)
+    rewards[rows, last_token_index(mask)] += outcome_rewards.float()
+    return rewards
+
+
+def gae_advantages(
+    rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float, lam: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """GAE(gamma, lambda) (Schulman et al. 2016, arXiv:1506.02438, eq. 16), per token.
+
+    ``delta_t = r_t + gamma * V(s_{t+1}) - V(s_t)``, ``A_t = delta_t + gamma * lam * A_{t+1}``,
+    with ``V = 0`` after the last real token (the episode ends there). Returns
+    ``(advantages, returns)``, both ``[B, T]`` and 0 on padding; ``returns = A + V`` are
+    the value targets.
+    """
+    mask = mask.float()
+    values = values.float() * mask
+    steps = rewards.shape[1]
+    advantages = torch.zeros_like(values)
+    running = torch.zeros_like(values[:, 0])
+    for t in reversed(range(steps)):
+        next_mask = mask[:, t + 1] if t + 1 < steps else torch.zeros_like(running)
+        next_value = values[:, t + 1] * next_mask if t + 1 < steps else torch.zeros_like(running)
+        delta = rewards[:, t] + gamma * next_value - values[:, t]
+        running = delta + gamma * lam * next_mask * running
+        advantages[:, t] = running
+    advantages = advantages * mask
+    return advantages, (advantages + values) * mask
+
+
+def masked_whiten(values: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """(x - mean) / std over the real tokens of the batch; padding stays 0."""
+    mask = mask.float()
+    count = mask.sum().clamp(min=1)
+    mean = (values * mask).sum() / count
+    var = ((values - mean).square() * mask).sum() / count
+    return (values - mean) * torch.rsqrt(var + eps) * mask
+
+
+def clipped_value_loss(
+    values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, clip_range: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token PPO value loss with the value change clipped to ``clip_range`` around
+    the rollout-time values (the pessimistic max of both errors, as in OpenAI baselines'
+    ppo2): ``0.5 * max((V - R)^2, (V_old + clip(V - V_old, -c, c) - R)^2)``.
+
+    Returns the per-token loss and where the clipped branch was the larger (clipped).
+    """
+    clipped = old_values + (values - old_values).clamp(-clip_range, clip_range)
+    unclipped_error = (values - returns).square()
+    clipped_error = (clipped - returns).square()
+    return 0.5 * torch.max(unclipped_error, clipped_error), clipped_error > unclipped_error
+
+
+def explained_variance(values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor) -> float:
+    """1 - Var(R - V) / Var(R) over real tokens: 1 is a perfect critic, <= 0 a useless one."""
+    mask = mask.bool()
+    r, v = returns[mask].float(), values[mask].float()
+    var_r = r.var(unbiased=False)
+    if r.numel() < 2 or var_r <= 0:
+        return float("nan")
+    return float(1.0 - (r - v).var(unbiased=False) / var_r)

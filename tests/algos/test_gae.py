@@ -1,0 +1,85 @@
+import pytest
+import torch
+
+from grpo_lab.algos.gae import (
+    clipped_value_loss,
+    explained_variance,
+    gae_advantages,
+    masked_whiten,
+    token_level_rewards,
+)
+
+
+def test_outcome_reward_lands_on_the_last_real_token():
+    mask = torch.tensor([[1, 1, 1, 0], [1, 0, 0, 0]])
+    rewards = token_level_rewards(torch.tensor([1.0, 2.0]), mask)
+    assert rewards.tolist() == [[0, 0, 1.0, 0], [2.0, 0, 0, 0]]
+
+
+def test_kl_penalty_spreads_over_real_tokens():
+    mask = torch.tensor([[1, 1, 1, 0]])
+    kl = torch.tensor([[0.1, 0.2, 0.3, 0.4]])
+    torch.testing.assert_close(
+        token_level_rewards(torch.tensor([1.0]), mask, kl), torch.tensor([[-0.1, -0.2, 0.7, 0.0]])
+    )
+
+
+def test_gae_by_hand_with_padding():
+    # Two real tokens, then padding whose value (9) must be ignored.
+    rewards = torch.tensor([[0.0, 1.0, 0.0]])
+    values = torch.tensor([[0.5, 0.2, 9.0]])
+    mask = torch.tensor([[1, 1, 0]])
+    adv, ret = gae_advantages(rewards, values, mask, gamma=0.9, lam=0.8)
+    # t=1 (last): delta = 1 - 0.2 = 0.8 (V after the end is 0)
+    # t=0: delta = 0.9 * 0.2 - 0.5 = -0.32; A = -0.32 + 0.9 * 0.8 * 0.8 = 0.256
+    torch.testing.assert_close(adv, torch.tensor([[0.256, 0.8, 0.0]]))
+    torch.testing.assert_close(ret, torch.tensor([[0.756, 1.0, 0.0]]))
+
+
+def test_gamma_lambda_one_with_zero_values_gives_reward_to_go():
+    mask = torch.ones(1, 3)
+    rewards = torch.tensor([[0.5, -1.0, 2.0]])
+    adv, ret = gae_advantages(rewards, torch.zeros(1, 3), mask, gamma=1.0, lam=1.0)
+    torch.testing.assert_close(ret, torch.tensor([[1.5, 1.0, 2.0]]))
+    torch.testing.assert_close(adv, ret)
+
+
+def test_lambda_zero_is_one_step_td():
+    rewards = torch.tensor([[0.0, 1.0]])
+    values = torch.tensor([[0.3, 0.6]])
+    adv, _ = gae_advantages(rewards, values, torch.ones(1, 2), gamma=0.5, lam=0.0)
+    torch.testing.assert_close(adv, torch.tensor([[0.5 * 0.6 - 0.3, 1.0 - 0.6]]))
+
+
+def test_kl_in_reward_changes_returns_as_the_formula_says():
+    # gamma = lambda = 1, V = 0: R_t = outcome - sum_{k >= t} coef * kl_k.
+    mask = torch.tensor([[1, 1, 1]])
+    kl = torch.tensor([[0.2, 0.1, 0.4]]) * 0.5  # coefficient 0.5 already applied
+    _, with_kl = gae_advantages(token_level_rewards(torch.tensor([1.0]), mask, kl), torch.zeros(1, 3), mask, 1.0, 1.0)
+    _, without = gae_advantages(token_level_rewards(torch.tensor([1.0]), mask), torch.zeros(1, 3), mask, 1.0, 1.0)
+    torch.testing.assert_close(without - with_kl, torch.tensor([[0.35, 0.25, 0.2]]))
+
+
+def test_clipped_value_loss_by_hand():
+    # New value 1.0 moved 1.0 from old 0.0; clip 0.2 keeps the pessimistic error.
+    loss, clipped = clipped_value_loss(torch.tensor([1.0]), torch.tensor([0.0]), torch.tensor([1.0]), 0.2)
+    torch.testing.assert_close(loss, torch.tensor([0.5 * 0.8**2]))
+    assert clipped.item()
+    # Inside the clip range both errors agree: plain 0.5 * (V - R)^2.
+    loss, clipped = clipped_value_loss(torch.tensor([0.1]), torch.tensor([0.0]), torch.tensor([1.0]), 0.2)
+    torch.testing.assert_close(loss, torch.tensor([0.5 * 0.9**2]))
+    assert not clipped.item()
+
+
+def test_masked_whiten_ignores_padding():
+    values = torch.tensor([[1.0, 3.0, 100.0]])
+    mask = torch.tensor([[1, 1, 0]])
+    white = masked_whiten(values, mask)
+    torch.testing.assert_close(white, torch.tensor([[-1.0, 1.0, 0.0]]), atol=1e-4, rtol=0)
+
+
+def test_explained_variance():
+    returns = torch.tensor([[1.0, 2.0, 3.0, 50.0]])
+    mask = torch.tensor([[1, 1, 1, 0]])
+    assert explained_variance(returns, returns, mask) == pytest.approx(1.0)
+    assert explained_variance(torch.full((1, 4), 2.0), returns, mask) == pytest.approx(0.0)
