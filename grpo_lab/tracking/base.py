@@ -34,5 +34,13 @@ class Trackers:
             t.log_samples(samples, step)
 
     def finish(self, summary: dict[str, Any], failed: bool = False) -> None:
+        """Finishes every tracker even if one of them raises (then re-raises the first
+        error): a W&B hiccup must not leave the local summary unwritten, or vice versa."""
+        first_error: BaseException | None = None
         for t in self.trackers:
-            t.finish(summary, failed)
+            try:
+                t.finish(summary, failed)
+            except BaseException as err:  # noqa: BLE001 - re-raised below
+                first_error = first_error or err
+        if first_error is not None:
+            raise first_error
