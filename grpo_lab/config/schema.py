@@ -159,6 +159,9 @@ class TrainerConfig:
     num_threads: Optional[int] = None
     # Compute per-token entropy for the logs (one extra softmax pass over the logits).
     log_entropy: bool = True
+    # Run each group's shared prompt once in training forward passes (same results,
+    # less compute); false runs every prompt + completion row in full.
+    share_prompt_prefix: bool = True
     # Show a tqdm progress bar.
     progress_bar: bool = True
 

@@ -136,7 +136,10 @@ class PPO:
             if self.mode == "separate":
                 chunks.append(self.critic(ids, mask, width))
             else:
-                hidden = completion_forward(self.policy, ids, mask, comp, with_hidden=True).hidden
+                hidden = completion_forward(
+                    self.policy, ids, mask, comp, self.cfg.rollout.temperature, with_hidden=True,
+                    group_size=batch.group_size if self.cfg.trainer.share_prompt_prefix else 1,
+                ).hidden
                 chunks.append(self.critic(hidden))
         return torch.cat(chunks)
 

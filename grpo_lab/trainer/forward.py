@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 import torch
@@ -21,6 +22,30 @@ class CompletionForward:
     hidden: torch.Tensor | None  # [B, T, H] last hidden state at the positions predicting token_t
 
 
+def _groups_share_prompt(prompt_ids: torch.Tensor, group_size: int) -> bool:
+    rows = prompt_ids.shape[0]
+    if group_size < 2 or rows % group_size:
+        return False
+    return torch.equal(prompt_ids[::group_size].repeat_interleave(group_size, dim=0), prompt_ids)
+
+
+def _cache_kwargs(model: torch.nn.Module, cache: object) -> dict[str, object]:
+    # The KV-cache argument was renamed from `past_key_values` to `cache` in transformers 5.
+    name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    return {name: cache}
+
+
+def _run(model, input_ids, attention_mask, position_ids, logits_to_keep, with_hidden, **extra):
+    return model(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        position_ids=position_ids,
+        logits_to_keep=logits_to_keep,
+        output_hidden_states=with_hidden,
+        **extra,
+    )
+
+
 def completion_forward(
     model: torch.nn.Module,
     input_ids: torch.Tensor,
@@ -29,31 +54,47 @@ def completion_forward(
     temperature: float = 1.0,
     with_entropy: bool = False,
     with_hidden: bool = False,
+    group_size: int = 1,
 ) -> CompletionForward:
     """One forward pass of the policy over prompt + completion.
 
-    Only the last ``T + 1`` positions go through the LM head (``logits_to_keep``): the
-    prompt's logits are never computed. Logits are divided by the sampling temperature
-    so the log-probs are those of the distribution the tokens were drawn from.
-    ``with_hidden`` also returns the final hidden states (for a value head on the
-    policy backbone).
+    Only the positions that predict completion tokens go through the LM head
+    (``logits_to_keep``): the prompt's logits are never computed. Logits are divided by
+    the sampling temperature so the log-probs are those of the distribution the tokens
+    were drawn from. ``with_hidden`` also returns the final hidden states (for a value
+    head on the policy backbone).
+
+    When the rows come in whole groups of ``group_size`` completions of the same prompt
+    (as rollouts produce them), the prompt is run once per group and its KV cache,
+    expanded to the group, is attended to by the completions: same numbers, gradients
+    included, for a fraction of the prompt compute.
     """
     width = completion_ids.shape[1]
-    out = model(
-        input_ids=input_ids,
-        attention_mask=attention_mask,
-        position_ids=position_ids_from_mask(attention_mask),
-        logits_to_keep=width + 1,
-        use_cache=False,
-        output_hidden_states=with_hidden,
-    )
-    logits = out.logits[:, :-1]
+    prompt_len = input_ids.shape[1] - width
+    positions = position_ids_from_mask(attention_mask)
+    prompt_ids = input_ids[:, :prompt_len]
+    if width > 1 and _groups_share_prompt(prompt_ids, group_size):
+        g = group_size
+        head = _run(model, prompt_ids[::g], attention_mask[::g, :prompt_len], positions[::g, :prompt_len],
+                    1, with_hidden, use_cache=True)
+        head.past_key_values.batch_repeat_interleave(g)
+        tail = _run(model, completion_ids[:, :-1], attention_mask[:, :-1], positions[:, prompt_len:-1],
+                    width - 1, with_hidden, use_cache=True, **_cache_kwargs(model, head.past_key_values))
+        logits = torch.cat([head.logits.repeat_interleave(g, dim=0), tail.logits], dim=1)
+        hidden = (
+            torch.cat([head.hidden_states[-1][:, -1:].repeat_interleave(g, dim=0), tail.hidden_states[-1]], dim=1)
+            if with_hidden else None
+        )
+    else:
+        out = _run(model, input_ids, attention_mask, positions, width + 1, with_hidden, use_cache=False)
+        logits = out.logits[:, :-1]
+        hidden = out.hidden_states[-1][:, -(width + 1) : -1] if with_hidden else None
     if temperature != 1.0:
         logits = logits / temperature
     return CompletionForward(
         logp=selective_log_softmax(logits, completion_ids),
         entropy=token_entropy(logits) if with_entropy else None,
-        hidden=out.hidden_states[-1][:, -(width + 1) : -1] if with_hidden else None,
+        hidden=hidden,
     )
 
 
@@ -65,10 +106,11 @@ def batched_logprobs(
     completion_ids: torch.Tensor,
     micro_batch_size: int,
     temperature: float = 1.0,
+    group_size: int = 1,
 ) -> torch.Tensor:
     """Completion log-probs without gradients, in micro-batches (old / reference policy)."""
     chunks = [
-        completion_forward(model, ids, mask, comp, temperature).logp
+        completion_forward(model, ids, mask, comp, temperature, group_size=group_size).logp
         for ids, mask, comp in zip(
             input_ids.split(micro_batch_size),
             attention_mask.split(micro_batch_size),

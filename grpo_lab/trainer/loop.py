@@ -85,6 +85,8 @@ class Trainer:
         self.scheduler = build_scheduler(self.optimizer, trainer_cfg, trainer_cfg.max_steps * updates_per_step)
         self.update_generator = torch.Generator().manual_seed(trainer_cfg.seed + 1)
         self.history: list[dict[str, float]] = []
+        # Forward passes run each group's shared prompt once (see completion_forward).
+        self.prefix_group_size = cfg.algorithm.group_size if trainer_cfg.share_prompt_prefix else 1
 
     # -- one step -------------------------------------------------------------------
     def _rollout_logprobs(self, batch: Any) -> tuple[torch.Tensor | None, torch.Tensor | None]:
@@ -97,7 +99,7 @@ class Trainer:
             self.reference is not None and cfg.kl.placement == "reward"
         )
         args = (batch.input_ids, batch.attention_mask, batch.completion_ids,
-                cfg.trainer.micro_batch_size, cfg.rollout.temperature)
+                cfg.trainer.micro_batch_size, cfg.rollout.temperature, self.prefix_group_size)
         old_logp = batched_logprobs(self.policy, *args) if needs_old else None
         ref_logp = batched_logprobs(self.reference, *args) if self.reference is not None else None
         return old_logp, ref_logp
@@ -140,6 +142,7 @@ class Trainer:
                 with_entropy=cfg.trainer.log_entropy,
                 generator=self.update_generator,
                 shared_value=self.algorithm.shared_value(adv),
+                group_size=self.prefix_group_size,
             )
         critic = self.algorithm.update_critic(batch, adv)
         t_end = time.perf_counter()

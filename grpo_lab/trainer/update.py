@@ -103,6 +103,7 @@ def policy_update(
     with_entropy: bool,
     generator: torch.Generator,
     shared_value: SharedValueHead | None = None,
+    group_size: int = 1,
 ) -> dict[str, float]:
     means = MaskedMeans()
     losses, grad_norms = [], []
@@ -120,7 +121,7 @@ def policy_update(
             mask = batch.completion_mask[idx].float()
             out = completion_forward(
                 model, batch.input_ids[idx], batch.attention_mask[idx], batch.completion_ids[idx],
-                temperature, with_entropy, with_hidden=shared_value is not None,
+                temperature, with_entropy, with_hidden=shared_value is not None, group_size=group_size,
             )
             logp = out.logp
             old_logp = logp.detach() if batch.old_logp is None else batch.old_logp[idx]
