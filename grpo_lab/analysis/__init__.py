@@ -1,0 +1,37 @@
+"""Compare runs: load them into one tidy pandas frame, then curves, tables and reports.
+
+    from grpo_lab.analysis import load_runs, final_table, plot_curves
+    frame = load_runs("multirun/2026-01-31/12-00-00")   # or load_wandb_runs("grpo-lab", group=...)
+    final_table(frame)                                   # final reward per variant, with spread
+    plot_curves(frame, by="advantage")                   # mean and 95% CI band across seeds
+
+Names are imported on first use (PEP 562), so the Hydra report callback, which lives in
+this package and is loaded by every ``grpo-lab-train``, does not pull pandas and
+matplotlib into runs that never make a report.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "RunRecord": "frame", "runs_frame": "frame", "with_variants": "frame",
+    "find_latest_sweep": "local", "find_run_dirs": "local", "load_runs": "local",
+    "load_wandb_runs": "wandb_api",
+    "ci95_halfwidth": "stats", "cost_table": "stats", "curves": "stats", "final_table": "stats",
+    "final_values": "stats", "t_quantile": "stats",
+    "plot_curves": "plots", "plot_metric_grid": "plots",
+    "write_report": "report",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'grpo_lab.analysis' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"grpo_lab.analysis.{_EXPORTS[name]}"), name)
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,118 @@
+"""Runs from local folders: one run folder, a multirun folder, or any tree of them.
+
+A run folder is one that holds ``metrics.jsonl`` (written in every logger mode); its
+``.hydra/overrides.yaml`` says what was changed on the command line, ``.hydra/hydra.yaml``
+which option each config group ran with, and ``config.yaml`` (or ``.hydra/config.yaml``)
+the seed and every other value. Nothing here needs W&B.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from grpo_lab.analysis.frame import RunRecord, runs_frame
+
+
+def find_run_dirs(root: str | os.PathLike) -> list[Path]:
+    """``root`` itself if it is a run folder, else every run folder below it, in job
+    order (``2`` before ``10``)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"no such folder: {root}")
+    if (root / "metrics.jsonl").exists():
+        return [root]
+    found = {p.parent for p in root.rglob("metrics.jsonl")}
+    return sorted(found, key=lambda p: _natural_key(p.relative_to(root)))
+
+
+def _natural_key(path: Path) -> list[Any]:
+    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for part in path.parts for t in re.split(r"(\d+)", part) if t]
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """The records of ``metrics.jsonl``. A last line cut short (a run killed while
+    writing) is skipped; a bad line elsewhere is an error naming the file and line."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if number == len(lines):
+                break
+            raise ValueError(f"{path}:{number} is not a JSON record") from None
+    return records
+
+
+def _read_yaml(path: Path) -> Any:
+    return yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def _config(run_dir: Path) -> dict[str, Any]:
+    """The resolved config the tracker wrote, else the one Hydra composed."""
+    for candidate in (run_dir / "config.yaml", run_dir / ".hydra" / "config.yaml"):
+        config = _read_yaml(candidate)
+        if isinstance(config, dict):
+            return config
+    return {}
+
+
+def _choices(run_dir: Path) -> dict[str, Any]:
+    hydra = _read_yaml(run_dir / ".hydra" / "hydra.yaml") or {}
+    return dict(((hydra.get("hydra") or {}).get("runtime") or {}).get("choices") or {})
+
+
+def _seed(config: dict[str, Any], overrides: list[str]) -> int | None:
+    seed = (config.get("trainer") or {}).get("seed")
+    if isinstance(seed, int):
+        return seed
+    for item in overrides:
+        key, _, value = item.lstrip("+").partition("=")
+        if key == "trainer.seed" and value.lstrip("-").isdigit():
+            return int(value)
+    return None
+
+
+def read_run(run_dir: Path, label: str) -> RunRecord:
+    overrides = [str(o) for o in _read_yaml(run_dir / ".hydra" / "overrides.yaml") or []]
+    config = _config(run_dir)
+    summary_path = run_dir / "summary.json"
+    return RunRecord(
+        run=label,
+        overrides=overrides,
+        seed=_seed(config, overrides),
+        history=read_metrics(run_dir / "metrics.jsonl"),
+        summary=json.loads(summary_path.read_text()) if summary_path.exists() else {},
+        choices=_choices(run_dir),
+        config=config,
+    )
+
+
+def local_records(root: str | os.PathLike) -> list[RunRecord]:
+    root = Path(root)
+    dirs = find_run_dirs(root)
+    if not dirs:
+        raise FileNotFoundError(f"no runs under {root} (a run folder holds metrics.jsonl)")
+    return [read_run(d, d.name if d == root else d.relative_to(root).as_posix()) for d in dirs]
+
+
+def load_runs(root: str | os.PathLike) -> pd.DataFrame:
+    """The tidy frame (``grpo_lab.analysis.frame``) of every run under ``root``."""
+    return runs_frame(local_records(root))
+
+
+def find_latest_sweep(root: str | os.PathLike = "multirun") -> Path:
+    """The newest multirun folder under ``root`` (Hydra writes ``multirun.yaml`` in each)."""
+    sweeps = sorted(Path(root).rglob("multirun.yaml"), key=lambda p: p.stat().st_mtime)
+    if not sweeps:
+        raise FileNotFoundError(f"no multirun folder (with multirun.yaml) under {root}")
+    return sweeps[-1].parent

@@ -1,0 +1,53 @@
+"""Figures for comparing variants: curves with their 95% band across seeds.
+
+Figures are built with ``matplotlib.figure.Figure`` rather than pyplot, so they render
+the same in a notebook, a headless CI job or the Hydra report hook, and nothing is left
+open in pyplot's global state across a sweep.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from grpo_lab.analysis.stats import curves
+
+
+def plot_curves(frame: pd.DataFrame, metric: str = "reward", by: Sequence[str] | str | None = None,
+                smooth: int = 1, ax: Axes | None = None, legend: bool = True) -> Figure:
+    """One line per variant (mean over seeds) with its 95% confidence band."""
+    if ax is None:
+        fig = Figure(figsize=(7, 4.2), layout="constrained")
+        ax = fig.add_subplot()
+    else:
+        fig = ax.figure
+    data = curves(frame, metric, by, smooth)
+    for variant, group in data.groupby("variant", sort=True):
+        n = int(group["n"].max())
+        (line,) = ax.plot(group["step"], group["mean"], label=f"{variant} (n={n})", linewidth=1.8)
+        if n > 1:
+            ax.fill_between(group["step"], group["ci_low"], group["ci_high"], color=line.get_color(), alpha=0.18, linewidth=0)
+    title = metric if smooth <= 1 else f"{metric} (rolling mean over {smooth} steps)"
+    ax.set(title=title, xlabel="step", ylabel=metric)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    if legend:
+        ax.legend(fontsize="small", title="mean and 95% CI across seeds", title_fontsize="small")
+    return fig
+
+
+def plot_metric_grid(frame: pd.DataFrame, metrics: Sequence[str], by: Sequence[str] | str | None = None,
+                     smooth: int = 1, columns: int = 2) -> Figure:
+    """Several metrics side by side, one panel each (metrics absent from the runs are skipped)."""
+    present = [m for m in metrics if (frame["metric"] == m).any()]
+    if not present:
+        raise ValueError(f"none of the metrics {', '.join(metrics)} is in these runs")
+    rows = -(-len(present) // columns)
+    fig = Figure(figsize=(6 * columns, 3.6 * rows), layout="constrained")
+    for i, metric in enumerate(present):
+        plot_curves(frame, metric, by, smooth, ax=fig.add_subplot(rows, columns, i + 1), legend=i == 0)
+    return fig
