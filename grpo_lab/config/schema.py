@@ -126,6 +126,9 @@ class RolloutConfig:
     # hf: transformers `generate`.
     backend: str = "hf"
     max_new_tokens: int = 64
+    # Forces at least this many tokens (0: stop at EOS as usual); benchmarks set it to
+    # max_new_tokens so every framework generates exactly the same amount of work.
+    min_new_tokens: int = 0
     temperature: float = 1.0
     top_p: float = 1.0
     # 0 disables top-k filtering.

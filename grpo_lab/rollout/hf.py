@@ -57,6 +57,7 @@ class HFGenerateBackend:
                 top_p=self.cfg.top_p,
                 top_k=self.cfg.top_k,
                 max_new_tokens=self.cfg.max_new_tokens,
+                min_new_tokens=self.cfg.min_new_tokens,
                 num_return_sequences=group_size,
                 pad_token_id=self.tokenizer.pad_token_id,
                 eos_token_id=self.eos_ids,

@@ -35,6 +35,10 @@ def _cache_kwargs(model: torch.nn.Module, cache: object) -> dict[str, object]:
     return {name: cache}
 
 
+def _output_cache(output: object) -> object:
+    return output.cache if "cache" in output else output.past_key_values
+
+
 def _run(model, input_ids, attention_mask, position_ids, logits_to_keep, with_hidden, **extra):
     return model(
         input_ids=input_ids,
@@ -77,9 +81,10 @@ def completion_forward(
         g = group_size
         head = _run(model, prompt_ids[::g], attention_mask[::g, :prompt_len], positions[::g, :prompt_len],
                     1, with_hidden, use_cache=True)
-        head.past_key_values.batch_repeat_interleave(g)
+        cache = _output_cache(head)
+        cache.batch_repeat_interleave(g)
         tail = _run(model, completion_ids[:, :-1], attention_mask[:, :-1], positions[:, prompt_len:-1],
-                    width - 1, with_hidden, use_cache=True, **_cache_kwargs(model, head.past_key_values))
+                    width - 1, with_hidden, use_cache=True, **_cache_kwargs(model, cache))
         logits = torch.cat([head.logits.repeat_interleave(g, dim=0), tail.logits], dim=1)
         hidden = (
             torch.cat([head.hidden_states[-1][:, -1:].repeat_interleave(g, dim=0), tail.hidden_states[-1]], dim=1)
