@@ -8,6 +8,7 @@ are computed per mini-batch, so micro-batching never changes the loss.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -81,12 +82,22 @@ def update_schedule(
 
 
 def _step(optimizer: torch.optim.Optimizer, scheduler: Any, max_grad_norm: float) -> float:
+    """Clips and applies the accumulated gradients; returns their norm. A NaN or inf
+    norm (a NaN/inf loss or gradient anywhere) skips the update entirely, so one bad
+    batch cannot poison the weights; the caller counts it from the returned norm."""
     params = [p for group in optimizer.param_groups for p in group["params"]]
-    norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm if max_grad_norm > 0 else float("inf"))
-    optimizer.step()
+    norm = float(torch.nn.utils.clip_grad_norm_(params, max_grad_norm if max_grad_norm > 0 else float("inf")))
+    if math.isfinite(norm):
+        optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
     if scheduler is not None:
         scheduler.step()
-    return float(norm)
+    return norm
+
+
+def _finite_mean(values: list[float]) -> float:
+    finite = [v for v in values if math.isfinite(v)]
+    return sum(finite) / len(finite) if finite else float("nan")
 
 
 def policy_update(
@@ -155,8 +166,9 @@ def policy_update(
         grad_norms.append(_step(optimizer, scheduler, max_grad_norm))
         losses.append(minibatch_loss)
     metrics = means.means()
-    metrics["loss/policy"] = sum(losses) / len(losses)
-    metrics["grad_norm"] = sum(grad_norms) / len(grad_norms)
+    metrics["loss/policy"] = _finite_mean(losses)
+    metrics["grad_norm"] = _finite_mean(grad_norms)
+    metrics["nonfinite/skipped_updates"] = float(sum(not math.isfinite(g) for g in grad_norms))
     return metrics
 
 
@@ -194,5 +206,6 @@ def critic_update(
             })
         grad_norms.append(_step(optimizer, None, max_grad_norm))
     metrics = means.means()
-    metrics["critic/grad_norm"] = sum(grad_norms) / len(grad_norms)
+    metrics["critic/grad_norm"] = _finite_mean(grad_norms)
+    metrics["nonfinite/skipped_critic_updates"] = float(sum(not math.isfinite(g) for g in grad_norms))
     return metrics
