@@ -21,6 +21,22 @@ DEFAULT_SYSTEM_PROMPT = (
 
 
 @dataclass
+class LoraConfig:
+    # Train LoRA adapters (Hu et al. 2021, arXiv:2106.09685) through `peft`; the base
+    # weights stay frozen. With kl.coef > 0 the reference model is the base with the
+    # adapters disabled, so no second copy of the model is kept in memory.
+    enabled: bool = False
+    # Rank and scaling (the update is alpha / r * B @ A).
+    r: int = 16
+    alpha: float = 32.0
+    dropout: float = 0.0
+    # Module names to adapt; "all-linear" adapts every linear layer but the LM head.
+    target_modules: List[str] = field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    )
+
+
+@dataclass
 class ModelConfig:
     # Short label used in run names and logs.
     name: str = MISSING
@@ -34,6 +50,8 @@ class ModelConfig:
     trust_remote_code: bool = False
     # Where converted embedded models are cached.
     cache_dir: str = "${oc.env:GRPO_LAB_CACHE,'~/.cache/grpo-lab'}"
+    # Low-rank adapters (peft) instead of full fine-tuning; see LoraConfig.
+    lora: LoraConfig = field(default_factory=lambda: LoraConfig())
 
 
 @dataclass
@@ -62,6 +80,12 @@ class RewardConfig:
     weights: Dict[str, float] = field(default_factory=dict)
     # Extra reward functions by import path, TRL signature: {"name": "pkg.module:fn"}.
     functions: Dict[str, str] = field(default_factory=dict)
+    # Learned reward models (sequence classification, one logit) by hub id or local dir:
+    # {"name": "path"}; each scores prompt + completion and is weighted by weights.<name>.
+    models: Dict[str, str] = field(default_factory=dict)
+    # Completions per reward-model forward pass, and the token limit of one input.
+    model_batch_size: int = 16
+    model_max_length: int = 1024
 
 
 @dataclass
@@ -167,6 +191,18 @@ class TrainerConfig:
     share_prompt_prefix: bool = True
     # Show a tqdm progress bar.
     progress_bar: bool = True
+    # Save a checkpoint (paths.output_dir/checkpoints/step_N) every N steps and at the
+    # end; 0: only at the end. Each is written to a temporary folder and renamed, so a
+    # crash mid-save leaves the previous one intact.
+    checkpoint_every: int = 0
+    # Checkpoints kept (the newest ones); 0 keeps all.
+    checkpoint_keep: int = 2
+    # Save at all; false writes no checkpoint.
+    save_checkpoints: bool = True
+    # null: start fresh. auto: continue from the newest checkpoint in
+    # paths.output_dir/checkpoints (start fresh if there is none). A path: that
+    # checkpoint folder, or a run folder (its newest checkpoint).
+    resume: Optional[str] = None
 
 
 @dataclass
@@ -200,6 +236,35 @@ class LoggerConfig:
 
 
 @dataclass
+class EvalConfig:
+    # Held-out evaluation: every N steps (0: never during training) and/or at the end.
+    every: int = 0
+    at_end: bool = False
+    # Problems evaluated (the first N of the held-out set); null: all.
+    num_examples: Optional[int] = 64
+    # Greedy decoding -> eval/accuracy.
+    greedy: bool = True
+    # k samples per problem at rollout.temperature -> eval/pass@k and eval/mean@k; 0: none.
+    num_samples: int = 0
+    # null: rollout.max_new_tokens.
+    max_new_tokens: Optional[int] = None
+    # Prompts per generate call.
+    batch_size: int = 16
+    # Seed of the sampling (eval never touches the training RNG streams).
+    seed: int = 1234
+    # grpo-lab-eval only: a checkpoint folder (or a run folder: its newest checkpoint)
+    # to score; its saved model config is used. null: score `model` as configured.
+    checkpoint: Optional[str] = None
+    # The held-out set is the training task with these changes: `split` (hub datasets),
+    # `path` (required when task.path is a local file: eval.path=/data/gsm8k/test.jsonl),
+    # seed=task.seed+1 (arithmetic), and any other task keys in `task`
+    # (+eval.task.max_operand=20).
+    split: str = "test"
+    path: Optional[str] = None
+    task: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class PathsConfig:
     # Everything a run writes goes here; defaults to Hydra's run folder.
     output_dir: str = "${hydra:runtime.output_dir}"
@@ -217,6 +282,7 @@ class TrainConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
     # Set by experiment files (`# @package _global_`), for run grouping.
     experiment_name: Optional[str] = None
 

@@ -38,7 +38,8 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
 def load_policy_and_tokenizer(
     cfg: Any, device: torch.device, dtype: torch.dtype
 ) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:
-    """The policy (trainable, on ``device``) and its tokenizer (left padding)."""
+    """The policy (trainable, on ``device``; LoRA-wrapped when ``model.lora.enabled``)
+    and its tokenizer (left padding)."""
     path = resolve_model_path(cfg.path, cfg.cache_dir)
     common = {"revision": cfg.revision, "trust_remote_code": cfg.trust_remote_code}
     try:
@@ -57,4 +58,9 @@ def load_policy_and_tokenizer(
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model.config.use_cache = True
-    return model.to(device), tokenizer
+    model = model.to(device)
+    if cfg.lora.enabled:
+        from grpo_lab.models.lora import apply_lora
+
+        model = apply_lora(model, cfg.lora)
+    return model, tokenizer

@@ -19,12 +19,17 @@ class RewardMix:
     is left out of that function's mean (TRL's convention, which uses NaN + nansum).
     """
 
-    def __init__(self, weights: Mapping[str, float], import_paths: Mapping[str, str] | None = None):
+    def __init__(self, weights: Mapping[str, float], import_paths: Mapping[str, str] | None = None,
+                 prebuilt: Mapping[str, RewardFn] | None = None):
+        """``prebuilt``: reward callables already constructed by name (e.g. learned
+        reward models); they take precedence over the registry."""
         if not weights:
             raise ConfigError("reward.weights is empty; name at least one reward function")
         self.weights = {name: float(w) for name, w in weights.items()}
+        prebuilt = dict(prebuilt or {})
         self.functions: dict[str, RewardFn] = {
-            name: resolve_reward(name, dict(import_paths or {})) for name in self.weights
+            name: prebuilt[name] if name in prebuilt else resolve_reward(name, dict(import_paths or {}))
+            for name in self.weights
         }
 
     def __call__(

@@ -14,7 +14,6 @@ Departures from textbook GRPO (DeepSeekMath, arXiv:2402.03300), stated here once
 
 from __future__ import annotations
 
-import copy
 import math
 import random
 import time
@@ -28,16 +27,21 @@ from tqdm.auto import tqdm
 
 from grpo_lab.algos.kl import kl_penalty
 from grpo_lab.config.validate import validate_config
+from grpo_lab.eval.evaluator import Evaluator
 from grpo_lab.models.loading import load_policy_and_tokenizer, resolve_dtype
+from grpo_lab.models.lora import build_reference
 from grpo_lab.rewards.mix import RewardMix
+from grpo_lab.rewards.reward_model import build_reward_models
 from grpo_lab.rollout.hf import build_rollout_backend
 from grpo_lab.tasks import build_task
 from grpo_lab.tracking import build_trackers
 from grpo_lab.trainer.algorithm import build_algorithm
+from grpo_lab.trainer.checkpoint import checkpoint_step, load_checkpoint, resolve_resume, save_checkpoint
 from grpo_lab.trainer.data import PromptSampler
 from grpo_lab.trainer.forward import batched_logprobs
 from grpo_lab.trainer.metrics import completion_metrics, peak_memory_mb, reward_metrics
 from grpo_lab.trainer.optim import build_optimizer, build_scheduler
+from grpo_lab.trainer.rollback import rewind_records
 from grpo_lab.trainer.update import UpdateBatch, policy_update
 
 
@@ -66,16 +70,22 @@ class Trainer:
 
         # Everything that can fail on user input is built before the model is loaded.
         self.dataset = build_task(cfg.task)
-        self.rewards = RewardMix(cfg.reward.weights, cfg.reward.functions)
+        self.rewards = RewardMix(cfg.reward.weights, cfg.reward.functions,
+                                 build_reward_models(cfg.reward, self.device, self.dtype))
         self.sampler = PromptSampler(self.dataset, trainer_cfg.batch_size, trainer_cfg.seed)
         self.output_dir = Path(cfg.paths.output_dir)
+        # Resuming: records of steps after the checkpoint are set aside before the
+        # trackers open the record files for appending (see trainer/rollback.py).
+        self.resume_from = resolve_resume(trainer_cfg.resume, self.output_dir)
+        if self.resume_from is not None:
+            rewind_records(self.output_dir, checkpoint_step(self.resume_from))
         self.trackers = build_trackers(cfg, self.output_dir)
 
         self.policy, self.tokenizer = load_policy_and_tokenizer(cfg.model, self.device, self.dtype)
         self.policy.train()
         self.reference = None
-        if cfg.kl.coef > 0:
-            self.reference = copy.deepcopy(self.policy).eval().requires_grad_(False)
+        if cfg.kl.coef > 0:  # with LoRA: the policy with adapters disabled, no copy
+            self.reference = build_reference(self.policy)
         self.algorithm = build_algorithm(cfg, self.policy, self.device)
         self.rollout = build_rollout_backend(cfg.rollout, self.tokenizer, self.device)
         updates_per_step = cfg.algorithm.num_iterations * cfg.algorithm.num_minibatches
@@ -87,6 +97,13 @@ class Trainer:
         self.history: list[dict[str, float]] = []
         # Forward passes run each group's shared prompt once (see completion_forward).
         self.prefix_group_size = cfg.algorithm.group_size if trainer_cfg.share_prompt_prefix else 1
+        self.evaluator = (
+            Evaluator(cfg, self.tokenizer, self.device) if cfg.eval.every or cfg.eval.at_end else None
+        )
+        # Last completed step; a resumed run continues after it with every state restored.
+        self.start_step = 0
+        if self.resume_from is not None:
+            self.start_step = load_checkpoint(self, self.resume_from)
 
     # -- one step -------------------------------------------------------------------
     def _rollout_logprobs(self, batch: Any) -> tuple[torch.Tensor | None, torch.Tensor | None]:
@@ -193,19 +210,29 @@ class Trainer:
         cfg = self.cfg
         self.trackers.log_config(OmegaConf.to_container(cfg, resolve=True))
         failed = True
-        bar = tqdm(range(1, cfg.trainer.max_steps + 1), desc="grpo-lab", unit="step",
-                   disable=not cfg.trainer.progress_bar, dynamic_ncols=True)
+        bar = tqdm(range(self.start_step + 1, cfg.trainer.max_steps + 1), desc="grpo-lab", unit="step",
+                   disable=not cfg.trainer.progress_bar, dynamic_ncols=True,
+                   initial=self.start_step, total=cfg.trainer.max_steps)
         try:
             for step in bar:
                 metrics = self.step(step)
+                if self._due(step, cfg.eval.every, cfg.eval.at_end) and self.evaluator is not None:
+                    metrics.update(self.evaluator.evaluate(self.policy))
                 self.history.append(metrics)
                 self.trackers.log_metrics(metrics, step)
                 bar.set_postfix(reward=f"{metrics['reward']:.3f}", step_s=f"{metrics['time/step']:.1f}")
+                # After the step's record is written: a checkpoint never runs ahead of it.
+                if cfg.trainer.save_checkpoints and self._due(step, cfg.trainer.checkpoint_every, True):
+                    save_checkpoint(self, step, cfg.trainer.checkpoint_keep)
             failed = False
         finally:
             summary = self.summary()
             self.trackers.finish(summary, failed=failed)
         return summary
+
+    def _due(self, step: int, every: int, at_end: bool) -> bool:
+        """Whether something done every ``every`` steps (and at the end) is due now."""
+        return bool(every and step % every == 0) or (at_end and step == self.cfg.trainer.max_steps)
 
     def summary(self) -> dict[str, Any]:
         rewards = [m["reward"] for m in self.history]
@@ -224,6 +251,9 @@ class Trainer:
                 "mean_step_time_s": sum(m["time/step"] for m in self.history) / len(rewards),
                 "peak_memory_mb": max(m["memory/peak_mb"] for m in self.history),
             })
+            evaluated = [m for m in self.history if any(k.startswith("eval/") for k in m)]
+            if evaluated:  # the latest held-out scores
+                summary.update({k: v for k, v in evaluated[-1].items() if k.startswith("eval/")})
         return summary
 
 

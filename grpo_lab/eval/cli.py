@@ -1,0 +1,85 @@
+"""``grpo-lab-eval``: score a checkpoint or a model on a task's held-out set.
+
+Composes the same ``conf/`` tree as ``grpo-lab-train``, so every model, task and
+rollout option works the same way::
+
+    grpo-lab-eval model=qwen2_5_0_5b task=gsm8k eval.num_examples=200 eval.num_samples=4
+    grpo-lab-eval eval.checkpoint=outputs/run/checkpoints/step_00000040 task=gsm8k \\
+        task.path=/data/gsm8k/train.jsonl eval.path=/data/gsm8k/test.jsonl
+
+With ``eval.checkpoint`` the model section saved in the checkpoint (base model, LoRA
+settings) replaces ``model``, and its trained weights are loaded. Scores are printed
+and written to ``paths.output_dir/eval.json`` with the greedy completions in
+``eval_completions.jsonl``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from grpo_lab.config import register_configs
+from grpo_lab.errors import ConfigError
+
+register_configs()
+CONFIG_DIR = str(Path(__file__).resolve().parent.parent.parent / "conf")
+
+
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    """Loads the model (and checkpoint) named by ``cfg``, scores it, writes the records."""
+    import torch
+
+    from grpo_lab.eval.evaluator import Evaluator
+    from grpo_lab.models.loading import load_policy_and_tokenizer, resolve_dtype
+    from grpo_lab.trainer.checkpoint import CONFIG_FILE, load_policy_weights, resolve_resume
+    from grpo_lab.trainer.loop import resolve_device
+
+    if cfg.trainer.num_threads:
+        torch.set_num_threads(cfg.trainer.num_threads)
+    device = resolve_device(cfg.trainer.device)
+    dtype = resolve_dtype(cfg.trainer.dtype, device)
+    checkpoint = None
+    if cfg.eval.checkpoint:
+        checkpoint = resolve_resume(cfg.eval.checkpoint, cfg.paths.output_dir)
+        saved = OmegaConf.load(Path(checkpoint) / CONFIG_FILE)
+        cfg = OmegaConf.merge(cfg, {"model": saved.model})
+    policy, tokenizer = load_policy_and_tokenizer(cfg.model, device, dtype)
+    if checkpoint is not None:
+        load_policy_weights(policy, checkpoint)
+    evaluator = Evaluator(cfg, tokenizer, device)
+    metrics = evaluator.evaluate(policy)
+    result = {
+        "model": cfg.model.path,
+        "checkpoint": str(checkpoint) if checkpoint else None,
+        "task": cfg.task.name,
+        **metrics,
+    }
+    out = Path(cfg.paths.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "eval.json").write_text(json.dumps(result, indent=2))
+    with open(out / "eval_completions.jsonl", "w", encoding="utf-8") as f:
+        for row, text in zip(evaluator.dataset, evaluator.last_greedy):
+            f.write(json.dumps({"prompt": row["prompt"][-1]["content"], "answer": row["answer"],
+                                "completion": text}) + "\n")
+    return result
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    try:
+        result = evaluate(cfg)
+    except ConfigError as err:
+        print(f"grpo-lab-eval: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    scores = "  ".join(f"{k}={v:.4f}" for k, v in result.items() if k.startswith("eval/") and k != "eval/time")
+    print(f"grpo-lab-eval: {result['task']} on {result['checkpoint'] or result['model']}: {scores}")
+    return result.get("eval/accuracy")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,195 @@
+"""Checkpoints that a crash cannot corrupt, and resuming from them.
+
+A checkpoint is a folder ``<output_dir>/checkpoints/step_<N>/``:
+
+- ``policy.safetensors``: the policy's weights (only the adapters with LoRA);
+- ``critic.safetensors``: PPO's critic (separate model or shared value head), if any;
+- ``trainer_state.pt``: optimizers, LR scheduler, every random stream, the prompt
+  order and position, the step and the metrics history (``torch.load(weights_only=True)``);
+- ``config.yaml``: the resolved config of the run (``grpo-lab-eval`` rebuilds the model
+  from it).
+
+Everything is written into a hidden temporary folder next to the others and renamed
+to ``step_<N>`` only once complete: a crash or a kill mid-save leaves at worst a hidden
+folder that is ignored (and cleaned by the next save), and the previous checkpoint
+intact. Older checkpoints are deleted only after the new one is in place.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import OmegaConf
+from safetensors.torch import load_file, load_model, save_file, save_model
+
+from grpo_lab.errors import ConfigError
+from grpo_lab.models.lora import is_lora, load_lora_state_dict, lora_state_dict
+from grpo_lab.trainer.rng import capture_rng, restore_rng
+
+CHECKPOINT_DIR = "checkpoints"
+POLICY_FILE = "policy.safetensors"
+CRITIC_FILE = "critic.safetensors"
+STATE_FILE = "trainer_state.pt"
+CONFIG_FILE = "config.yaml"
+_NAME = re.compile(r"^step_(\d+)$")
+_TMP_PREFIX = ".tmp-"
+
+
+def checkpoint_name(step: int) -> str:
+    return f"step_{step:08d}"
+
+
+def list_checkpoints(run_dir: str | os.PathLike) -> list[tuple[int, Path]]:
+    """Complete checkpoints of a run, oldest first."""
+    root = Path(run_dir) / CHECKPOINT_DIR
+    if not root.is_dir():
+        return []
+    found = []
+    for child in root.iterdir():
+        match = _NAME.match(child.name)
+        if match and (child / STATE_FILE).is_file():
+            found.append((int(match.group(1)), child))
+    return sorted(found)
+
+
+def checkpoint_step(path: str | os.PathLike) -> int:
+    match = _NAME.match(Path(path).name)
+    if not match:
+        raise ConfigError(f"{path} is not a checkpoint folder (step_<N>)")
+    return int(match.group(1))
+
+
+def resolve_resume(resume: str | None, output_dir: str | os.PathLike) -> Path | None:
+    """The checkpoint folder ``trainer.resume`` points at, or None to start fresh.
+
+    ``auto``: the newest checkpoint of this run, None if it has none yet (so the same
+    command starts a run and continues it after a crash). A path: a checkpoint folder,
+    or a run folder whose newest checkpoint is used.
+    """
+    if resume is None or resume == "":
+        return None
+    if resume == "auto":
+        found = list_checkpoints(output_dir)
+        return found[-1][1] if found else None
+    path = Path(resume).expanduser()
+    if (path / STATE_FILE).is_file():
+        return path
+    found = list_checkpoints(path)
+    if found:
+        return found[-1][1]
+    raise ConfigError(
+        f"trainer.resume={resume!r} is neither a checkpoint folder nor a run folder with "
+        f"checkpoints; allowed: null, auto, or such a path"
+    )
+
+
+# -- what a trainer holds -------------------------------------------------------------
+def _generators(trainer: Any) -> dict[str, torch.Generator]:
+    generators = {"sampler": trainer.sampler.generator, "update": trainer.update_generator}
+    algo_generator = getattr(trainer.algorithm, "generator", None)
+    if algo_generator is not None:
+        generators["algorithm"] = algo_generator
+    return generators
+
+
+def _trainer_state(trainer: Any, step: int) -> dict[str, Any]:
+    algorithm = trainer.algorithm
+    critic_optimizer = getattr(algorithm, "critic_optimizer", None)
+    return {
+        "step": step,
+        "optimizer": trainer.optimizer.state_dict(),
+        "scheduler": trainer.scheduler.state_dict(),
+        "critic_optimizer": critic_optimizer.state_dict() if critic_optimizer is not None else None,
+        "rng": capture_rng(_generators(trainer)),
+        "sampler": {"order": list(trainer.sampler.order), "position": trainer.sampler.position},
+        "history": list(trainer.history),
+    }
+
+
+def _write(trainer: Any, step: int, folder: Path) -> None:
+    if is_lora(trainer.policy):
+        save_file({k: v.contiguous() for k, v in lora_state_dict(trainer.policy).items()}, folder / POLICY_FILE)
+    else:
+        save_model(trainer.policy, str(folder / POLICY_FILE))
+    critic = getattr(trainer.algorithm, "critic", None)
+    if critic is not None:
+        save_model(critic, str(folder / CRITIC_FILE))
+    OmegaConf.save(trainer.cfg, folder / CONFIG_FILE, resolve=True)
+    torch.save(_trainer_state(trainer, step), folder / STATE_FILE)
+
+
+def save_checkpoint(trainer: Any, step: int, keep: int = 0) -> Path:
+    """Writes ``step_<step>`` atomically and keeps the newest ``keep`` (0: all)."""
+    root = Path(trainer.output_dir) / CHECKPOINT_DIR
+    target = root / checkpoint_name(step)
+    if (target / STATE_FILE).is_file():
+        return target  # already saved (a run resumed at its last step)
+    root.mkdir(parents=True, exist_ok=True)
+    for stale in root.glob(f"{_TMP_PREFIX}*"):  # left by a killed save
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f"{_TMP_PREFIX}{target.name}-"))
+    try:
+        _write(trainer, step, tmp)
+        _fsync_tree(tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if keep > 0:
+        for _, old in list_checkpoints(trainer.output_dir)[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def _fsync_tree(folder: Path) -> None:
+    """Data on disk before the rename makes it visible (a power cut must not leave a
+    renamed folder of empty files)."""
+    for child in folder.iterdir():
+        with open(child, "rb") as f:
+            os.fsync(f.fileno())
+
+
+def load_checkpoint(trainer: Any, folder: str | os.PathLike) -> int:
+    """Restores a trainer built from the same config to the saved step; returns it."""
+    folder = Path(folder)
+    state = torch.load(folder / STATE_FILE, map_location="cpu", weights_only=True)
+    load_policy_weights(trainer.policy, folder)
+    critic = getattr(trainer.algorithm, "critic", None)
+    if critic is not None:
+        if not (folder / CRITIC_FILE).is_file():
+            raise ConfigError(f"checkpoint {folder} has no critic; algorithm.name differs from the saved run")
+        load_model(critic, str(folder / CRITIC_FILE), device=str(_device_of(critic)))
+    trainer.optimizer.load_state_dict(state["optimizer"])
+    trainer.scheduler.load_state_dict(state["scheduler"])
+    critic_optimizer = getattr(trainer.algorithm, "critic_optimizer", None)
+    if critic_optimizer is not None:
+        critic_optimizer.load_state_dict(state["critic_optimizer"])
+    trainer.sampler.order = list(state["sampler"]["order"])
+    trainer.sampler.position = int(state["sampler"]["position"])
+    trainer.history = list(state["history"])
+    restore_rng(state["rng"], _generators(trainer))
+    return int(state["step"])
+
+
+def load_policy_weights(policy: torch.nn.Module, folder: str | os.PathLike) -> None:
+    """Puts a checkpoint's policy weights into a policy built from the same config."""
+    path = Path(folder) / POLICY_FILE
+    if is_lora(policy):
+        load_lora_state_dict(policy, load_file(str(path), device=str(_device_of(policy))))
+    else:
+        missing, unexpected = load_model(policy, str(path), strict=False, device=str(_device_of(policy)))
+        if missing or unexpected:
+            raise ConfigError(
+                f"checkpoint {folder} does not fit model config (missing {missing[:3]}, "
+                f"unexpected {unexpected[:3]}); was it saved with model.lora.enabled?"
+            )
+
+
+def _device_of(module: torch.nn.Module) -> torch.device:
+    return next(module.parameters()).device

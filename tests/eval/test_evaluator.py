@@ -1,0 +1,140 @@
+"""Held-out evaluation: scoring plumbing, GSM8K lines, evaluation during training, and
+``grpo-lab-eval`` on a checkpoint."""
+
+import json
+
+import pytest
+import torch
+
+from grpo_lab.errors import ConfigError
+from grpo_lab.eval.cli import evaluate
+from grpo_lab.eval.evaluator import Evaluator, heldout_task_config
+from grpo_lab.models.loading import load_policy_and_tokenizer
+from grpo_lab.trainer import Trainer, train
+from grpo_lab.trainer.checkpoint import list_checkpoints
+from tests.conftest import GSM8K_DIR, TINY, compose_config
+
+FAST = ["logger.wandb.mode=disabled", "trainer.num_threads=1"]
+needs_gsm8k = pytest.mark.skipif(not (GSM8K_DIR / "test.jsonl").is_file(), reason="shared GSM8K copy absent")
+
+
+def gsm8k_lines(tmp_path, n=4):
+    """The first n lines of the shared GSM8K train and test files, copied to tmp."""
+    paths = {}
+    for split in ("train", "test"):
+        lines = (GSM8K_DIR / f"{split}.jsonl").read_text().splitlines()[:n]
+        paths[split] = tmp_path / f"{split}.jsonl"
+        paths[split].write_text("\n".join(lines) + "\n")
+    return paths
+
+
+class AnswersFromTable:
+    """A stand-in policy whose 'generation' is a fixed text per prompt, so the scoring
+    path (prompt formatting, decoding, EOS cutting, answer checking) is tested alone."""
+
+    def __init__(self, tokenizer, texts_by_question):
+        self.tokenizer, self.texts, self.training = tokenizer, texts_by_question, False
+
+    def eval(self):
+        self.training = False
+
+    def train(self, mode=True):
+        self.training = mode
+
+    def generate(self, input_ids, attention_mask, num_return_sequences, **kwargs):
+        rows = []
+        for prompt_ids in input_ids:
+            prompt = self.tokenizer.decode(prompt_ids, skip_special_tokens=True)
+            text = next(t for q, t in self.texts.items() if q in prompt)
+            answer_ids = self.tokenizer(text, add_special_tokens=False)["input_ids"] + [self.tokenizer.eos_token_id]
+            rows += [list(prompt_ids) + answer_ids] * num_return_sequences
+        width = max(map(len, rows))
+        return torch.tensor([r + [self.tokenizer.pad_token_id] * (width - len(r)) for r in rows])
+
+
+@needs_gsm8k
+def test_gsm8k_scoring_counts_right_answers(tmp_path):
+    paths = gsm8k_lines(tmp_path)
+    cfg = compose_config([*TINY, *FAST, "task=gsm8k", f"task.path={paths['train']}",
+                          f"eval.path={paths['test']}", "eval.num_samples=2", "eval.batch_size=3"])
+    _, tokenizer = load_policy_and_tokenizer(cfg.model, torch.device("cpu"), torch.float32)
+    evaluator = Evaluator(cfg, tokenizer, torch.device("cpu"))
+    rows = list(evaluator.dataset)
+    assert [r["answer"] for r in rows] == [
+        json.loads(x)["answer"].split("####")[-1].strip().replace(",", "")
+        for x in paths["test"].read_text().splitlines()
+    ]
+    # Right on the first three problems (tagged, boxed, plain), wrong on the fourth.
+    texts = {rows[0]["question"]: f"<answer>{rows[0]['answer']}</answer>",
+             rows[1]["question"]: f"so \\boxed{{{rows[1]['answer']}}}",
+             rows[2]["question"]: f"The total is {rows[2]['answer']}.",
+             rows[3]["question"]: "<answer>-1</answer>"}
+    metrics = evaluator.evaluate(AnswersFromTable(tokenizer, texts))
+    assert metrics["eval/num_examples"] == 4
+    assert metrics["eval/accuracy"] == pytest.approx(0.75)
+    assert metrics["eval/pass@2"] == pytest.approx(0.75)
+    assert metrics["eval/mean@2"] == pytest.approx(0.75)
+
+
+@needs_gsm8k
+def test_gsm8k_training_with_evaluation(tmp_path):
+    paths = gsm8k_lines(tmp_path)
+    run = tmp_path / "run"
+    summary = train(compose_config([
+        *TINY, *FAST, f"paths.output_dir={run}", "task=gsm8k", f"task.path={paths['train']}",
+        f"eval.path={paths['test']}", "eval.every=1", "eval.num_samples=2",
+    ]))
+    records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    for r in records:
+        assert r["eval/num_examples"] == 4
+        assert 0 <= r["eval/accuracy"] <= 1 and 0 <= r["eval/mean@2"] <= r["eval/pass@2"] <= 1
+    assert summary["eval/accuracy"] == records[-1]["eval/accuracy"]
+
+
+def test_local_gsm8k_file_needs_a_heldout_file(tmp_path):
+    path = tmp_path / "train.jsonl"
+    path.write_text('{"question": "1 + 1?", "answer": "#### 2"}\n')
+    cfg = compose_config([*TINY, "task=gsm8k", f"task.path={path}", "eval.at_end=true"])
+    with pytest.raises(ConfigError, match="eval.path"):
+        heldout_task_config(cfg)
+
+
+def test_heldout_arithmetic_differs_from_training(tmp_path):
+    cfg = compose_config([*TINY, "eval.num_examples=20"])
+    held = heldout_task_config(cfg)
+    assert held.seed == cfg.task.seed + 1 and held.num_examples == 20
+
+
+def test_evaluation_does_not_change_training(tmp_path):
+    """Seeded, forked RNG: a run evaluated every step trains exactly like one that is not."""
+    def run(name, *extra):
+        train(compose_config([*TINY, *FAST, f"paths.output_dir={tmp_path / name}", "trainer.max_steps=3", *extra]))
+        rows = [json.loads(x) for x in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
+        return rows
+
+    plain = run("plain")
+    evaluated = run("evaluated", "eval.every=1", "eval.num_examples=4", "eval.num_samples=2")
+    assert all("eval/pass@2" in r for r in evaluated)
+    keep = lambda r: {k: v for k, v in r.items()  # noqa: E731
+                      if not k.startswith(("time/", "memory/", "eval/")) and k != "tokens_per_second"}
+    assert [keep(r) for r in evaluated] == [keep(r) for r in plain]
+
+
+def test_eval_cli_scores_a_checkpoint_like_the_trained_policy(tmp_path):
+    run = tmp_path / "run"
+    common = [*TINY, *FAST, "eval.num_examples=6", "eval.num_samples=2", "trainer.lr=1e-2",
+              "model.lora.enabled=true", "model.lora.r=4"]
+    trainer = Trainer(compose_config([*common, f"paths.output_dir={run}"]))
+    trainer.train()
+    expected = Evaluator(trainer.cfg, trainer.tokenizer, trainer.device).evaluate(trainer.policy)
+
+    _, checkpoint = list_checkpoints(run)[-1]
+    # The command line names the base model without LoRA: the checkpoint's model config wins.
+    result = evaluate(compose_config([*TINY, *FAST, "eval.num_examples=6", "eval.num_samples=2",
+                                      f"eval.checkpoint={run}", f"paths.output_dir={tmp_path / 'eval'}"]))
+    assert result["checkpoint"] == str(checkpoint)
+    for key in ("eval/accuracy", "eval/pass@2", "eval/mean@2", "eval/mean_length"):
+        assert result[key] == pytest.approx(expected[key]), key
+    saved = json.loads((tmp_path / "eval" / "eval.json").read_text())
+    assert saved["eval/mean_length"] == pytest.approx(expected["eval/mean_length"])
+    assert len((tmp_path / "eval" / "eval_completions.jsonl").read_text().splitlines()) == 6

@@ -1,0 +1,188 @@
+"""Checkpoints and resume on the tiny model: an interrupted run, resumed, reproduces the
+uninterrupted one step for step; a save that dies midway leaves the previous checkpoint."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from grpo_lab.errors import ConfigError
+from grpo_lab.trainer import Trainer, train
+from grpo_lab.trainer import checkpoint as ckpt
+from grpo_lab.trainer.checkpoint import list_checkpoints, load_checkpoint
+from tests.conftest import TINY, compose_config
+
+# One thread: on a shared CPU, torch's thread pool contending with other processes
+# makes these tiny matrix products many times slower.
+# Something that changes the policy visibly each step (correctness is 0 for a random model).
+LENGTH_REWARD = [
+    "reward=correctness",
+    "+reward.weights.length=1.0",
+    "+reward.functions.length=tests.helpers:completion_length_reward",
+    "trainer.lr=1e-2",
+]
+
+
+# Fields that measure the machine, not the run.
+def _is_timing(key: str) -> bool:
+    return key.startswith(("time/", "memory/", "eval/time")) or key in (
+        "tokens_per_second", "critic/time_share", "critic/memory_share",
+    )
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def comparable(records: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if not _is_timing(k)} for r in records]
+
+
+def config(run_dir: Path, *overrides: str):
+    return compose_config([*TINY, f"paths.output_dir={run_dir}", "logger.wandb.mode=disabled",
+                           "trainer.num_threads=1", *LENGTH_REWARD, *overrides])
+
+
+class Interrupted(RuntimeError):
+    pass
+
+
+def run_interrupted(run_dir: Path, crash_at: int, *overrides: str) -> None:
+    """Trains until step ``crash_at`` starts, then dies as a killed job would."""
+    trainer = Trainer(config(run_dir, *overrides))
+    real_step = trainer.step
+
+    def step(n):
+        if n == crash_at:
+            raise Interrupted(f"killed at step {n}")
+        return real_step(n)
+
+    trainer.step = step
+    with pytest.raises(Interrupted):
+        trainer.train()
+
+
+@pytest.mark.parametrize("algo", [
+    ["kl=k3", "algorithm.num_iterations=2", "algorithm.num_minibatches=2", "trainer.lr_schedule=linear"],
+    ["algorithm=ppo"],
+    ["algorithm=ppo_shared"],
+])
+def test_resumed_run_equals_uninterrupted_run(tmp_path, algo):
+    common = ["trainer.max_steps=4", "trainer.checkpoint_every=2", "logger.sample_every=1", *algo]
+    train(config(tmp_path / "straight", *common))
+
+    # Dies when step 4 starts: step 3 is already in metrics.jsonl, the newest checkpoint is step 2.
+    run_interrupted(tmp_path / "resumed", 4, *common)
+    assert [r["step"] for r in read_metrics(tmp_path / "resumed")] == [1, 2, 3]
+    assert [s for s, _ in list_checkpoints(tmp_path / "resumed")] == [2]
+    summary = train(config(tmp_path / "resumed", *common, "trainer.resume=auto"))
+
+    straight, resumed = read_metrics(tmp_path / "straight"), read_metrics(tmp_path / "resumed")
+    assert [r["step"] for r in resumed] == [1, 2, 3, 4]  # step 3 redone, not duplicated
+    assert comparable(resumed) == comparable(straight)
+    assert summary["steps"] == 4
+    # The records of the lost step 3 are set aside, not deleted.
+    superseded = (tmp_path / "resumed" / "metrics.superseded.jsonl").read_text().splitlines()
+    assert [json.loads(x)["step"] for x in superseded] == [3]
+    samples = [json.loads(x)["step"] for x in (tmp_path / "resumed" / "samples.jsonl").read_text().splitlines()]
+    assert samples == sorted(samples) and set(samples) == {1, 2, 3, 4}
+
+
+def test_extending_a_finished_run(tmp_path):
+    """Run 2 steps, then ask the same run for 4: equals 4 straight (constant LR)."""
+    train(config(tmp_path / "straight", "trainer.max_steps=4"))
+    train(config(tmp_path / "ext", "trainer.max_steps=2"))
+    train(config(tmp_path / "ext", "trainer.max_steps=4", "trainer.resume=auto"))
+    assert comparable(read_metrics(tmp_path / "ext")) == comparable(read_metrics(tmp_path / "straight"))
+
+
+def test_checkpoints_kept_and_resume_paths(tmp_path):
+    run = tmp_path / "run"
+    train(config(run, "trainer.max_steps=3", "trainer.checkpoint_every=1", "trainer.checkpoint_keep=2"))
+    assert [s for s, _ in list_checkpoints(run)] == [2, 3]
+    newest = list_checkpoints(run)[-1][1]
+    assert {p.name for p in newest.iterdir()} == {"policy.safetensors", "trainer_state.pt", "config.yaml"}
+    assert ckpt.resolve_resume(str(run), tmp_path / "elsewhere") == newest
+    assert ckpt.resolve_resume(str(newest), tmp_path / "elsewhere") == newest
+    assert ckpt.resolve_resume("auto", tmp_path / "fresh") is None
+    with pytest.raises(ConfigError, match="trainer.resume"):
+        ckpt.resolve_resume(str(tmp_path / "nothing"), run)
+
+
+def _params(module):
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def test_save_dying_midway_leaves_previous_checkpoint(tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    trainer = Trainer(config(run, "trainer.max_steps=3"))
+    trainer.step(1)
+    first = ckpt.save_checkpoint(trainer, 1)
+    saved_params = _params(trainer.policy)
+    trainer.step(2)
+
+    def dies(*args, **kwargs):  # weights already written, trainer state not
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ckpt.torch, "save", dies)
+    with pytest.raises(OSError, match="disk full"):
+        ckpt.save_checkpoint(trainer, 2)
+    monkeypatch.undo()
+
+    assert [s for s, _ in list_checkpoints(run)] == [1]
+    assert not [p for p in (run / "checkpoints").iterdir() if p.name.startswith(".")]
+    fresh = Trainer(config(run, "trainer.max_steps=3"))
+    assert load_checkpoint(fresh, first) == 1
+    for key, value in _params(fresh.policy).items():
+        torch.testing.assert_close(value, saved_params[key])
+
+
+KILLED_MID_SAVE = textwrap.dedent("""
+    import os, signal, sys
+    import torch
+    from grpo_lab.trainer import Trainer
+    from grpo_lab.trainer import checkpoint as ckpt
+    from tests.conftest import compose_config
+    trainer = Trainer(compose_config(sys.argv[1:]))
+    trainer.step(1)
+    ckpt.save_checkpoint(trainer, 1)
+    trainer.step(2)
+    real_save = torch.save
+    def save_then_die(obj, path, *a, **k):
+        real_save(obj, path, *a, **k)   # the new checkpoint is complete but not renamed yet
+        os.kill(os.getpid(), signal.SIGKILL)
+    ckpt.torch.save = save_then_die
+    ckpt.save_checkpoint(trainer, 2)
+""")
+
+
+def test_process_killed_mid_save_leaves_previous_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    overrides = [*TINY, f"paths.output_dir={run}", "logger.wandb.mode=disabled", "trainer.num_threads=1"]
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, "-c", KILLED_MID_SAVE, *overrides], cwd=repo,
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(repo)})
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    assert [s for s, _ in list_checkpoints(run)] == [1]
+    assert any(p.name.startswith(".tmp-") for p in (run / "checkpoints").iterdir())  # the torn one
+
+    # `resume=auto` takes step 1, and the next save clears the torn folder.
+    trainer = Trainer(compose_config([*overrides, "trainer.resume=auto", "trainer.max_steps=2"]))
+    assert trainer.start_step == 1
+    trainer.train()
+    assert [s for s, _ in list_checkpoints(run)] == [1, 2]
+    assert not any(p.name.startswith(".tmp-") for p in (run / "checkpoints").iterdir())
+
+
+def test_resume_rejects_a_checkpoint_of_another_algorithm(tmp_path):
+    run = tmp_path / "run"
+    train(config(run, "trainer.max_steps=1"))
+    with pytest.raises(ConfigError, match="critic"):
+        Trainer(config(run, "algorithm=ppo", "trainer.resume=auto"))
