@@ -69,18 +69,3 @@ def test_help_lists_groups_and_options():
     for group, option in OPTIONS:
         assert group in out and option in out
 
-
-EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
-
-
-@pytest.mark.parametrize("name", EXPERIMENTS)
-def test_every_experiment_composes_with_its_sweep(name):
-    from hydra import compose, initialize_config_dir
-
-    from grpo_lab.config import register_configs
-
-    register_configs()
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
-        cfg = compose("train", overrides=[f"experiment={name}", "paths.output_dir=/tmp/x"], return_hydra_config=True)
-    assert cfg.experiment_name == name
-    assert cfg.hydra.sweeper.params, "an experiment file carries its sweep values"
