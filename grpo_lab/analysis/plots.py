@@ -16,6 +16,9 @@ from matplotlib.ticker import MaxNLocator
 
 from grpo_lab.analysis.stats import curves
 
+# Line styles cycle with the colours so that variants whose curves coincide stay visible.
+_STYLES = ("-", "--", ":", "-.")
+
 
 def plot_curves(frame: pd.DataFrame, metric: str = "reward", by: Sequence[str] | str | None = None,
                 smooth: int = 1, ax: Axes | None = None, legend: bool = True) -> Figure:
@@ -26,9 +29,10 @@ def plot_curves(frame: pd.DataFrame, metric: str = "reward", by: Sequence[str] |
     else:
         fig = ax.figure
     data = curves(frame, metric, by, smooth)
-    for variant, group in data.groupby("variant", sort=True):
+    for i, (variant, group) in enumerate(data.groupby("variant", sort=True)):
         n = int(group["n"].max())
-        (line,) = ax.plot(group["step"], group["mean"], label=f"{variant} (n={n})", linewidth=1.8)
+        (line,) = ax.plot(group["step"], group["mean"], _STYLES[i % len(_STYLES)], label=f"{variant} (n={n})",
+                          linewidth=1.8)
         if n > 1:
             ax.fill_between(group["step"], group["ci_low"], group["ci_high"], color=line.get_color(), alpha=0.18, linewidth=0)
     title = metric if smooth <= 1 else f"{metric} (rolling mean over {smooth} steps)"

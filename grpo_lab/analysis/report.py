@@ -2,8 +2,8 @@
 
 ``report.md`` holds: which variants were compared and how many seeds each, the final
 reward table (mean, spread, 95% CI across seeds), the reward curves, a few training
-metrics, and one line per run with its overrides, so every number can be traced back
-to a ``metrics.jsonl``.
+metrics, and one line per run with its settings (its value of every key that any run
+overrode), so every number can be traced back to a ``metrics.jsonl``.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def write_report(source: str | os.PathLike, out_dir: str | os.PathLike | None = 
     if side:
         plot_metric_grid(frame, side, smooth=smooth).savefig(out / "training_metrics.png", dpi=110)
         lines += ["## Training metrics", "", "![training metrics](training_metrics.png)", ""]
-    runs = finals.assign(overrides=[_overrides_of(frame, r) for r in finals["run"]])
+    runs = finals.assign(settings=[_settings_of(frame, r) for r in finals["run"]])
     runs = runs.rename(columns={"final": f"final {metric}"})
     lines += ["## Runs", "", markdown_table(runs), ""]
     report = out / REPORT_NAME
@@ -91,7 +91,8 @@ def write_report(source: str | os.PathLike, out_dir: str | os.PathLike | None = 
     return report
 
 
-def _overrides_of(frame: pd.DataFrame, run: str) -> str:
+def _settings_of(frame: pd.DataFrame, run: str) -> str:
+    """The run's value of every key overridden in any run of the folder."""
     keys = frame.attrs.get("override_keys", [])
     row = frame[frame["run"] == run].iloc[0]
     return " ".join(f"{k}={row[k]}" for k in keys if isinstance(row[k], str))

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from grpo_lab.analysis import find_run_dirs, final_table, load_runs, load_wandb_runs
+from grpo_lab.analysis.compare_cli import main as compare_main
 from grpo_lab.analysis.wandb_api import wandb_filters
 
 
@@ -89,10 +90,10 @@ def test_multirun_report_hook_wrote_the_sweeps_own_report(sweep_root):
     assert "comparison report:" in (sweep_root / "adv.log").read_text()
 
 
-def test_compare_on_a_folder_without_runs_is_one_line(tmp_path):
-    result = subprocess.run(["grpo-lab-compare", str(tmp_path)], capture_output=True, text=True, timeout=300)
-    assert result.returncode == 2
-    assert result.stderr.strip() == f"grpo-lab-compare: error: no runs under {tmp_path} (a run folder holds metrics.jsonl)"
+def test_compare_on_a_folder_without_runs_is_one_line(tmp_path, capsys):
+    assert compare_main([str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"grpo-lab-compare: error: no runs under {tmp_path} (a run folder holds metrics.jsonl)")
 
 
 class StoredRun:

@@ -1,0 +1,44 @@
+"""Reading run folders that are not a clean finished sweep."""
+
+import json
+
+import pytest
+
+from grpo_lab.analysis import find_latest_sweep, find_run_dirs, load_runs
+
+
+def write_run(path, rewards, overrides=(), tail=""):
+    path.mkdir(parents=True)
+    (path / ".hydra").mkdir()
+    (path / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+    lines = [json.dumps({"step": i + 1, "reward": r}) for i, r in enumerate(rewards)]
+    (path / "metrics.jsonl").write_text("\n".join(lines) + "\n" + tail)
+
+
+def test_job_folders_sort_numerically(tmp_path):
+    for job in ("10", "2", "1"):
+        write_run(tmp_path / job, [1.0])
+    assert [p.name for p in find_run_dirs(tmp_path)] == ["1", "2", "10"]
+
+
+def test_a_run_killed_mid_write_loses_only_its_cut_line(tmp_path):
+    write_run(tmp_path / "0", [1.0, 2.0], ["trainer.seed=3"], tail='{"step": 3, "rew')
+    frame = load_runs(tmp_path)
+    assert frame["value"].tolist() == [1.0, 2.0]
+    assert frame["seed"].tolist() == [3, 3]  # from the override when no config was written
+
+
+def test_a_corrupt_line_inside_the_file_names_file_and_line(tmp_path):
+    write_run(tmp_path / "0", [1.0], tail='garbage\n{"step": 2, "reward": 1.0}\n')
+    with pytest.raises(ValueError, match=r"metrics.jsonl:2 is not a JSON record"):
+        load_runs(tmp_path)
+
+
+def test_missing_folder_and_latest_sweep(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such folder"):
+        load_runs(tmp_path / "nope")
+    with pytest.raises(FileNotFoundError, match="no multirun folder"):
+        find_latest_sweep(tmp_path)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "multirun.yaml").write_text("{}")
+    assert find_latest_sweep(tmp_path) == tmp_path / "a"
