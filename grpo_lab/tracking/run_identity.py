@@ -73,7 +73,11 @@ def current_hydra_job() -> HydraJob:
     if hydra_cfg.mode == RunMode.MULTIRUN:
         job.sweep_dir = str(hydra_cfg.sweep.dir)
         params = hydra_cfg.sweeper.get("params")
-        job.swept_keys = swept_keys(dict(params) if params else None, _sweep_overrides(job.sweep_dir))
+        params = dict(params) if params else None
+        try:
+            job.swept_keys = swept_keys(params, _sweep_overrides(job.sweep_dir))
+        except Exception:  # a sweeper syntax this parser lacks: the name is cosmetic, the run is not
+            job.swept_keys = [str(k).lstrip("+~") for k in params or {}]
     return job
 
 
