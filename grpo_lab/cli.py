@@ -10,7 +10,7 @@ import hydra
 from omegaconf import DictConfig
 
 from grpo_lab.config import register_configs
-from grpo_lab.errors import ConfigError
+from grpo_lab.errors import ConfigError, RewardFunctionError
 
 log = logging.getLogger("grpo_lab")
 register_configs()
@@ -43,6 +43,9 @@ def main(cfg: DictConfig) -> float | None:
     except ConfigError as err:
         print(f"grpo-lab: error: {err}", file=sys.stderr)
         sys.exit(2)
+    except RewardFunctionError as err:
+        print(f"grpo-lab: error: {err} (records so far are in {cfg.paths.output_dir})", file=sys.stderr)
+        sys.exit(3)
     print(format_summary(summary))
     # Returned for sweepers (e.g. Optuna) that optimize the run's outcome.
     return summary.get("reward_last_fifth")

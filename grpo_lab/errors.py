@@ -3,3 +3,7 @@
 
 class ConfigError(ValueError):
     """A config value, reward function, dataset or model path that cannot be used."""
+
+
+class RewardFunctionError(ValueError):
+    """A reward function raised, returned the wrong number of scores, or a NaN/inf score."""

@@ -9,3 +9,7 @@ def completion_length_reward(prompts, completions, **kwargs):
 def first_sample_only_reward(prompts, completions, **kwargs):
     """Scores only the first completion; None (not applicable) for the others."""
     return [1.0] + [None] * (len(completions) - 1)
+
+
+def nan_reward(prompts, completions, **kwargs):
+    return [float("nan")] + [1.0] * (len(completions) - 1)

@@ -1,13 +1,16 @@
 """The console script, as a user runs it."""
 
 import json
+import os
 import subprocess
 
-from tests.conftest import TINY
+from tests.conftest import REPO, TINY
 
 
 def run_cli(*args, cwd):
-    return subprocess.run(["grpo-lab-train", *args], capture_output=True, text=True, cwd=cwd, timeout=600)
+    # The repo on PYTHONPATH, so `tests.helpers:<fn>` reward functions import from any cwd.
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run(["grpo-lab-train", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
 
 
 def test_cli_run_writes_hydra_folder_and_records(tmp_path):
@@ -25,3 +28,13 @@ def test_cli_bad_value_is_one_clear_line(tmp_path):
     assert result.returncode == 2
     assert "algorithm.group_size=1 must be >= 2" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_cli_reward_fault_stops_with_one_line_and_keeps_records(tmp_path):
+    out = tmp_path / "out"
+    result = run_cli(*TINY, "reward=correctness", "+reward.functions.bad=tests.helpers:nan_reward",
+                     "+reward.weights.bad=1.0", "logger=local", f"hydra.run.dir={out}", cwd=tmp_path)
+    assert result.returncode == 3
+    assert "reward function 'bad' returned nan for sample 0" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert (out / "summary.json").exists() and (out / "metrics.jsonl").exists()

@@ -80,6 +80,10 @@ class RewardConfig:
     weights: Dict[str, float] = field(default_factory=dict)
     # Extra reward functions by import path, TRL signature: {"name": "pkg.module:fn"}.
     functions: Dict[str, str] = field(default_factory=dict)
+    # A reward function that raises or returns NaN/inf for a sample: error (stop with a
+    # message naming the function and sample) | skip (treat as "not applicable") | zero.
+    # Faults are counted per step in reward_faults/<name>.
+    on_fault: str = "error"
     # Learned reward models (sequence classification, one logit) by hub id or local dir:
     # {"name": "path"}; each scores prompt + completion and is weighted by weights.<name>.
     models: Dict[str, str] = field(default_factory=dict)

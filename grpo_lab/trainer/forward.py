@@ -30,8 +30,10 @@ def _groups_share_prompt(prompt_ids: torch.Tensor, group_size: int) -> bool:
 
 
 def _cache_kwargs(model: torch.nn.Module, cache: object) -> dict[str, object]:
-    # The KV-cache argument was renamed from `past_key_values` to `cache` in transformers 5.
-    name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    # The KV-cache argument was renamed from `past_key_values` to `cache` in transformers 5;
+    # a peft wrapper forwards **kwargs, so ask the model it wraps.
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    name = "cache" if "cache" in inspect.signature(inner.forward).parameters else "past_key_values"
     return {name: cache}
 
 

@@ -71,7 +71,8 @@ class Trainer:
         # Everything that can fail on user input is built before the model is loaded.
         self.dataset = build_task(cfg.task)
         self.rewards = RewardMix(cfg.reward.weights, cfg.reward.functions,
-                                 build_reward_models(cfg.reward, self.device, self.dtype))
+                                 build_reward_models(cfg.reward, self.device, self.dtype),
+                                 on_fault=cfg.reward.on_fault)
         self.sampler = PromptSampler(self.dataset, trainer_cfg.batch_size, trainer_cfg.seed)
         self.output_dir = Path(cfg.paths.output_dir)
         # Resuming: records of steps after the checkpoint are set aside before the
@@ -169,6 +170,7 @@ class Trainer:
             **reward_metrics(rewards, per_function, batch.group_size),
             **completion_metrics(batch),
             **(kl_metrics or {}),
+            **{f"reward_faults/{name}": float(n) for name, n in self.rewards.faults.items()},
             **update,
             **adv.metrics,
             **critic,

@@ -1,6 +1,6 @@
 import pytest
 
-from grpo_lab.errors import ConfigError
+from grpo_lab.errors import ConfigError, RewardFunctionError
 from grpo_lab.rewards import RewardMix, correctness, correctness_lenient, format_tags
 
 
@@ -57,5 +57,38 @@ def test_unknown_reward_name_lists_allowed():
 def test_wrong_length_names_the_function():
     mix = RewardMix({"bad": 1.0}, {"bad": "tests.helpers:first_sample_only_reward"})
     mix.functions["bad"] = lambda prompts, completions, **kw: [1.0]
-    with pytest.raises(ConfigError, match="'bad' returned 1 scores for 2"):
+    with pytest.raises(RewardFunctionError, match="'bad' returned 1 scores for 2"):
         mix([None] * 2, chat("a", "b"), {})
+
+
+def divide_by_length(prompts, completions, **kwargs):
+    """Fails on an empty completion only: the batched call raises, the per-sample re-run finds it."""
+    return [1 / len(c[0]["content"]) for c in completions]
+
+
+def test_raising_function_is_named_with_its_sample():
+    mix = RewardMix({"buggy": 1.0}, prebuilt={"buggy": divide_by_length})
+    with pytest.raises(RewardFunctionError, match=r"'buggy' raised ZeroDivisionError.*sample 1"):
+        mix([None] * 3, chat("a", "", "c"), {})
+
+
+@pytest.mark.parametrize("policy, expected", [("skip", [1.0, 0.0, 1.0]), ("zero", [1.0, 0.0, 1.0])])
+def test_fault_policies_keep_the_other_samples(policy, expected):
+    mix = RewardMix({"buggy": 1.0}, on_fault=policy, prebuilt={"buggy": divide_by_length})
+    total, per = mix([None] * 3, chat("a", "", "c"), {})
+    assert total.tolist() == expected
+    assert mix.faults == {"buggy": 1}
+    assert per["buggy"][1].isnan().item() == (policy == "skip")
+
+
+def test_nan_score_is_a_fault():
+    mix = RewardMix({"nan": 1.0}, {"nan": "tests.helpers:nan_reward"})
+    with pytest.raises(RewardFunctionError, match="'nan' returned nan for sample 0"):
+        mix([None] * 2, chat("a", "b"), {})
+    zero = RewardMix({"nan": 1.0}, {"nan": "tests.helpers:nan_reward"}, on_fault="zero")
+    assert zero([None] * 2, chat("a", "b"), {})[0].tolist() == [0.0, 1.0]
+
+
+def test_unknown_fault_policy():
+    with pytest.raises(ConfigError, match="reward.on_fault='ignore'"):
+        RewardMix({"format": 1.0}, on_fault="ignore")
