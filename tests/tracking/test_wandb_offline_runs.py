@@ -11,6 +11,8 @@ import subprocess
 import pytest
 import yaml
 
+from grpo_lab.errors import RewardFunctionError
+from grpo_lab.errors import RewardFunctionError
 from grpo_lab.trainer import train
 from tests.conftest import TINY
 from tests.tracking import failing_reward
@@ -102,7 +104,7 @@ def test_failing_job_finishes_its_wandb_run_and_keeps_local_metrics(tiny_config,
     monkeypatch.setitem(failing_reward.CALLS, "n", 0)
     cfg = tiny_config("reward=correctness", "+reward.weights.flaky=1.0",
                       "+reward.functions.flaky=tests.tracking.failing_reward:fails_on_second_call")
-    with pytest.raises(RuntimeError, match="reward service unavailable"):
+    with pytest.raises(RewardFunctionError, match="reward service unavailable"):
         train(cfg)
     out = tmp_path / "run"
     assert [r["step"] for r in read_jsonl(out / "metrics.jsonl")] == [1]
