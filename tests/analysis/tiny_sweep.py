@@ -5,8 +5,8 @@ Two multiruns under one folder, the way a researcher grows a comparison:
   report written by the multirun's ``report`` hook);
 - ``ppo/``: ``algorithm=ppo`` x ``trainer.seed=0,1``.
 Three steps each, a length reward so a random-init model gets non-zero, varying rewards.
-The two multiruns run side by side, one torch thread each: on a small shared machine
-that beats two processes fighting over every core. Shared by the analysis tests and the
+The two multiruns run side by side (TINY uses one torch thread per job): on a small
+shared machine that beats running them one after the other. Shared by the analysis tests and the
 notebook test (each a session fixture over this).
 """
 
@@ -22,7 +22,6 @@ STEPS = 3
 COMMON = [
     *[o for o in TINY if not o.startswith("trainer.max_steps=")],
     f"trainer.max_steps={STEPS}",
-    "trainer.num_threads=1",
     "reward=correctness",
     "+reward.weights.length=1.0",
     "+reward.functions.length=tests.helpers:completion_length_reward",

@@ -30,7 +30,7 @@ def offline_sweep(tmp_path_factory):
     env = {**os.environ, "WANDB_MODE": "offline"}
     env.pop("WANDB_API_KEY", None)
     result = subprocess.run(
-        ["grpo-lab-train", "-m", *TINY, "trainer.num_threads=1", "logger.sample_every=1", "logger.num_samples=3",
+        ["grpo-lab-train", "-m", *TINY, "logger.sample_every=1", "logger.num_samples=3",
          "trainer.seed=0,1", f"hydra.sweep.dir={sweep}", "~hydra.callbacks.report"],
         capture_output=True, text=True, cwd=sweep, env=env, timeout=600,
     )
