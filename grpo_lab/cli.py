@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import hydra
 from omegaconf import DictConfig
 
 from grpo_lab.config import register_configs
-from grpo_lab.errors import ConfigError, RewardFunctionError
+from grpo_lab.errors import ConfigError, RewardFunctionError, TrainingDivergedError
 
 log = logging.getLogger("grpo_lab")
 register_configs()
@@ -43,10 +44,14 @@ def main(cfg: DictConfig) -> float | None:
     except ConfigError as err:
         print(f"grpo-lab: error: {err}", file=sys.stderr)
         sys.exit(2)
-    except RewardFunctionError as err:
+    except (RewardFunctionError, TrainingDivergedError) as err:
         print(f"grpo-lab: error: {err} (records so far are in {cfg.paths.output_dir})", file=sys.stderr)
         sys.exit(3)
     print(format_summary(summary))
+    if summary.get("stopped_by"):
+        print(f"grpo-lab: stopped by {summary['stopped_by']}; continue with "
+              f"trainer.resume={summary['output_dir']}", file=sys.stderr)
+        sys.exit(128 + signal.Signals[summary["stopped_by"]].value)
     # Returned for sweepers (e.g. Optuna) that optimize the run's outcome.
     return summary.get("reward_last_fifth")
 

@@ -7,3 +7,7 @@ class ConfigError(ValueError):
 
 class RewardFunctionError(ValueError):
     """A reward function raised, returned the wrong number of scores, or a NaN/inf score."""
+
+
+class TrainingDivergedError(RuntimeError):
+    """Too many consecutive steps whose loss or gradient was NaN/inf."""

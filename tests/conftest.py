@@ -33,6 +33,12 @@ def compose_config(overrides: list[str] | None = None) -> DictConfig:
         return compose(config_name="train", overrides=overrides or [])
 
 
+@pytest.fixture(autouse=True)
+def _wandb_off_unless_a_test_turns_it_on(monkeypatch):
+    """Tests never reach W&B's servers; tests/tracking sets WANDB_MODE=offline itself."""
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+
+
 @pytest.fixture
 def tiny_config(tmp_path):
     """Compose a tiny-model config writing into a fresh tmp folder."""

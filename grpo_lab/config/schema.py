@@ -195,6 +195,9 @@ class TrainerConfig:
     share_prompt_prefix: bool = True
     # Show a tqdm progress bar.
     progress_bar: bool = True
+    # Stop with an error after this many consecutive steps whose loss or gradient was
+    # NaN/inf (each such update is skipped and counted); 0 never stops.
+    max_nonfinite_steps: int = 3
     # Save a checkpoint (paths.output_dir/checkpoints/step_N) every N steps and at the
     # end; 0: only at the end. Each is written to a temporary folder and renamed, so a
     # crash mid-save leaves the previous one intact.

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from grpo_lab.algos.kl import kl_penalty
 from grpo_lab.config.validate import validate_config
+from grpo_lab.errors import TrainingDivergedError
 from grpo_lab.eval.evaluator import Evaluator
 from grpo_lab.models.loading import load_policy_and_tokenizer, resolve_dtype
 from grpo_lab.models.lora import build_reference
@@ -42,6 +43,7 @@ from grpo_lab.trainer.forward import batched_logprobs
 from grpo_lab.trainer.metrics import completion_metrics, peak_memory_mb, reward_metrics
 from grpo_lab.trainer.optim import build_optimizer, build_scheduler
 from grpo_lab.trainer.rollback import rewind_records
+from grpo_lab.trainer.signals import GracefulStop
 from grpo_lab.trainer.update import UpdateBatch, policy_update
 
 
@@ -96,6 +98,7 @@ class Trainer:
         self.scheduler = build_scheduler(self.optimizer, trainer_cfg, trainer_cfg.max_steps * updates_per_step)
         self.update_generator = torch.Generator().manual_seed(trainer_cfg.seed + 1)
         self.history: list[dict[str, float]] = []
+        self.stopped_by: str | None = None  # the signal that ended the run early
         # Forward passes run each group's shared prompt once (see completion_forward).
         self.prefix_group_size = cfg.algorithm.group_size if trainer_cfg.share_prompt_prefix else 1
         self.evaluator = (
@@ -210,22 +213,37 @@ class Trainer:
     # -- the run --------------------------------------------------------------------
     def train(self) -> dict[str, Any]:
         cfg = self.cfg
-        self.trackers.log_config(OmegaConf.to_container(cfg, resolve=True))
         failed = True
         bar = tqdm(range(self.start_step + 1, cfg.trainer.max_steps + 1), desc="grpo-lab", unit="step",
                    disable=not cfg.trainer.progress_bar, dynamic_ncols=True,
                    initial=self.start_step, total=cfg.trainer.max_steps)
+        nonfinite_in_a_row = 0
         try:
-            for step in bar:
-                metrics = self.step(step)
-                if self._due(step, cfg.eval.every, cfg.eval.at_end) and self.evaluator is not None:
-                    metrics.update(self.evaluator.evaluate(self.policy))
-                self.history.append(metrics)
-                self.trackers.log_metrics(metrics, step)
-                bar.set_postfix(reward=f"{metrics['reward']:.3f}", step_s=f"{metrics['time/step']:.1f}")
-                # After the step's record is written: a checkpoint never runs ahead of it.
-                if cfg.trainer.save_checkpoints and self._due(step, cfg.trainer.checkpoint_every, True):
-                    save_checkpoint(self, step, cfg.trainer.checkpoint_keep)
+            # Inside the try: a tracker that fails to start still gets local files closed.
+            self.trackers.log_config(OmegaConf.to_container(cfg, resolve=True))
+            with GracefulStop() as stop:
+                for step in bar:
+                    metrics = self.step(step)
+                    if self._due(step, cfg.eval.every, cfg.eval.at_end) and self.evaluator is not None:
+                        metrics.update(self.evaluator.evaluate(self.policy))
+                    self.history.append(metrics)
+                    self.trackers.log_metrics(metrics, step)
+                    bar.set_postfix(reward=f"{metrics['reward']:.3f}", step_s=f"{metrics['time/step']:.1f}")
+                    # After the step's record is written: a checkpoint never runs ahead of it.
+                    due = self._due(step, cfg.trainer.checkpoint_every, True) or stop.requested
+                    if cfg.trainer.save_checkpoints and due:
+                        save_checkpoint(self, step, cfg.trainer.checkpoint_keep)
+                    if stop.requested:
+                        self.stopped_by = stop.name
+                        break
+                    skipped = metrics.get("nonfinite/skipped_updates", 0) > 0
+                    nonfinite_in_a_row = nonfinite_in_a_row + 1 if skipped else 0
+                    if nonfinite_in_a_row >= cfg.trainer.max_nonfinite_steps > 0:
+                        raise TrainingDivergedError(
+                            f"{nonfinite_in_a_row} steps in a row had a NaN/inf loss or gradient "
+                            f"(trainer.max_nonfinite_steps={cfg.trainer.max_nonfinite_steps}); "
+                            "lower trainer.lr or check the rewards"
+                        )
             failed = False
         finally:
             summary = self.summary()
@@ -245,6 +263,8 @@ class Trainer:
             "model": self.cfg.model.name,
             "output_dir": str(self.output_dir),
         }
+        if self.stopped_by:
+            summary["stopped_by"] = self.stopped_by
         if rewards:
             summary.update({
                 "reward_first_fifth": sum(rewards[:fifth]) / fifth,
