@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+MARK = "BENCH-RECORD "
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -57,7 +58,7 @@ def _serve(run_step) -> None:
             break
         record = run_step()
         record["peak_mb"] = peak_rss_mb()
-        print(json.dumps(record), flush=True)
+        print(MARK + json.dumps(record), flush=True)
 
 
 def ours_worker(args: argparse.Namespace) -> None:
@@ -158,7 +159,7 @@ def trl_worker(args: argparse.Namespace) -> None:
 
         def on_step_end(self, *a, **k):
             elapsed = time.perf_counter() - self.start
-            print(json.dumps({"step_s": elapsed, "peak_mb": peak_rss_mb(),
+            print(MARK + json.dumps({"step_s": elapsed, "peak_mb": peak_rss_mb(),
                               "completion_tokens": args.new_tokens * args.prompts * args.generations}), flush=True)
 
     trainer = GRPOTrainer(model=model, reward_funcs=correctness_lenient, args=config,
@@ -184,8 +185,8 @@ class Worker:
         self.proc.stdin.write("step\n")
         self.proc.stdin.flush()
         for line in self.proc.stdout:
-            if line.startswith("{"):
-                return json.loads(line)
+            if line.startswith(MARK):  # frameworks print their own logs to stdout too
+                return json.loads(line[len(MARK):])
         raise RuntimeError(f"{self.name} worker exited mid-step (exit code {self.proc.wait()})")
 
     def close(self) -> None:

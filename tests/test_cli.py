@@ -38,3 +38,16 @@ def test_cli_reward_fault_stops_with_one_line_and_keeps_records(tmp_path):
     assert "reward function 'bad' returned nan for sample 0" in result.stderr
     assert "Traceback" not in result.stderr
     assert (out / "summary.json").exists() and (out / "metrics.jsonl").exists()
+
+
+def test_cli_typo_in_key_names_it_without_a_traceback(tmp_path):
+    result = run_cli(*TINY, "kl.cof=0.1", f"hydra.run.dir={tmp_path / 'out'}", cwd=tmp_path)
+    assert result.returncode != 0
+    assert "cof" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "out" / "metrics.jsonl").exists()
+
+
+def test_cli_unknown_model_path_is_one_line(tmp_path):
+    result = run_cli(*TINY, "model.path=/nonexistent/model", f"hydra.run.dir={tmp_path / 'out'}", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "model.path='/nonexistent/model'" in result.stderr and "Traceback" not in result.stderr

@@ -161,6 +161,9 @@ class RolloutConfig:
     top_p: float = 1.0
     # 0 disables top-k filtering.
     top_k: int = 0
+    # Prefill each prompt once and share its KV cache across the group's samples
+    # (same tokens, a G-th of the prefill); false lets generate copy the prompts first.
+    share_prompt_prefill: bool = True
 
 
 @dataclass

@@ -7,7 +7,7 @@ import copy
 import torch
 from torch import nn
 
-from grpo_lab.trainer.forward import position_ids_from_mask
+from grpo_lab.models.inputs import position_ids_from_mask
 
 
 class ValueHead(nn.Module):

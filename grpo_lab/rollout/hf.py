@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from grpo_lab.errors import ConfigError
-
 from typing import Any, Sequence
 
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from grpo_lab.errors import ConfigError
 from grpo_lab.rollout.batch import RolloutBatch
+from grpo_lab.models.inputs import cache_kwargs, output_cache, position_ids_from_mask
 
 
 def completion_mask_from_eos(completion_ids: torch.Tensor, eos_ids: Sequence[int]) -> torch.Tensor:
@@ -47,21 +47,23 @@ class HFGenerateBackend:
         encoded = self.tokenizer(
             self.prompt_texts(prompts), return_tensors="pt", padding=True, add_special_tokens=False
         ).to(self.device)
+        sampling = dict(
+            do_sample=True,
+            temperature=self.cfg.temperature,
+            top_p=self.cfg.top_p,
+            top_k=self.cfg.top_k,
+            max_new_tokens=self.cfg.max_new_tokens,
+            min_new_tokens=self.cfg.min_new_tokens,
+            pad_token_id=self.tokenizer.pad_token_id,
+            eos_token_id=self.eos_ids,
+        )
         was_training = model.training
         model.eval()
         try:
-            output = model.generate(
-                **encoded,
-                do_sample=True,
-                temperature=self.cfg.temperature,
-                top_p=self.cfg.top_p,
-                top_k=self.cfg.top_k,
-                max_new_tokens=self.cfg.max_new_tokens,
-                min_new_tokens=self.cfg.min_new_tokens,
-                num_return_sequences=group_size,
-                pad_token_id=self.tokenizer.pad_token_id,
-                eos_token_id=self.eos_ids,
-            )
+            if self.cfg.share_prompt_prefill and group_size > 1 and encoded["input_ids"].shape[1] > 1:
+                output = self._generate_from_shared_prefill(model, encoded, group_size, sampling)
+            else:
+                output = model.generate(**encoded, num_return_sequences=group_size, **sampling)
         finally:
             model.train(was_training)
         prompt_len = encoded["input_ids"].shape[1]
@@ -92,6 +94,31 @@ class HFGenerateBackend:
             completion_texts=texts,
             columns={k: repeat(v) for k, v in columns.items()},
             group_size=group_size,
+        )
+
+
+    def _generate_from_shared_prefill(
+        self, model: torch.nn.Module, encoded: Any, group_size: int, sampling: dict[str, Any]
+    ) -> torch.Tensor:
+        """``generate`` for G copies of each prompt with the prompt prefilled once.
+
+        ``num_return_sequences`` copies the prompts before the prefill, so each is run
+        G times. Instead the prompts (all but their last token) go through the model
+        once, their KV cache is expanded to the group, and ``generate`` continues from
+        it: the same tokens (greedy outputs are identical, tested), a G-th of the
+        prefill compute.
+        """
+        ids, mask = encoded["input_ids"], encoded["attention_mask"]
+        positions = position_ids_from_mask(mask)
+        prefill = model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1],
+                        position_ids=positions[:, :-1], use_cache=True)
+        cache = output_cache(prefill)
+        cache.batch_repeat_interleave(group_size)
+        return model.generate(
+            input_ids=ids.repeat_interleave(group_size, dim=0),
+            attention_mask=mask.repeat_interleave(group_size, dim=0),
+            **cache_kwargs(model, cache),
+            **sampling,
         )
 
 

@@ -3,14 +3,17 @@ the same fields (``question``, ``answer`` ending in ``#### <number>``)."""
 
 from __future__ import annotations
 
-from grpo_lab.errors import ConfigError
-
+import json
 import os
 from typing import Any
 
 from datasets import Dataset, load_dataset
 
+from grpo_lab.errors import ConfigError
 from grpo_lab.tasks.base import register_task
+
+REQUIRED_FIELDS = ("question", "answer")
+LOCAL_SUFFIXES = (".jsonl", ".json")
 
 
 def extract_final_answer(solution: str) -> str:
@@ -20,11 +23,39 @@ def extract_final_answer(solution: str) -> str:
     return solution.split("####")[-1].strip().replace(",", "")
 
 
+def check_jsonl(path: str) -> None:
+    """Fails on the first line that is not a JSON object with the GSM8K fields, naming it,
+    before ``datasets`` parses the file (whose own errors name no line)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            for number, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise ConfigError(f"task.path={path!r} line {number} is not JSON ({err.msg})") from None
+                missing = [k for k in REQUIRED_FIELDS if not isinstance(row, dict) or k not in row]
+                if missing:
+                    raise ConfigError(f"task.path={path!r} line {number} lacks the field(s) {missing}")
+                if "####" not in str(row["answer"]):
+                    raise ConfigError(f"task.path={path!r} line {number}: answer has no '#### <number>'")
+    except OSError as err:
+        raise ConfigError(f"task.path={path!r} cannot be read ({err.strerror})") from None
+
+
 def load_gsm8k(path: str, split: str, subset: str | None) -> Dataset:
     if os.path.isfile(path):
+        check_jsonl(path)
         return load_dataset("json", data_files=path, split="train")
+    if path.endswith(LOCAL_SUFFIXES):
+        raise ConfigError(f"task.path={path!r}: no such file")
     if os.path.isdir(path) or "/" in path:
-        return load_dataset(path, subset, split=split)
+        try:
+            return load_dataset(path, subset, split=split)
+        except Exception as err:  # noqa: BLE001 - hub / network / format errors alike
+            first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ConfigError(f"task.path={path!r} could not be loaded ({first_line})") from None
     raise ConfigError(f"task.path={path!r} is neither a file, a directory nor a hub id")
 
 

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 
 import torch
 
 from grpo_lab.algos.logprobs import selective_log_softmax, token_entropy
-
-
-def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
-    """Positions that skip left padding, as ``generate`` assigns them."""
-    return (attention_mask.cumsum(dim=1) - 1).clamp(min=0)
+from grpo_lab.models.inputs import cache_kwargs, output_cache, position_ids_from_mask
 
 
 @dataclass
@@ -27,18 +22,6 @@ def _groups_share_prompt(prompt_ids: torch.Tensor, group_size: int) -> bool:
     if group_size < 2 or rows % group_size:
         return False
     return torch.equal(prompt_ids[::group_size].repeat_interleave(group_size, dim=0), prompt_ids)
-
-
-def _cache_kwargs(model: torch.nn.Module, cache: object) -> dict[str, object]:
-    # The KV-cache argument was renamed from `past_key_values` to `cache` in transformers 5;
-    # a peft wrapper forwards **kwargs, so ask the model it wraps.
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
-    name = "cache" if "cache" in inspect.signature(inner.forward).parameters else "past_key_values"
-    return {name: cache}
-
-
-def _output_cache(output: object) -> object:
-    return output.cache if "cache" in output else output.past_key_values
 
 
 def _run(model, input_ids, attention_mask, position_ids, logits_to_keep, with_hidden, **extra):
@@ -83,10 +66,10 @@ def completion_forward(
         g = group_size
         head = _run(model, prompt_ids[::g], attention_mask[::g, :prompt_len], positions[::g, :prompt_len],
                     1, with_hidden, use_cache=True)
-        cache = _output_cache(head)
+        cache = output_cache(head)
         cache.batch_repeat_interleave(g)
         tail = _run(model, completion_ids[:, :-1], attention_mask[:, :-1], positions[:, prompt_len:-1],
-                    width - 1, with_hidden, use_cache=True, **_cache_kwargs(model, cache))
+                    width - 1, with_hidden, use_cache=True, **cache_kwargs(model, cache))
         logits = torch.cat([head.logits.repeat_interleave(g, dim=0), tail.logits], dim=1)
         hidden = (
             torch.cat([head.hidden_states[-1][:, -1:].repeat_interleave(g, dim=0), tail.hidden_states[-1]], dim=1)

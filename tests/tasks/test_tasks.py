@@ -73,3 +73,20 @@ def test_gsm8k_shared_copy(tmp_path):
 def test_gsm8k_missing_file_is_named():
     with pytest.raises(ConfigError, match="task.path='nope.jsonl'"):
         build_task(task_cfg(name="gsm8k", path="nope.jsonl"))
+
+
+@pytest.mark.parametrize("line, message", [
+    ('{"question": "q"}', r"line 2 lacks the field\(s\) \['answer'\]"),
+    ('not json', "line 2 is not JSON"),
+    ('{"question": "q", "answer": "5"}', "line 2: answer has no '#### <number>'"),
+])
+def test_gsm8k_bad_line_is_named(tmp_path, line, message):
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"question": "ok", "answer": "#### 1"}\n' + line + "\n")
+    with pytest.raises(ConfigError, match=message):
+        build_task(task_cfg(name="gsm8k", path=str(path)))
+
+
+def test_gsm8k_missing_absolute_file_is_not_sent_to_the_hub(tmp_path):
+    with pytest.raises(ConfigError, match="no such file"):
+        build_task(task_cfg(name="gsm8k", path=str(tmp_path / "train.jsonl")))
