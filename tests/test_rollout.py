@@ -30,3 +30,26 @@ def test_groups_are_contiguous_and_masks_end_at_eos(tiny_config):
     for ids, mask in zip(batch.completion_ids, batch.completion_mask):
         n = int(mask.sum())
         assert (ids[: n - 1] != eos).all() and mask[:n].all() and not mask[n:].any()
+
+
+def test_gumbel_argmax_samples_the_softmax_distribution():
+    from grpo_lab.rollout.sampling import sampling_processors
+
+    torch.manual_seed(0)
+    logits = torch.tensor([[2.0, 1.0, 0.0, -1.0, float("-inf")]]).repeat(40_000, 1)
+    processors = sampling_processors(temperature=0.7, top_k=0, top_p=1.0)
+    draws = processors(None, logits.clone()).argmax(dim=-1)
+    frequencies = torch.bincount(draws, minlength=5).float() / len(draws)
+    expected = torch.softmax(logits[0] / 0.7, dim=-1)
+    torch.testing.assert_close(frequencies, expected, atol=0.01, rtol=0)
+    assert frequencies[4] == 0  # a filtered (-inf) token is never drawn
+
+
+def test_top_k_and_top_p_filter_before_sampling():
+    from grpo_lab.rollout.sampling import sampling_processors
+
+    logits = torch.tensor([[3.0, 2.9, 0.0, -5.0]]).repeat(2000, 1)
+    top_k = sampling_processors(1.0, top_k=2, top_p=1.0)(None, logits.clone()).argmax(-1)
+    top_p = sampling_processors(1.0, top_k=0, top_p=0.5)(None, logits.clone()).argmax(-1)
+    assert set(top_k.tolist()) == {0, 1}
+    assert set(top_p.tolist()) <= {0, 1}

@@ -9,6 +9,7 @@ from transformers import PreTrainedTokenizerBase
 
 from grpo_lab.errors import ConfigError
 from grpo_lab.rollout.batch import RolloutBatch
+from grpo_lab.rollout.sampling import sampling_processors
 from grpo_lab.models.inputs import cache_kwargs, output_cache, position_ids_from_mask
 
 
@@ -47,11 +48,11 @@ class HFGenerateBackend:
         encoded = self.tokenizer(
             self.prompt_texts(prompts), return_tensors="pt", padding=True, add_special_tokens=False
         ).to(self.device)
+        # Greedy decoding over Gumbel-perturbed logits: exact sampling, minus the cost of
+        # torch.multinomial (see rollout/sampling.py).
         sampling = dict(
-            do_sample=True,
-            temperature=self.cfg.temperature,
-            top_p=self.cfg.top_p,
-            top_k=self.cfg.top_k,
+            do_sample=False,
+            logits_processor=sampling_processors(self.cfg.temperature, self.cfg.top_k, self.cfg.top_p),
             max_new_tokens=self.cfg.max_new_tokens,
             min_new_tokens=self.cfg.min_new_tokens,
             pad_token_id=self.tokenizer.pad_token_id,
@@ -63,7 +64,11 @@ class HFGenerateBackend:
             if self.cfg.share_prompt_prefill and group_size > 1 and encoded["input_ids"].shape[1] > 1:
                 output = self._generate_from_shared_prefill(model, encoded, group_size, sampling)
             else:
-                output = model.generate(**encoded, num_return_sequences=group_size, **sampling)
+                output = model.generate(
+                    input_ids=encoded["input_ids"].repeat_interleave(group_size, dim=0),
+                    attention_mask=encoded["attention_mask"].repeat_interleave(group_size, dim=0),
+                    **sampling,
+                )
         finally:
             model.train(was_training)
         prompt_len = encoded["input_ids"].shape[1]

@@ -19,10 +19,15 @@ def build_optimizer(
     """``cfg.optimizer`` over ``params``; ``lr`` overrides ``cfg.lr`` (e.g. the critic's)."""
     params = [p for p in params if p.requires_grad]
     lr = cfg.lr if lr is None else lr
+    # The fused kernel (one pass over all parameters, CPU and CUDA) instead of a Python
+    # loop over tensors; same update, several times less optimizer time.
+    fused = all(p.dtype in (torch.float32, torch.float16, torch.bfloat16) for p in params)
     if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=lr, betas=tuple(cfg.adam_betas), weight_decay=cfg.weight_decay)
+        return torch.optim.AdamW(params, lr=lr, betas=tuple(cfg.adam_betas),
+                                 weight_decay=cfg.weight_decay, fused=fused)
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=lr, betas=tuple(cfg.adam_betas), weight_decay=cfg.weight_decay)
+        return torch.optim.Adam(params, lr=lr, betas=tuple(cfg.adam_betas),
+                                weight_decay=cfg.weight_decay, fused=fused)
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=lr, weight_decay=cfg.weight_decay)
     raise ConfigError(f"trainer.optimizer={cfg.optimizer!r}; allowed: {', '.join(OPTIMIZERS)}")
