@@ -51,3 +51,11 @@ def test_cli_unknown_model_path_is_one_line(tmp_path):
     result = run_cli(*TINY, "model.path=/nonexistent/model", f"hydra.run.dir={tmp_path / 'out'}", cwd=tmp_path)
     assert result.returncode == 2
     assert "model.path='/nonexistent/model'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_summary_shows_held_out_scores():
+    from grpo_lab.cli import format_summary
+
+    text = format_summary({"steps": 2, "algorithm": "grpo", "model": "tiny", "output_dir": "/x",
+                           "eval/accuracy": 0.25, "eval/time": 3.0})
+    assert "eval/accuracy=0.2500" in text and "eval/time" not in text
