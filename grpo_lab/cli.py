@@ -11,7 +11,7 @@ import hydra
 from omegaconf import DictConfig
 
 from grpo_lab.config import register_configs
-from grpo_lab.errors import ConfigError, RewardFunctionError, TrainingDivergedError
+from grpo_lab.errors import exit_on_user_error
 
 log = logging.getLogger("grpo_lab")
 register_configs()
@@ -42,14 +42,8 @@ def format_summary(summary: dict) -> str:
 def main(cfg: DictConfig) -> float | None:
     from grpo_lab.trainer import train  # heavy imports after Hydra has parsed the CLI
 
-    try:
+    with exit_on_user_error("grpo-lab", records=cfg.paths.output_dir):
         summary = train(cfg)
-    except ConfigError as err:
-        print(f"grpo-lab: error: {err}", file=sys.stderr)
-        sys.exit(2)
-    except (RewardFunctionError, TrainingDivergedError) as err:
-        print(f"grpo-lab: error: {err} (records so far are in {cfg.paths.output_dir})", file=sys.stderr)
-        sys.exit(3)
     print(format_summary(summary))
     if summary.get("stopped_by"):
         print(f"grpo-lab: stopped by {summary['stopped_by']}; continue with "

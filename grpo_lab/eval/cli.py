@@ -16,7 +16,6 @@ and written to ``paths.output_dir/eval.json`` with the greedy completions in
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from grpo_lab.config import register_configs
-from grpo_lab.errors import ConfigError
+from grpo_lab.errors import exit_on_user_error
 
 register_configs()
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent.parent / "conf")
@@ -71,11 +70,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    try:
+    with exit_on_user_error("grpo-lab-eval"):
         result = evaluate(cfg)
-    except ConfigError as err:
-        print(f"grpo-lab-eval: error: {err}", file=sys.stderr)
-        sys.exit(2)
     scores = "  ".join(f"{k}={v:.4f}" for k, v in result.items() if k.startswith("eval/") and k != "eval/time")
     print(f"grpo-lab-eval: {result['task']} on {result['checkpoint'] or result['model']}: {scores}")
     return result.get("eval/accuracy")
