@@ -23,7 +23,7 @@ from omegaconf import OmegaConf
 from grpo_lab.errors import ConfigError
 from grpo_lab.eval.answers import answer_is_correct
 from grpo_lab.eval.generation import generate_texts
-from grpo_lab.rollout.hf import build_rollout_backend
+from grpo_lab.rollout.factory import build_rollout_backend
 from grpo_lab.tasks import build_task
 
 

@@ -7,7 +7,6 @@ from typing import Any, Sequence
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from grpo_lab.errors import ConfigError
 from grpo_lab.rollout.batch import RolloutBatch
 from grpo_lab.rollout.sampling import sampling_processors
 from grpo_lab.models.inputs import cache_kwargs, output_cache, position_ids_from_mask
@@ -22,6 +21,10 @@ def completion_mask_from_eos(completion_ids: torch.Tensor, eos_ids: Sequence[int
 
 
 class HFGenerateBackend:
+    # Samples with the training model itself: the log-probs of the sampling policy
+    # are the training policy's, so no old-policy pass is needed at one iteration.
+    samples_off_policy = False
+
     def __init__(self, cfg: Any, tokenizer: PreTrainedTokenizerBase, device: torch.device):
         self.cfg = cfg
         self.tokenizer = tokenizer
@@ -44,7 +47,10 @@ class HFGenerateBackend:
         prompts: Sequence[Any],
         columns: dict[str, list[Any]],
         group_size: int,
+        row_seeds: Sequence[int] | None = None,
     ) -> RolloutBatch:
+        """``group_size`` samples of each prompt. ``row_seeds`` (one per sample, prompt
+        by prompt) make each sample a function of its seed alone (see GumbelNoise)."""
         encoded = self.tokenizer(
             self.prompt_texts(prompts), return_tensors="pt", padding=True, add_special_tokens=False
         ).to(self.device)
@@ -52,7 +58,8 @@ class HFGenerateBackend:
         # torch.multinomial (see rollout/sampling.py).
         sampling = dict(
             do_sample=False,
-            logits_processor=sampling_processors(self.cfg.temperature, self.cfg.top_k, self.cfg.top_p),
+            logits_processor=sampling_processors(self.cfg.temperature, self.cfg.top_k, self.cfg.top_p,
+                                                 None if row_seeds is None else list(row_seeds)),
             max_new_tokens=self.cfg.max_new_tokens,
             min_new_tokens=self.cfg.min_new_tokens,
             pad_token_id=self.tokenizer.pad_token_id,
@@ -102,6 +109,9 @@ class HFGenerateBackend:
         )
 
 
+    def sync_weights(self, model: torch.nn.Module) -> None:
+        """Called after every policy update; generate reads the live weights."""
+
     def _generate_from_shared_prefill(
         self, model: torch.nn.Module, encoded: Any, group_size: int, sampling: dict[str, Any]
     ) -> torch.Tensor:
@@ -125,9 +135,3 @@ class HFGenerateBackend:
             **cache_kwargs(model, cache),
             **sampling,
         )
-
-
-def build_rollout_backend(cfg: Any, tokenizer: PreTrainedTokenizerBase, device: torch.device):
-    if cfg.backend == "hf":
-        return HFGenerateBackend(cfg, tokenizer, device)
-    raise ConfigError(f"rollout.backend={cfg.backend!r}; allowed: hf")

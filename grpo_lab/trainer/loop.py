@@ -33,7 +33,7 @@ from grpo_lab.models.loading import load_policy_and_tokenizer, resolve_dtype
 from grpo_lab.models.lora import build_reference
 from grpo_lab.rewards.mix import RewardMix
 from grpo_lab.rewards.reward_model import build_reward_models
-from grpo_lab.rollout.hf import build_rollout_backend
+from grpo_lab.rollout.factory import build_rollout_backend
 from grpo_lab.tasks import build_task
 from grpo_lab.tracking import build_trackers
 from grpo_lab.trainer.algorithm import build_algorithm
@@ -42,6 +42,7 @@ from grpo_lab.trainer.data import PromptSampler
 from grpo_lab.trainer.forward import batched_logprobs
 from grpo_lab.trainer.metrics import completion_metrics, peak_memory_mb, reward_metrics
 from grpo_lab.trainer.optim import build_optimizer, build_scheduler
+from grpo_lab.trainer.rng import sample_seeds
 from grpo_lab.trainer.rollback import rewind_records
 from grpo_lab.trainer.signals import GracefulStop
 from grpo_lab.trainer.update import UpdateBatch, policy_update
@@ -116,7 +117,7 @@ class Trainer:
         KL goes into the reward; reference ones when KL is on."""
         cfg = self.cfg
         algo = cfg.algorithm
-        needs_old = algo.num_iterations > 1 or algo.num_minibatches > 1 or (
+        needs_old = algo.num_iterations > 1 or algo.num_minibatches > 1 or self.rollout.samples_off_policy or (
             self.reference is not None and cfg.kl.placement == "reward"
         )
         args = (batch.input_ids, batch.attention_mask, batch.completion_ids,
@@ -131,7 +132,9 @@ class Trainer:
             torch.cuda.reset_peak_memory_stats(self.device)
         t0 = time.perf_counter()
         prompts, columns = self.sampler.next_batch()
-        batch = self.rollout.generate(self.policy, prompts, columns, cfg.algorithm.group_size)
+        group_size = cfg.algorithm.group_size
+        seeds = sample_seeds(cfg.trainer.seed, step, range(len(prompts) * group_size))
+        batch = self.rollout.generate(self.policy, prompts, columns, group_size, seeds)
         t_gen = time.perf_counter()
 
         rewards, per_function = self.rewards(batch.prompts, batch.completions, batch.columns)
@@ -165,6 +168,7 @@ class Trainer:
                 shared_value=self.algorithm.shared_value(adv),
                 group_size=self.prefix_group_size,
             )
+            self.rollout.sync_weights(self.policy)
         critic = self.algorithm.update_critic(batch, adv)
         t_end = time.perf_counter()
 

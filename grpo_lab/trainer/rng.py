@@ -2,7 +2,7 @@
 
 A resumed run reproduces the uninterrupted one only if all of them continue where they
 stopped: Python's ``random``, NumPy's global generator, torch's global CPU generator
-(sampling in ``generate``), every CUDA device's generator, and the run's own
+(anything left on it), every CUDA device's generator, and the run's own
 ``torch.Generator`` objects (prompt order, mini-batch shuffling, the critic's).
 The dict holds only tensors, ints, lists and tuples, so ``torch.load(weights_only=True)``
 reads it back.
@@ -59,3 +59,10 @@ def _as_python_state(state: Any) -> tuple[Any, ...]:
     # random.setstate wants tuples; a round trip through some loaders gives lists.
     version, internal, gauss = state
     return (version, tuple(internal), gauss)
+
+
+def sample_seeds(seed: int, step: int, rows: range) -> list[int]:
+    """One sampling seed per completion row of a step, a function of (run seed, step,
+    global row index) alone: rollouts do not depend on how many processes share the
+    batch, nor on what ran before (a resumed step samples the same tokens)."""
+    return [int(np.random.SeedSequence([seed, step, row]).generate_state(1)[0]) for row in rows]
