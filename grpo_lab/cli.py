@@ -44,7 +44,8 @@ def main(cfg: DictConfig) -> float | None:
 
     with exit_on_user_error("grpo-lab", records=cfg.paths.output_dir):
         summary = train(cfg)
-    print(format_summary(summary))
+    if summary["process_index"] == 0:  # one summary per run, not per process
+        print(format_summary(summary))
     if summary.get("stopped_by"):
         print(f"grpo-lab: stopped by {summary['stopped_by']}; continue with "
               f"trainer.resume={summary['output_dir']}", file=sys.stderr)

@@ -39,34 +39,41 @@ def clipped_surrogate(
     return loss, {"low": low, "high": high}
 
 
-def _seq_mean(mask: torch.Tensor, max_completion_length: int) -> torch.Tensor:
+def _seq_mean(mask: torch.Tensor, max_completion_length: int, num_tokens: float) -> torch.Tensor:
     # GRPO as written (arXiv:2402.03300 eq. 3): mean over each sequence's tokens,
     # then mean over sequences. Long sequences get less weight per token.
     lengths = mask.sum(dim=1, keepdim=True).clamp(min=1)
     return mask / lengths / mask.shape[0]
 
 
-def _token_mean(mask: torch.Tensor, max_completion_length: int) -> torch.Tensor:
+def _token_mean(mask: torch.Tensor, max_completion_length: int, num_tokens: float) -> torch.Tensor:
     # DAPO's token-level loss (arXiv:2503.14476 sec. 3.3): every token of the batch
     # weighs the same.
-    return mask / mask.sum().clamp(min=1)
+    return mask / max(num_tokens, 1.0)
 
 
-def _dr_grpo(mask: torch.Tensor, max_completion_length: int) -> torch.Tensor:
+def _dr_grpo(mask: torch.Tensor, max_completion_length: int, num_tokens: float) -> torch.Tensor:
     # Dr. GRPO (arXiv:2503.20783 sec. 3.1): a constant normalizer (sequences x max
     # completion length) so no length bias enters through the denominator.
     return mask / (mask.shape[0] * max_completion_length)
 
 
-LOSS_AGGREGATIONS: dict[str, Callable[[torch.Tensor, int], torch.Tensor]] = {
+LOSS_AGGREGATIONS: dict[str, Callable[[torch.Tensor, int, float], torch.Tensor]] = {
     "seq_mean": _seq_mean,
     "token_mean": _token_mean,
     "dr_grpo": _dr_grpo,
 }
 
 
-def loss_weights(mask: torch.Tensor, aggregation: str, max_completion_length: int) -> torch.Tensor:
-    """Weights ``w`` with ``loss = (w * per_token_loss).sum()``; mask ``[B, T]`` of 0/1."""
+def loss_weights(
+    mask: torch.Tensor, aggregation: str, max_completion_length: int, num_tokens: float | None = None
+) -> torch.Tensor:
+    """Weights ``w`` with ``loss = (w * per_token_loss).sum()``; mask ``[B, T]`` of 0/1.
+
+    ``num_tokens``: the token count a per-token mean divides by; default the mask's.
+    Data-parallel processes pass their share of the global count (global / processes),
+    so that the processes' averaged gradients equal the global batch's.
+    """
     try:
         fn = LOSS_AGGREGATIONS[aggregation]
     except KeyError:
@@ -74,7 +81,8 @@ def loss_weights(mask: torch.Tensor, aggregation: str, max_completion_length: in
             f"unknown loss aggregation {aggregation!r}; "
             f"allowed: {', '.join(sorted(LOSS_AGGREGATIONS))}"
         ) from None
-    return fn(mask.float(), max_completion_length)
+    mask = mask.float()
+    return fn(mask, max_completion_length, float(mask.sum()) if num_tokens is None else num_tokens)
 
 
 def aggregate(per_token: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:

@@ -150,9 +150,29 @@ class AlgorithmConfig:
 
 
 @dataclass
+class VLLMConfig:
+    # Share of the GPU's total memory the engine takes for its weights and KV cache; the
+    # rest is left to training (held for the whole run unless sleep_mode is on).
+    gpu_memory_utilization: float = 0.3
+    # Between generations, offload the engine's weights to CPU and drop its KV cache
+    # (vLLM sleep level 1): frees GPU memory for the update, costs a copy back per step.
+    sleep_mode: bool = False
+    # Longest prompt + completion in tokens; null: the model's context length.
+    max_model_len: Optional[int] = None
+    # Engine weights: auto (the training dtype if 16-bit, else bfloat16, or float16 on
+    # GPUs without bf16) | bfloat16 | float16 | float32.
+    dtype: str = "auto"
+    # Skip CUDA-graph capture and compilation: starts faster, decodes slower.
+    enforce_eager: bool = False
+
+
+@dataclass
 class RolloutConfig:
-    # hf: transformers `generate`.
+    # hf: transformers `generate` (CPU and GPU). vllm: a vLLM engine on the training
+    # GPU, policy weights copied into it after every update (see `vllm`).
     backend: str = "hf"
+    # Engine settings for backend=vllm.
+    vllm: VLLMConfig = field(default_factory=VLLMConfig)
     max_new_tokens: int = 64
     # Forces at least this many tokens (0: stop at EOS as usual); benchmarks set it to
     # max_new_tokens so every framework generates exactly the same amount of work.
@@ -196,6 +216,12 @@ class TrainerConfig:
     # Run each group's shared prompt once in training forward passes (same results,
     # less compute); false runs every prompt + completion row in full.
     share_prompt_prefix: bool = True
+    # no | bf16 | fp16: autocast over float32 master weights (accelerate; fp16 adds loss
+    # scaling). For pure low-precision weights set trainer.dtype instead.
+    mixed_precision: str = "no"
+    # Recompute activations in the backward pass (less memory, ~30% more compute);
+    # turns off the prompt sharing of training passes, which needs the KV cache.
+    gradient_checkpointing: bool = False
     # Show a tqdm progress bar.
     progress_bar: bool = True
     # Stop with an error after this many consecutive steps whose loss or gradient was

@@ -17,9 +17,10 @@ from grpo_lab.algos.gae import explained_variance, gae_advantages, masked_whiten
 from grpo_lab.errors import ConfigError
 from grpo_lab.models.critic import CriticModel, ValueHead, module_training_bytes
 from grpo_lab.rollout.batch import RolloutBatch
-from grpo_lab.trainer.forward import completion_forward
+from grpo_lab.trainer.distributed import Parallel
+from grpo_lab.trainer.forward import completion_forward, prefix_group_size
 from grpo_lab.trainer.optim import build_optimizer
-from grpo_lab.trainer.update import SharedValueHead, ValueTargets, critic_update
+from grpo_lab.trainer.update import SharedValueLoss, ValueTargets, critic_update
 
 ALGORITHMS = ("grpo", "ppo")
 CRITIC_MODES = ("separate", "shared")
@@ -34,16 +35,15 @@ class Advantages:
 
 class Algorithm(Protocol):
     name: str
-
-    def policy_parameters(self) -> list[nn.Parameter]:
-        """Parameters besides the policy's that the policy optimizer trains."""
-        ...
+    # A module on the policy backbone trained with the policy loss (PPO's shared
+    # value head), or None.
+    value_head: nn.Module | None
 
     def advantages(self, batch: RolloutBatch, rewards: torch.Tensor, token_kl: torch.Tensor | None) -> Advantages:
         """``token_kl``: per-token KL penalty (already x coef) when KL goes in the reward."""
         ...
 
-    def shared_value(self, adv: Advantages) -> SharedValueHead | None:
+    def shared_value(self, adv: Advantages) -> SharedValueLoss | None:
         """A value loss to add to the policy loss (value head on the policy), or None."""
         ...
 
@@ -65,21 +65,23 @@ class GRPO:
     """
 
     name = "grpo"
+    value_head = None
 
-    def __init__(self, normalization: str, eps: float):
+    def __init__(self, normalization: str, eps: float, parallel: Parallel):
         self.normalization = normalization
         self.eps = eps
-
-    def policy_parameters(self) -> list[nn.Parameter]:
-        return []
+        self.parallel = parallel
 
     def advantages(self, batch: RolloutBatch, rewards: torch.Tensor, token_kl: torch.Tensor | None) -> Advantages:
         if token_kl is not None:
             rewards = rewards - (token_kl * batch.completion_mask).sum(dim=1).cpu()
-        adv = group_advantages(rewards, batch.group_size, self.normalization, self.eps)
-        return Advantages(adv.unsqueeze(1))
+        # From every process's rewards, so batch-wide statistics are the global batch's;
+        # each process keeps the advantages of its own rows.
+        all_rewards = self.parallel.gather(rewards)
+        adv = group_advantages(all_rewards, batch.group_size, self.normalization, self.eps)
+        return Advantages(adv[self.parallel.local_slice(adv.numel(), "rows")].unsqueeze(1))
 
-    def shared_value(self, adv: Advantages) -> SharedValueHead | None:
+    def shared_value(self, adv: Advantages) -> SharedValueLoss | None:
         return None
 
     def trains_policy(self, step: int) -> bool:
@@ -101,29 +103,34 @@ class PPO:
     (``loss = policy + vf_coef * value``): no second model in memory, but the value
     gradients also move the policy's features, so the ablation no longer isolates
     "GRPO vs PPO with an independent critic".
+
+    With several processes, values, GAE and the whitening of advantages are computed
+    on each process's share of the batch (whitening statistics are per process).
     """
 
     name = "ppo"
 
-    def __init__(self, cfg: Any, policy: nn.Module, device: torch.device):
+    def __init__(self, cfg: Any, policy: nn.Module, device: torch.device, parallel: Parallel):
         self.cfg = cfg
         self.algo = cfg.algorithm
         self.policy = policy
+        self.parallel = parallel
         self.mode = self.algo.critic.mode
         self.generator = torch.Generator().manual_seed(cfg.trainer.seed + 2)
+        self.value_head: nn.Module | None = None
         if self.mode == "separate":
             self.critic: nn.Module = CriticModel.from_policy(policy)
-            self.critic_optimizer = build_optimizer(
+            # The critic's own training wrapper (DDP with several processes).
+            self.train_critic = parallel.prepare_model(self.critic)
+            self.critic_optimizer = parallel.prepare_optimizer(build_optimizer(
                 self.critic.parameters(), cfg.trainer, lr=self.algo.critic.lr
-            )
+            ))
         else:
             param = next(policy.parameters())
             self.critic = ValueHead(policy.config.hidden_size).to(device=param.device, dtype=param.dtype)
+            self.value_head = self.critic
         self.critic_bytes = module_training_bytes(self.critic)
         self._critic_seconds = 0.0
-
-    def policy_parameters(self) -> list[nn.Parameter]:
-        return list(self.critic.parameters()) if self.mode == "shared" else []
 
     @torch.no_grad()
     def _values(self, batch: RolloutBatch) -> torch.Tensor:
@@ -138,7 +145,7 @@ class PPO:
             else:
                 hidden = completion_forward(
                     self.policy, ids, mask, comp, self.cfg.rollout.temperature, with_hidden=True,
-                    group_size=batch.group_size if self.cfg.trainer.share_prompt_prefix else 1,
+                    group_size=prefix_group_size(self.cfg),
                 ).hidden
                 chunks.append(self.critic(hidden))
         return torch.cat(chunks)
@@ -160,10 +167,10 @@ class PPO:
         }
         return Advantages(adv, ValueTargets(returns, values, self.algo.value_clip), metrics)
 
-    def shared_value(self, adv: Advantages) -> SharedValueHead | None:
+    def shared_value(self, adv: Advantages) -> SharedValueLoss | None:
         if self.mode != "shared":
             return None
-        return SharedValueHead(self.critic, adv.value_targets, self.algo.vf_coef)
+        return SharedValueLoss(adv.value_targets, self.algo.vf_coef)
 
     def trains_policy(self, step: int) -> bool:
         return step > self.algo.critic.warmup_steps
@@ -173,19 +180,20 @@ class PPO:
         if self.mode == "separate":
             start = time.perf_counter()
             metrics.update(critic_update(
-                self.critic, self.critic_optimizer, batch.input_ids, batch.attention_mask,
+                self.train_critic, self.critic_optimizer, batch.input_ids, batch.attention_mask,
                 batch.completion_mask, adv.value_targets, self.algo,
                 self.cfg.trainer.micro_batch_size, self.cfg.trainer.max_grad_norm, self.generator,
+                self.parallel,
             ))
             self._critic_seconds += time.perf_counter() - start
         metrics["time/critic"] = self._critic_seconds
         return metrics
 
 
-def build_algorithm(cfg: Any, policy: nn.Module, device: torch.device) -> Algorithm:
+def build_algorithm(cfg: Any, policy: nn.Module, device: torch.device, parallel: Parallel) -> Algorithm:
     name = cfg.algorithm.name
     if name == "grpo":
-        return GRPO(cfg.advantage.normalization, cfg.advantage.eps)
+        return GRPO(cfg.advantage.normalization, cfg.advantage.eps, parallel)
     if name == "ppo":
-        return PPO(cfg, policy, device)
+        return PPO(cfg, policy, device, parallel)
     raise ConfigError(f"algorithm.name={name!r}; allowed: {', '.join(ALGORITHMS)}")

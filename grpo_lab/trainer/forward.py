@@ -17,6 +17,14 @@ class CompletionForward:
     hidden: torch.Tensor | None  # [B, T, H] last hidden state at the positions predicting token_t
 
 
+def prefix_group_size(cfg) -> int:
+    """The group size forward passes may share prompts over (1: no sharing).
+    Gradient checkpointing turns the KV cache off in training mode, so no sharing then."""
+    if cfg.trainer.share_prompt_prefix and not cfg.trainer.gradient_checkpointing:
+        return cfg.algorithm.group_size
+    return 1
+
+
 def _groups_share_prompt(prompt_ids: torch.Tensor, group_size: int) -> bool:
     rows = prompt_ids.shape[0]
     if group_size < 2 or rows % group_size:
@@ -108,3 +116,31 @@ def batched_logprobs(
         )
     ]
     return torch.cat(chunks)
+
+
+class TrainForward(torch.nn.Module):
+    """The trained modules (policy, plus a value head on its backbone for shared-critic
+    PPO) behind one ``forward``: what data parallelism wraps, so that each micro-batch
+    is one forward and one backward of one module however many model calls it makes."""
+
+    def __init__(self, policy: torch.nn.Module, value_head: torch.nn.Module | None = None):
+        super().__init__()
+        self.policy = policy
+        self.value_head = value_head
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        completion_ids: torch.Tensor,
+        temperature: float = 1.0,
+        with_entropy: bool = False,
+        group_size: int = 1,
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """Per-token (log-probs, entropies or None, values or None)."""
+        out = completion_forward(
+            self.policy, input_ids, attention_mask, completion_ids, temperature, with_entropy,
+            with_hidden=self.value_head is not None, group_size=group_size,
+        )
+        values = self.value_head(out.hidden) if self.value_head is not None else None
+        return out.logp, out.entropy, values

@@ -10,6 +10,9 @@ Departures from textbook GRPO (DeepSeekMath, arXiv:2402.03300), stated here once
   recomputed; the ratio is exactly 1 and the loss reduces to the policy gradient.
 - The reference model is the initial policy, loaded only when ``kl.coef > 0``.
 - std in ``group_std`` is the unbiased sample std (as TRL).
+
+With several processes (``accelerate launch``), see trainer/distributed.py: each
+samples and scores a contiguous share of the prompts, advantages and metrics are global.
 """
 
 from __future__ import annotations
@@ -39,7 +42,9 @@ from grpo_lab.tracking import build_trackers
 from grpo_lab.trainer.algorithm import build_algorithm
 from grpo_lab.trainer.checkpoint import checkpoint_step, load_checkpoint, resolve_resume, save_checkpoint
 from grpo_lab.trainer.data import PromptSampler
-from grpo_lab.trainer.forward import batched_logprobs
+from grpo_lab.tracking.base import Trackers
+from grpo_lab.trainer.distributed import Parallel
+from grpo_lab.trainer.forward import TrainForward, batched_logprobs, prefix_group_size
 from grpo_lab.trainer.metrics import completion_metrics, peak_memory_mb, reward_metrics
 from grpo_lab.trainer.optim import build_optimizer, build_scheduler
 from grpo_lab.trainer.rng import sample_seeds
@@ -68,8 +73,13 @@ class Trainer:
         if trainer_cfg.num_threads:
             torch.set_num_threads(trainer_cfg.num_threads)
         seed_everything(trainer_cfg.seed)
-        self.device = resolve_device(trainer_cfg.device)
-        self.dtype = resolve_dtype(trainer_cfg.dtype, self.device)
+        device = resolve_device(trainer_cfg.device)
+        self.parallel = Parallel(trainer_cfg.mixed_precision, cpu=device.type == "cpu")
+        # With several processes each takes the device accelerate assigns it (cuda:<local rank>).
+        self.device = self.parallel.device if self.parallel.world_size > 1 else device
+        # Mixed precision keeps float32 master weights; autocast does the rest.
+        dtype = "float32" if trainer_cfg.mixed_precision != "no" and trainer_cfg.dtype == "auto" else trainer_cfg.dtype
+        self.dtype = resolve_dtype(dtype, self.device)
 
         # Everything that can fail on user input is built before the model is loaded.
         self.dataset = build_task(cfg.task)
@@ -77,33 +87,42 @@ class Trainer:
                                  build_reward_models(cfg.reward, self.device, self.dtype),
                                  on_fault=cfg.reward.on_fault)
         self.sampler = PromptSampler(self.dataset, trainer_cfg.batch_size, trainer_cfg.seed)
-        self.output_dir = Path(cfg.paths.output_dir)
+        self.parallel.local_slice(trainer_cfg.batch_size)  # fails early if it does not split
+        # Every process's Hydra computes its own run folder (timestamps can differ by a
+        # second): the main process's is the run's.
+        self.output_dir = Path(self.parallel.broadcast(str(cfg.paths.output_dir)))
         # Resuming: records of steps after the checkpoint are set aside before the
         # trackers open the record files for appending (see trainer/rollback.py).
         self.resume_from = resolve_resume(trainer_cfg.resume, self.output_dir)
-        if self.resume_from is not None:
+        if self.resume_from is not None and self.parallel.is_main:
             rewind_records(self.output_dir, checkpoint_step(self.resume_from))
-        self.trackers = build_trackers(cfg, self.output_dir)
+        # Only the main process writes records.
+        self.trackers = build_trackers(cfg, self.output_dir) if self.parallel.is_main else Trackers([])
 
         self.policy, self.tokenizer = load_policy_and_tokenizer(cfg.model, self.device, self.dtype)
         self.policy.train()
+        if trainer_cfg.gradient_checkpointing:
+            self.policy.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         self.reference = None
         if cfg.kl.coef > 0:  # with LoRA: the policy with adapters disabled, no copy
             self.reference = build_reference(self.policy)
-        self.algorithm = build_algorithm(cfg, self.policy, self.device)
+        self.algorithm = build_algorithm(cfg, self.policy, self.device, self.parallel)
         self.rollout = build_rollout_backend(cfg.rollout, self.tokenizer, self.device)
         updates_per_step = cfg.algorithm.num_iterations * cfg.algorithm.num_minibatches
-        self.optimizer = build_optimizer(
-            [*self.policy.parameters(), *self.algorithm.policy_parameters()], trainer_cfg
-        )
+        # What the policy loss trains, DDP-wrapped with several processes; generation and
+        # the no-grad passes use self.policy directly.
+        self.train_module = self.parallel.prepare_model(TrainForward(self.policy, self.algorithm.value_head))
+        self.optimizer = self.parallel.prepare_optimizer(build_optimizer(self.train_module.parameters(), trainer_cfg))
         self.scheduler = build_scheduler(self.optimizer, trainer_cfg, trainer_cfg.max_steps * updates_per_step)
         self.update_generator = torch.Generator().manual_seed(trainer_cfg.seed + 1)
         self.history: list[dict[str, float]] = []
         self.stopped_by: str | None = None  # the signal that ended the run early
         # Forward passes run each group's shared prompt once (see completion_forward).
-        self.prefix_group_size = cfg.algorithm.group_size if trainer_cfg.share_prompt_prefix else 1
+        self.prefix_group_size = prefix_group_size(cfg)
+        # Held-out evaluation runs on the main process (the others wait at the next step).
         self.evaluator = (
-            Evaluator(cfg, self.tokenizer, self.device) if cfg.eval.every or cfg.eval.at_end else None
+            Evaluator(cfg, self.tokenizer, self.device)
+            if (cfg.eval.every or cfg.eval.at_end) and self.parallel.is_main else None
         )
         # Last completed step; a resumed run continues after it with every state restored.
         self.start_step = 0
@@ -131,9 +150,12 @@ class Trainer:
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
         t0 = time.perf_counter()
+        # Every process draws the same global batch and keeps its share of the prompts.
         prompts, columns = self.sampler.next_batch()
+        mine = self.parallel.local_slice(len(prompts))
+        prompts, columns = prompts[mine], {k: v[mine] for k, v in columns.items()}
         group_size = cfg.algorithm.group_size
-        seeds = sample_seeds(cfg.trainer.seed, step, range(len(prompts) * group_size))
+        seeds = sample_seeds(cfg.trainer.seed, step, range(mine.start * group_size, mine.stop * group_size))
         batch = self.rollout.generate(self.policy, prompts, columns, group_size, seeds)
         t_gen = time.perf_counter()
 
@@ -147,14 +169,15 @@ class Trainer:
             kl = kl_penalty(old_logp, ref_logp, cfg.kl.estimator)
             token_kl = cfg.kl.coef * kl
             mask = batch.completion_mask.float()
-            kl_metrics = {"kl": float((kl * mask).sum() / mask.sum().clamp(min=1))}
+            kl_sum, tokens = self.parallel.sum([float((kl * mask).sum()), float(mask.sum())])
+            kl_metrics = {"kl": kl_sum / max(tokens, 1.0)}
         t_ref = time.perf_counter()
 
         adv = self.algorithm.advantages(batch, rewards, token_kl)
         update: dict[str, float] = {}
         if self.algorithm.trains_policy(step):
             update = policy_update(
-                self.policy, self.optimizer, self.scheduler,
+                self.train_module, self.optimizer, self.scheduler,
                 UpdateBatch(batch.input_ids, batch.attention_mask, batch.completion_ids,
                             batch.completion_mask, adv.advantages.to(self.device), old_logp,
                             None if kl_in_reward else ref_logp),
@@ -165,6 +188,7 @@ class Trainer:
                 temperature=cfg.rollout.temperature,
                 with_entropy=cfg.trainer.log_entropy,
                 generator=self.update_generator,
+                parallel=self.parallel,
                 shared_value=self.algorithm.shared_value(adv),
                 group_size=self.prefix_group_size,
             )
@@ -173,22 +197,25 @@ class Trainer:
         t_end = time.perf_counter()
 
         step_time = t_end - t0
+        gather = self.parallel.gather
+        lengths = gather(batch.completion_mask.sum(dim=1).float().cpu())
+        faults = sorted(self.rewards.faults)
         metrics = {
-            **reward_metrics(rewards, per_function, batch.group_size),
-            **completion_metrics(batch),
+            **reward_metrics(gather(rewards), {n: gather(v) for n, v in per_function.items()}, batch.group_size),
+            **completion_metrics(lengths, gather(batch.truncated.float().cpu())),
             **(kl_metrics or {}),
-            **{f"reward_faults/{name}": float(n) for name, n in self.rewards.faults.items()},
+            **{f"reward_faults/{n}": c for n, c in zip(faults, self.parallel.sum([self.rewards.faults[n] for n in faults]))},
             **update,
-            **adv.metrics,
-            **critic,
+            **self.parallel.mean_metrics(adv.metrics),
+            **self.parallel.mean_metrics(critic),
             "learning_rate": self.scheduler.get_last_lr()[0],
             "time/generation": t_gen - t0,
             "time/reward": t_reward - t_gen,
             "time/old_and_ref_logprobs": t_ref - t_reward,
             "time/update": t_end - t_ref,
             "time/step": step_time,
-            "tokens_per_second": float(batch.completion_mask.sum()) / step_time,
-            "memory/peak_mb": peak_memory_mb(self.device),
+            "tokens_per_second": float(lengths.sum()) / step_time,
+            "memory/peak_mb": self.parallel.max([peak_memory_mb(self.device)])[0],
         }
         if "time/critic" in metrics:
             metrics["critic/time_share"] = metrics["time/critic"] / step_time
@@ -227,18 +254,21 @@ class Trainer:
             self.trackers.log_config(OmegaConf.to_container(cfg, resolve=True))
             with GracefulStop() as stop:
                 for step in bar:
-                    metrics = self.step(step)
+                    with self.parallel.autocast():
+                        metrics = self.step(step)
                     if self._due(step, cfg.eval.every, cfg.eval.at_end) and self.evaluator is not None:
                         metrics.update(self.evaluator.evaluate(self.policy))
                     self.history.append(metrics)
                     self.trackers.log_metrics(metrics, step)
                     bar.set_postfix(reward=f"{metrics['reward']:.3f}", step_s=f"{metrics['time/step']:.1f}")
                     # After the step's record is written: a checkpoint never runs ahead of it.
-                    due = self._due(step, cfg.trainer.checkpoint_every, True) or stop.requested
-                    if cfg.trainer.save_checkpoints and due:
+                    # A signal to any process stops them all after the same step.
+                    stop_now = self.parallel.any(stop.requested)
+                    due = self._due(step, cfg.trainer.checkpoint_every, True) or stop_now
+                    if cfg.trainer.save_checkpoints and due and self.parallel.is_main:
                         save_checkpoint(self, step, cfg.trainer.checkpoint_keep)
-                    if stop.requested:
-                        self.stopped_by = stop.name
+                    if stop_now:
+                        self.stopped_by = stop.name or "SIGTERM"
                         break
                     skipped = metrics.get("nonfinite/skipped_updates", 0) > 0
                     nonfinite_in_a_row = nonfinite_in_a_row + 1 if skipped else 0
@@ -248,6 +278,7 @@ class Trainer:
                             f"(trainer.max_nonfinite_steps={cfg.trainer.max_nonfinite_steps}); "
                             "lower trainer.lr or check the rewards"
                         )
+            self.parallel.barrier()
             failed = False
         finally:
             summary = self.summary()
@@ -266,6 +297,7 @@ class Trainer:
             "algorithm": self.cfg.algorithm.name,
             "model": self.cfg.model.name,
             "output_dir": str(self.output_dir),
+            "process_index": self.parallel.rank,
         }
         if self.stopped_by:
             summary["stopped_by"] = self.stopped_by

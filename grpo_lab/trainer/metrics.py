@@ -7,7 +7,6 @@ import sys
 
 import torch
 
-from grpo_lab.rollout.batch import RolloutBatch
 
 
 def _nan_stats(values: torch.Tensor) -> tuple[float, float]:
@@ -35,13 +34,13 @@ def reward_metrics(
     return metrics
 
 
-def completion_metrics(batch: RolloutBatch) -> dict[str, float]:
-    lengths = batch.completion_mask.sum(dim=1).float()
+def completion_metrics(lengths: torch.Tensor, truncated: torch.Tensor) -> dict[str, float]:
+    """From completion lengths (tokens, EOS included) and 0/1 "hit max_new_tokens" flags."""
     return {
         "completions/mean_length": lengths.mean().item(),
         "completions/max_length": lengths.max().item(),
         "completions/min_length": lengths.min().item(),
-        "completions/clipped_ratio": batch.truncated.float().mean().item(),
+        "completions/clipped_ratio": truncated.float().mean().item(),
     }
 
 

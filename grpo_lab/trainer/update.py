@@ -3,7 +3,9 @@ plus a value loss when the value head sits on the policy) and the separate criti
 
 Both walk the same schedule: ``num_iterations`` passes over the batch, each split into
 ``num_minibatches`` optimizer steps, each accumulated over micro-batches. Loss weights
-are computed per mini-batch, so micro-batching never changes the loss.
+are computed per mini-batch, so micro-batching never changes the loss. With several
+processes (see trainer/distributed.py) each walks its share of the batch, gradients
+are synchronized on the last micro-batch, and metrics are reduced over processes.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from torch import nn
 from grpo_lab.algos.gae import clipped_value_loss
 from grpo_lab.algos.kl import kl_penalty
 from grpo_lab.algos.policy_loss import aggregate, clipped_surrogate, loss_weights
-from grpo_lab.trainer.forward import completion_forward
+from grpo_lab.trainer.distributed import Parallel
 
 
 @dataclass
@@ -42,10 +44,9 @@ class ValueTargets:
 
 
 @dataclass
-class SharedValueHead:
-    """A value head on the policy backbone, trained jointly with the policy loss."""
+class SharedValueLoss:
+    """The value loss of a head on the policy backbone, added to the policy loss."""
 
-    head: nn.Module
     targets: ValueTargets
     coef: float
 
@@ -62,8 +63,11 @@ class MaskedMeans:
         for name, value in values.items():
             self.sums[name] = self.sums.get(name, 0.0) + float((value.detach().float() * mask).sum())
 
-    def means(self) -> dict[str, float]:
-        return {name: s / max(self.count, 1.0) for name, s in self.sums.items()}
+    def means(self, parallel: Parallel) -> dict[str, float]:
+        """Means over every process's tokens."""
+        names = sorted(self.sums)
+        *sums, count = parallel.sum([self.sums[n] for n in names] + [self.count])
+        return {name: s / max(count, 1.0) for name, s in zip(names, sums)}
 
 
 def update_schedule(
@@ -81,12 +85,12 @@ def update_schedule(
             yield minibatch, micros
 
 
-def _step(optimizer: torch.optim.Optimizer, scheduler: Any, max_grad_norm: float) -> float:
+def _step(optimizer: torch.optim.Optimizer, scheduler: Any, max_grad_norm: float, parallel: Parallel) -> float:
     """Clips and applies the accumulated gradients; returns their norm. A NaN or inf
     norm (a NaN/inf loss or gradient anywhere) skips the update entirely, so one bad
     batch cannot poison the weights; the caller counts it from the returned norm."""
     params = [p for group in optimizer.param_groups for p in group["params"]]
-    norm = float(torch.nn.utils.clip_grad_norm_(params, max_grad_norm if max_grad_norm > 0 else float("inf")))
+    norm = parallel.clip_grad_norm(params, max_grad_norm if max_grad_norm > 0 else float("inf"))
     if math.isfinite(norm):
         optimizer.step()
     optimizer.zero_grad(set_to_none=True)
@@ -98,6 +102,11 @@ def _step(optimizer: torch.optim.Optimizer, scheduler: Any, max_grad_norm: float
 def _finite_mean(values: list[float]) -> float:
     finite = [v for v in values if math.isfinite(v)]
     return sum(finite) / len(finite) if finite else float("nan")
+
+
+def _token_share(mask: torch.Tensor, parallel: Parallel) -> float:
+    """This process's share of the mini-batch's tokens over all processes."""
+    return parallel.sum([float(mask.sum())])[0] / parallel.world_size
 
 
 def policy_update(
@@ -113,9 +122,12 @@ def policy_update(
     temperature: float,
     with_entropy: bool,
     generator: torch.Generator,
-    shared_value: SharedValueHead | None = None,
+    parallel: Parallel,
+    shared_value: SharedValueLoss | None = None,
     group_size: int = 1,
 ) -> dict[str, float]:
+    """``model``: a :class:`~grpo_lab.trainer.forward.TrainForward` as prepared by
+    ``parallel`` (its value head present exactly when ``shared_value`` is given)."""
     means = MaskedMeans()
     losses, grad_norms = [], []
     schedule = update_schedule(
@@ -124,48 +136,50 @@ def policy_update(
     )
     for minibatch, micros in schedule:
         mb_mask = batch.completion_mask[minibatch]
-        weights = loss_weights(mb_mask, algo_cfg.loss_aggregation, max_completion_length)
-        value_weights = loss_weights(mb_mask, "token_mean", max_completion_length)
+        tokens = _token_share(mb_mask, parallel)
+        weights = loss_weights(mb_mask, algo_cfg.loss_aggregation, max_completion_length, tokens)
+        value_weights = loss_weights(mb_mask, "token_mean", max_completion_length, tokens)
         optimizer.zero_grad(set_to_none=True)
         minibatch_loss = 0.0
-        for idx, part in micros:
-            mask = batch.completion_mask[idx].float()
-            out = completion_forward(
-                model, batch.input_ids[idx], batch.attention_mask[idx], batch.completion_ids[idx],
-                temperature, with_entropy, with_hidden=shared_value is not None, group_size=group_size,
-            )
-            logp = out.logp
-            old_logp = logp.detach() if batch.old_logp is None else batch.old_logp[idx]
-            per_token, clipped = clipped_surrogate(
-                logp, old_logp, batch.advantages[idx], algo_cfg.epsilon_low, algo_cfg.epsilon_high
-            )
-            tracked = {
-                "clip_ratio/low_mean": clipped["low"],
-                "clip_ratio/high_mean": clipped["high"],
-                "clip_ratio/region_mean": clipped["low"] | clipped["high"],
-            }
-            if batch.ref_logp is not None:
-                kl = kl_penalty(logp, batch.ref_logp[idx], kl_cfg.estimator)
-                per_token = per_token + kl_cfg.coef * kl
-                tracked["kl"] = kl
-            if out.entropy is not None:
-                tracked["entropy"] = out.entropy
-            loss = aggregate(per_token, weights[part])
-            if shared_value is not None:
-                t = shared_value.targets
-                values = shared_value.head(out.hidden)
-                value_loss, value_clipped = clipped_value_loss(
-                    values, t.old_values[idx], t.returns[idx], t.clip_range
+        for (idx, part), sync in zip(micros, parallel.accumulate(model, len(micros))):
+            with sync:
+                mask = batch.completion_mask[idx].float()
+                logp, entropy, values = model(
+                    batch.input_ids[idx], batch.attention_mask[idx], batch.completion_ids[idx],
+                    temperature, with_entropy, group_size,
                 )
-                loss = loss + shared_value.coef * aggregate(value_loss, value_weights[part])
-                tracked["critic/value_loss"] = value_loss
-                tracked["critic/value_clipfrac"] = value_clipped
-            loss.backward()
-            minibatch_loss += float(loss.detach())
-            means.add(mask, **tracked)
-        grad_norms.append(_step(optimizer, scheduler, max_grad_norm))
+                old_logp = logp.detach() if batch.old_logp is None else batch.old_logp[idx]
+                per_token, clipped = clipped_surrogate(
+                    logp, old_logp, batch.advantages[idx], algo_cfg.epsilon_low, algo_cfg.epsilon_high
+                )
+                tracked = {
+                    "clip_ratio/low_mean": clipped["low"],
+                    "clip_ratio/high_mean": clipped["high"],
+                    "clip_ratio/region_mean": clipped["low"] | clipped["high"],
+                }
+                if batch.ref_logp is not None:
+                    kl = kl_penalty(logp, batch.ref_logp[idx], kl_cfg.estimator)
+                    per_token = per_token + kl_cfg.coef * kl
+                    tracked["kl"] = kl
+                if entropy is not None:
+                    tracked["entropy"] = entropy
+                loss = aggregate(per_token, weights[part])
+                if shared_value is not None:
+                    t = shared_value.targets
+                    value_loss, value_clipped = clipped_value_loss(
+                        values, t.old_values[idx], t.returns[idx], t.clip_range
+                    )
+                    loss = loss + shared_value.coef * aggregate(value_loss, value_weights[part])
+                    tracked["critic/value_loss"] = value_loss
+                    tracked["critic/value_clipfrac"] = value_clipped
+                parallel.backward(loss)
+                minibatch_loss += float(loss.detach())
+                means.add(mask, **tracked)
+        grad_norms.append(_step(optimizer, scheduler, max_grad_norm, parallel))
         losses.append(minibatch_loss)
-    metrics = means.means()
+    # Each process's loss is scaled to its share; the global loss is their mean.
+    losses = [s / parallel.world_size for s in parallel.sum(losses)]
+    metrics = means.means(parallel)
     metrics["loss/policy"] = _finite_mean(losses)
     metrics["grad_norm"] = _finite_mean(grad_norms)
     metrics["nonfinite/skipped_updates"] = float(sum(not math.isfinite(g) for g in grad_norms))
@@ -183,8 +197,10 @@ def critic_update(
     micro_batch_size: int,
     max_grad_norm: float,
     generator: torch.Generator,
+    parallel: Parallel,
 ) -> dict[str, float]:
-    """Clipped value regression of a separate critic onto the GAE returns."""
+    """Clipped value regression of a separate critic (as prepared by ``parallel``) onto
+    the GAE returns."""
     means = MaskedMeans()
     grad_norms = []
     width = completion_mask.shape[1]
@@ -193,19 +209,21 @@ def critic_update(
         micro_batch_size, generator,
     )
     for minibatch, micros in schedule:
-        weights = loss_weights(completion_mask[minibatch], "token_mean", width)
+        mb_mask = completion_mask[minibatch]
+        weights = loss_weights(mb_mask, "token_mean", width, _token_share(mb_mask, parallel))
         optimizer.zero_grad(set_to_none=True)
-        for idx, part in micros:
-            values = critic(input_ids[idx], attention_mask[idx], width)
-            value_loss, clipped = clipped_value_loss(
-                values, targets.old_values[idx], targets.returns[idx], targets.clip_range
-            )
-            aggregate(value_loss, weights[part]).backward()
-            means.add(completion_mask[idx].float(), **{
-                "critic/value_loss": value_loss, "critic/value_clipfrac": clipped,
-            })
-        grad_norms.append(_step(optimizer, None, max_grad_norm))
-    metrics = means.means()
+        for (idx, part), sync in zip(micros, parallel.accumulate(critic, len(micros))):
+            with sync:
+                values = critic(input_ids[idx], attention_mask[idx], width)
+                value_loss, clipped = clipped_value_loss(
+                    values, targets.old_values[idx], targets.returns[idx], targets.clip_range
+                )
+                parallel.backward(aggregate(value_loss, weights[part]))
+                means.add(completion_mask[idx].float(), **{
+                    "critic/value_loss": value_loss, "critic/value_clipfrac": clipped,
+                })
+        grad_norms.append(_step(optimizer, None, max_grad_norm, parallel))
+    metrics = means.means(parallel)
     metrics["critic/grad_norm"] = _finite_mean(grad_norms)
     metrics["nonfinite/skipped_critic_updates"] = float(sum(not math.isfinite(g) for g in grad_norms))
     return metrics

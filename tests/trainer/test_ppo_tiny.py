@@ -37,7 +37,7 @@ def test_separate_critic_is_as_large_as_the_policy(tiny_config):
     assert n_critic == n_policy
     # The shared variant adds only a head to the policy optimizer.
     shared = Trainer(tiny_config("algorithm=ppo_shared"))
-    assert sum(p.numel() for p in shared.algorithm.policy_parameters()) == shared.policy.config.hidden_size + 1
+    assert sum(p.numel() for p in shared.algorithm.value_head.parameters()) == shared.policy.config.hidden_size + 1
 
 
 def test_critic_warmup_freezes_the_policy(tiny_config):

@@ -1,0 +1,147 @@
+"""The processes a run trains on, through ``accelerate``.
+
+One process (a plain ``grpo-lab-train``) and N processes (``accelerate launch -m
+grpo_lab.cli``, or SLURM tasks) run the same code. With N processes:
+
+- every process draws the same global batch of prompts and keeps a contiguous 1/N of
+  them; a prompt's whole group is sampled on one process, so group statistics are local;
+- rewards are gathered, so advantages (batch-wide ones included) and reward metrics are
+  those of the global batch;
+- the training forward/backward runs through ``DistributedDataParallel`` (accelerate
+  wraps it), gradients synchronized once per optimizer step; loss weights that depend
+  on the global token count use the all-reduced count, so the update equals the
+  1-process update on the same global batch;
+- metrics are reduced across processes; only the main process writes records,
+  checkpoints and W&B.
+
+Mixed precision (``trainer.mixed_precision``) is accelerate's autocast (+ loss scaling
+for fp16).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Iterator
+
+import torch
+from accelerate import Accelerator
+from accelerate.state import AcceleratorState, GradientState
+from accelerate.utils import DistributedDataParallelKwargs, broadcast_object_list
+
+from grpo_lab.errors import ConfigError
+
+MIXED_PRECISION = ("no", "bf16", "fp16")
+
+
+class Parallel:
+    """The accelerate process group of a run plus the few collectives the trainer uses."""
+
+    def __init__(self, mixed_precision: str = "no", cpu: bool = True):
+        if mixed_precision not in MIXED_PRECISION:
+            raise ConfigError(
+                f"trainer.mixed_precision={mixed_precision!r}; allowed: {', '.join(MIXED_PRECISION)}"
+            )
+        # The accelerator's settings are process-wide singletons; a new run in the same
+        # process (tests, sequential multirun jobs) starts from fresh ones. The process
+        # group itself (PartialState) is kept.
+        AcceleratorState._reset_state()
+        GradientState._reset_state()
+        self.accelerator = Accelerator(
+            cpu=cpu,
+            mixed_precision=mixed_precision,
+            # Rotary-embedding buffers are constants: no broadcast before every forward.
+            kwargs_handlers=[DistributedDataParallelKwargs(broadcast_buffers=False)],
+        )
+
+    # -- who we are -------------------------------------------------------------------
+    @property
+    def world_size(self) -> int:
+        return self.accelerator.num_processes
+
+    @property
+    def rank(self) -> int:
+        return self.accelerator.process_index
+
+    @property
+    def is_main(self) -> bool:
+        return self.accelerator.is_main_process
+
+    @property
+    def device(self) -> torch.device:
+        return self.accelerator.device
+
+    def local_slice(self, n: int, what: str = "trainer.batch_size") -> slice:
+        """This process's contiguous share of ``n`` items."""
+        if n % self.world_size:
+            raise ConfigError(
+                f"{what}={n} does not split over {self.world_size} processes; "
+                f"use a multiple of {self.world_size}"
+            )
+        share = n // self.world_size
+        return slice(self.rank * share, (self.rank + 1) * share)
+
+    # -- models and optimizers ----------------------------------------------------------
+    def prepare_model(self, module: torch.nn.Module) -> torch.nn.Module:
+        """DDP-wrapped (with N processes) and autocast (with mixed precision); the
+        module stays where the trainer placed it."""
+        return self.accelerator.prepare_model(module, device_placement=False)
+
+    def prepare_optimizer(self, optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
+        """Wrapped so that fp16 loss scaling unscales before clipping and stepping."""
+        return self.accelerator.prepare_optimizer(optimizer, device_placement=False)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        self.accelerator.backward(loss)
+
+    def clip_grad_norm(self, params: list[torch.nn.Parameter], max_norm: float) -> float:
+        return float(self.accelerator.clip_grad_norm_(params, max_norm))
+
+    def accumulate(self, module: torch.nn.Module, n_micro: int) -> Iterator[contextlib.AbstractContextManager]:
+        """One context per micro-batch: gradients are synchronized only on the last."""
+        for i in range(n_micro):
+            yield self.accelerator.no_sync(module) if i < n_micro - 1 else contextlib.nullcontext()
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        return self.accelerator.autocast()
+
+    # -- collectives (no-ops with one process) ------------------------------------------
+    def gather(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Concatenation of every process's ``tensor`` along dim 0, in rank order."""
+        if self.world_size == 1:
+            return tensor
+        return self.accelerator.gather(tensor.to(self.device).contiguous()).to(tensor.device)
+
+    def sum(self, values: list[float]) -> list[float]:
+        """Element-wise sum over processes."""
+        if self.world_size == 1:
+            return list(values)
+        t = torch.tensor(values, dtype=torch.float64, device=self.device)
+        return self.accelerator.reduce(t, reduction="sum").tolist()
+
+    def max(self, values: list[float]) -> list[float]:
+        if self.world_size == 1:
+            return list(values)
+        t = torch.tensor(values, dtype=torch.float64, device=self.device)
+        return self.accelerator.gather(t).view(self.world_size, -1).max(dim=0).values.tolist()
+
+    def any(self, flag: bool) -> bool:
+        return self.sum([float(flag)])[0] > 0
+
+    def broadcast(self, obj: Any) -> Any:
+        """The main process's ``obj`` (picklable), on every process."""
+        if self.world_size == 1:
+            return obj
+        box = [obj]
+        broadcast_object_list(box, from_process=0)
+        return box[0]
+
+    def barrier(self) -> None:
+        self.accelerator.wait_for_everyone()
+
+    def mean_metrics(self, metrics: dict[str, float]) -> dict[str, float]:
+        """Per-process metrics averaged over processes (same keys on every process)."""
+        if self.world_size == 1 or not metrics:
+            return metrics
+        keys = sorted(metrics)
+        sums = self.sum([metrics[k] for k in keys])
+        return {k: s / self.world_size for k, s in zip(keys, sums)}
