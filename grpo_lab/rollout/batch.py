@@ -26,6 +26,10 @@ class RolloutBatch:
     completion_texts: list[str]
     columns: dict[str, list[Any]] = field(default_factory=dict)  # dataset columns, repeated
     group_size: int = 1
+    # [N, T] log-probs the sampler gave its sampled tokens (0 past the mask), from an engine
+    # whose numerics differ from the training model (vLLM); None when the training model
+    # sampled (HF). Kept for an importance-sampling correction of the sampler/trainer gap.
+    sampling_logprobs: torch.Tensor | None = None
 
     @property
     def size(self) -> int:

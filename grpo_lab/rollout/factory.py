@@ -10,7 +10,7 @@ from transformers import PreTrainedTokenizerBase
 from grpo_lab.errors import ConfigError
 from grpo_lab.rollout.hf import HFGenerateBackend
 
-BACKENDS = ("hf",)
+BACKENDS = ("hf", "vllm")
 
 
 def build_rollout_backend(cfg: Any, tokenizer: PreTrainedTokenizerBase, device: torch.device):
@@ -20,4 +20,9 @@ def build_rollout_backend(cfg: Any, tokenizer: PreTrainedTokenizerBase, device: 
     policy's, so the trainer recomputes them before the update)."""
     if cfg.backend == "hf":
         return HFGenerateBackend(cfg, tokenizer, device)
+    if cfg.backend == "vllm":
+        # Imported here: its module is light, but keeps the GPU-only path out of CPU runs.
+        from grpo_lab.rollout.vllm_backend import VLLMBackend
+
+        return VLLMBackend(cfg, tokenizer, device)
     raise ConfigError(f"rollout.backend={cfg.backend!r}; allowed: {', '.join(BACKENDS)}")

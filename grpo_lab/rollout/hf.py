@@ -7,17 +7,15 @@ from typing import Any, Sequence
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from grpo_lab.rollout.assemble import (
+    assemble_batch,
+    encode_prompts,
+    eos_token_ids,
+    prompt_texts,
+)
 from grpo_lab.rollout.batch import RolloutBatch
 from grpo_lab.rollout.sampling import sampling_processors
 from grpo_lab.models.inputs import cache_kwargs, output_cache, position_ids_from_mask
-
-
-def completion_mask_from_eos(completion_ids: torch.Tensor, eos_ids: Sequence[int]) -> torch.Tensor:
-    """1 for every token up to and including the first EOS of each row, 0 after it."""
-    is_eos = torch.isin(completion_ids, torch.tensor(list(eos_ids), device=completion_ids.device))
-    # Number of EOS tokens strictly before each position; 0 means "still inside".
-    eos_before = is_eos.long().cumsum(dim=1) - is_eos.long()
-    return (eos_before == 0).long()
 
 
 class HFGenerateBackend:
@@ -29,16 +27,10 @@ class HFGenerateBackend:
         self.cfg = cfg
         self.tokenizer = tokenizer
         self.device = device
-        eos = {tokenizer.eos_token_id}
-        self.eos_ids = sorted(i for i in eos if i is not None)
+        self.eos_ids = eos_token_ids(tokenizer)
 
     def prompt_texts(self, prompts: Sequence[Any]) -> list[str]:
-        if isinstance(prompts[0], str):
-            return list(prompts)
-        return [
-            self.tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True)
-            for p in prompts
-        ]
+        return prompt_texts(self.tokenizer, prompts)
 
     @torch.no_grad()
     def generate(
@@ -51,9 +43,7 @@ class HFGenerateBackend:
     ) -> RolloutBatch:
         """``group_size`` samples of each prompt. ``row_seeds`` (one per sample, prompt
         by prompt) make each sample a function of its seed alone (see GumbelNoise)."""
-        encoded = self.tokenizer(
-            self.prompt_texts(prompts), return_tensors="pt", padding=True, add_special_tokens=False
-        ).to(self.device)
+        encoded = encode_prompts(self.tokenizer, prompts, self.device)
         # Greedy decoding over Gumbel-perturbed logits: exact sampling, minus the cost of
         # torch.multinomial (see rollout/sampling.py).
         sampling = dict(
@@ -79,35 +69,12 @@ class HFGenerateBackend:
         finally:
             model.train(was_training)
         prompt_len = encoded["input_ids"].shape[1]
-        completion_ids = output[:, prompt_len:]
-        completion_mask = completion_mask_from_eos(completion_ids, self.eos_ids)
-        # Drop columns that are padding in every row.
-        width = int(completion_mask.sum(dim=1).max().item()) if completion_ids.numel() else 0
-        completion_ids = completion_ids[:, :width].contiguous()
-        completion_mask = completion_mask[:, :width].contiguous()
-        truncated = ~torch.isin(completion_ids, torch.tensor(self.eos_ids, device=self.device)).any(dim=1)
-
-        lengths = completion_mask.sum(dim=1).tolist()
-        texts = self.tokenizer.batch_decode(
-            [row[:n] for row, n in zip(completion_ids.tolist(), lengths)], skip_special_tokens=True
-        )
-        repeat = lambda items: [x for x in items for _ in range(group_size)]  # noqa: E731
-        prompts_rep = repeat(prompts)
-        conversational = not isinstance(prompts[0], str)
-        completions = [[{"role": "assistant", "content": t}] for t in texts] if conversational else texts
-        return RolloutBatch(
+        return assemble_batch(
+            self.tokenizer, self.eos_ids, prompts, columns, group_size,
             prompt_ids=encoded["input_ids"].repeat_interleave(group_size, dim=0),
             prompt_mask=encoded["attention_mask"].repeat_interleave(group_size, dim=0),
-            completion_ids=completion_ids,
-            completion_mask=completion_mask,
-            truncated=truncated,
-            prompts=prompts_rep,
-            completions=completions,
-            completion_texts=texts,
-            columns={k: repeat(v) for k, v in columns.items()},
-            group_size=group_size,
+            completion_ids=output[:, prompt_len:],
         )
-
 
     def sync_weights(self, model: torch.nn.Module) -> None:
         """Called after every policy update; generate reads the live weights."""
