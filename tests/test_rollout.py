@@ -53,3 +53,16 @@ def test_top_k_and_top_p_filter_before_sampling():
     top_p = sampling_processors(1.0, top_k=0, top_p=0.5)(None, logits.clone()).argmax(-1)
     assert set(top_k.tolist()) == {0, 1}
     assert set(top_p.tolist()) <= {0, 1}
+
+
+def test_row_seeds_make_each_sample_independent_of_the_rest_of_the_batch(tiny_config):
+    """What lets N processes sample exactly what 1 process samples from the same batch."""
+    trainer = Trainer(tiny_config("rollout.max_new_tokens=10", "trainer.batch_size=4"))
+    prompts, columns = trainer.sampler.next_batch()
+    seeds = list(range(100, 116))
+    whole = trainer.rollout.generate(trainer.policy, prompts, columns, 4, seeds)
+    second_half = trainer.rollout.generate(trainer.policy, prompts[2:], {k: v[2:] for k, v in columns.items()},
+                                           4, seeds[8:])
+    assert whole.completion_texts[8:] == second_half.completion_texts
+    reseeded = trainer.rollout.generate(trainer.policy, prompts, columns, 4, [s + 1 for s in seeds])
+    assert reseeded.completion_texts != whole.completion_texts

@@ -59,6 +59,15 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def enable_activation_checkpointing(model: torch.nn.Module) -> None:
+    # Non-reentrant: works with frozen inputs (LoRA) and kwargs; transformers >= 5
+    # renamed the method.
+    if hasattr(model, "activation_checkpointing_enable"):
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -102,7 +111,7 @@ class Trainer:
         self.policy, self.tokenizer = load_policy_and_tokenizer(cfg.model, self.device, self.dtype)
         self.policy.train()
         if trainer_cfg.gradient_checkpointing:
-            self.policy.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            enable_activation_checkpointing(self.policy)
         self.reference = None
         if cfg.kl.coef > 0:  # with LoRA: the policy with adapters disabled, no copy
             self.reference = build_reference(self.policy)

@@ -1,0 +1,53 @@
+"""Mixed precision and gradient checkpointing: options that change how, not what, is computed."""
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from grpo_lab.errors import ConfigError
+from grpo_lab.trainer import Trainer, train
+from grpo_lab.trainer.checkpoint import list_checkpoints
+from tests.trainer.test_train_tiny import LENGTH_REWARD
+
+
+def _final_weights(run_dir):
+    return load_file(list_checkpoints(run_dir)[-1][1] / "policy.safetensors")
+
+
+def test_gradient_checkpointing_gives_the_same_run(tiny_config, tmp_path):
+    runs = {}
+    for flag in (False, True):
+        cfg = tiny_config(*LENGTH_REWARD, "trainer.lr=1e-3", "logger=local",
+                          f"trainer.gradient_checkpointing={flag}", f"paths.output_dir={tmp_path / str(flag)}")
+        trainer = Trainer(cfg)
+        checkpointing = getattr(trainer.policy, "is_activation_checkpointing", None)
+        if checkpointing is None:
+            checkpointing = trainer.policy.is_gradient_checkpointing
+        assert checkpointing == flag
+        runs[flag] = (trainer.train(), trainer.history)
+    (_, plain), (_, checkpointed) = runs[False], runs[True]
+    for a, b in zip(plain, checkpointed):
+        for key in ("loss/policy", "grad_norm", "reward", "entropy"):
+            assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-6), key
+    assert plain[0]["grad_norm"] > 0
+    w_plain, w_ckpt = _final_weights(tmp_path / "False"), _final_weights(tmp_path / "True")
+    for name in w_plain:
+        torch.testing.assert_close(w_ckpt[name], w_plain[name], rtol=1e-4, atol=1e-5)
+
+
+def test_bf16_mixed_precision_autocasts_over_float32_weights(tiny_config):
+    trainer = Trainer(tiny_config(*LENGTH_REWARD, "trainer.mixed_precision=bf16", "trainer.max_steps=1",
+                                  "logger=local"))
+    seen = []
+    layer = trainer.policy.model.layers[0].mlp.down_proj
+    layer.register_forward_hook(lambda module, args, out: seen.append((torch.is_grad_enabled(), out.dtype)))
+    trainer.train()
+    assert next(trainer.policy.parameters()).dtype == torch.float32  # master weights
+    assert (True, torch.bfloat16) in seen  # the training forward ran in bf16
+    record = trainer.history[-1]
+    assert all(torch.isfinite(torch.tensor(record[k])) for k in ("loss/policy", "grad_norm"))
+
+
+def test_unknown_mixed_precision_is_one_clear_error(tiny_config):
+    with pytest.raises(ConfigError, match=r"trainer.mixed_precision='fp8'; allowed: no, bf16, fp16"):
+        Trainer(tiny_config("trainer.mixed_precision=fp8"))
