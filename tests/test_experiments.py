@@ -4,6 +4,7 @@ the SLURM launcher renders to the job submitit would submit."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 
 import pytest
@@ -35,7 +36,8 @@ def test_every_experiment_composes_with_every_launcher(name, launcher):
     assert cfg.experiment_name == name
     assert cfg.hydra.sweeper.params, "an experiment file carries its sweep values"
     assert cfg.hydra.launcher._target_.rsplit(".", 1)[-1].lower().startswith(
-        {"basic": "basic", "local_parallel": "joblib", "slurm": "slurm", "slurm_local": "local"}[launcher]
+        {"basic": "basic", "local_parallel": "joblib", "slurm": "slurm", "slurm_ddp": "slurm",
+         "slurm_local": "local"}[launcher]
     )
 
 
@@ -52,9 +54,9 @@ def test_optuna_sweeper_searches_lr_and_kl():
     assert set(cfg.hydra.sweeper.params) == {"trainer.lr", "kl.coef"}
 
 
-def test_slurm_launcher_renders_the_sbatch_job(tmp_path, monkeypatch):
-    """Builds the submitit executor exactly as hydra-submitit-launcher does and renders
-    the sbatch file of a 40-job array."""
+def _render_sbatch(overrides, folder, monkeypatch, map_count):
+    """The sbatch file of a ``map_count``-job sweep, from an executor built exactly as
+    hydra-submitit-launcher builds it."""
     import submitit
     from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
     from submitit.slurm.slurm import SlurmExecutor
@@ -62,20 +64,54 @@ def test_slurm_launcher_renders_the_sbatch_job(tmp_path, monkeypatch):
     # No cluster here: submitit only checks that `srun` exists before rendering.
     monkeypatch.setattr(SlurmExecutor, "affinity", classmethod(lambda cls: 1))
 
-    cfg = compose_with_hydra(["experiment=grpo_vs_ppo_cpu", "hydra/launcher=slurm", "hydra.launcher.partition=gpu"])
+    cfg = compose_with_hydra(overrides)
     params = OmegaConf.to_container(cfg.hydra.launcher, resolve=False)
     params.pop("_target_")
     params.pop("submitit_folder")
-    executor = submitit.AutoExecutor(cluster="slurm", folder=tmp_path, slurm_max_num_timeout=params.pop("max_num_timeout"))
+    executor = submitit.AutoExecutor(cluster="slurm", folder=folder, slurm_max_num_timeout=params.pop("max_num_timeout"))
     base = set(OmegaConf.structured(BaseQueueConf).keys())
     executor.update_parameters(**{k if k in base else f"slurm_{k}": v for k, v in params.items()})
     slurm = executor._executor
-    slurm.parameters["map_count"] = 40  # a 40-job sweep: at most 16 run at once
-    sbatch = slurm._make_submission_file_text("python -u -m submitit.core._submit", "uid")
+    slurm.parameters["map_count"] = map_count
+    return slurm._make_submission_file_text("python -u -m submitit.core._submit", "uid")
+
+
+def test_slurm_launcher_renders_the_sbatch_job(tmp_path, monkeypatch):
+    sbatch = _render_sbatch(["experiment=grpo_vs_ppo_cpu", "hydra/launcher=slurm", "hydra.launcher.partition=gpu"],
+                            tmp_path, monkeypatch, map_count=40)  # a 40-job sweep: at most 16 at once
     for line in ["#SBATCH --partition=gpu", "#SBATCH --gpus-per-node=1", "#SBATCH --time=240",
                  "#SBATCH --cpus-per-task=8", "#SBATCH --mem=64GB", "#SBATCH --array=0-39%16",
                  "#SBATCH --signal=USR2@120"]:
         assert line in sbatch, line
+
+
+def test_slurm_ddp_launcher_starts_one_task_per_gpu_on_every_node(tmp_path, monkeypatch):
+    sbatch = _render_sbatch(["experiment=grpo_vs_ppo", "hydra/launcher=slurm_ddp", "hydra.launcher.nodes=2"],
+                            tmp_path, monkeypatch, map_count=2)
+    for line in ["#SBATCH --nodes=2", "#SBATCH --ntasks-per-node=8", "#SBATCH --gpus-per-node=8",
+                 "#SBATCH --array=0-1%2"]:
+        assert line in sbatch, line
+    assert "srun" in sbatch  # srun starts the tasks; each one joins the process group
+
+
+def test_slurm_tasks_become_a_torch_process_group(monkeypatch):
+    from grpo_lab.trainer.distributed import export_slurm_process_group
+
+    # Registered with monkeypatch (set, then removed) so that what export writes is
+    # undone after the test: a leftover RANK would make later runs join a process group.
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    # What SLURM and submitit set in task 9 of a 2-node x 8-task job.
+    slurm = {"SUBMITIT_EXECUTOR": "slurm", "SLURM_JOB_ID": "4242", "SLURM_NTASKS": "16",
+             "SLURM_PROCID": "9", "SLURM_LOCALID": "1", "SLURM_NODEID": "1", "SLURM_JOB_NUM_NODES": "2",
+             "SLURM_JOB_NODELIST": "gpu[07-08]", "SLURM_STEP_NODELIST": "gpu[07-08]"}
+    for name, value in slurm.items():
+        monkeypatch.setenv(name, value)
+    export_slurm_process_group()
+    env = os.environ
+    assert (env["RANK"], env["WORLD_SIZE"], env["LOCAL_RANK"], env["MASTER_ADDR"]) == ("9", "16", "1", "gpu07")
+    assert 20000 <= int(env["MASTER_PORT"]) <= 60000
 
 
 def test_experiment_runs_as_a_real_multirun_with_its_report(tmp_path):

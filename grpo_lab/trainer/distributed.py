@@ -21,6 +21,7 @@ for fp16).
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Any, Iterator
 
 import torch
@@ -31,6 +32,18 @@ from accelerate.utils import DistributedDataParallelKwargs, broadcast_object_lis
 from grpo_lab.errors import ConfigError
 
 MIXED_PRECISION = ("no", "bf16", "fp16")
+
+
+def export_slurm_process_group() -> None:
+    """In a SLURM job with several tasks (``hydra/launcher=slurm_ddp`` starts one task
+    per GPU, each running the same Hydra job), the variables torch.distributed reads
+    (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT), derived by submitit from
+    SLURM's. A launcher's own (``accelerate launch``, torchrun) take precedence."""
+    if "RANK" in os.environ or int(os.environ.get("SLURM_NTASKS", "1")) < 2:
+        return
+    from submitit.helpers import TorchDistributedEnvironment
+
+    TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
 
 
 class Parallel:
@@ -46,6 +59,7 @@ class Parallel:
         # group itself (PartialState) is kept.
         AcceleratorState._reset_state()
         GradientState._reset_state()
+        export_slurm_process_group()
         self.accelerator = Accelerator(
             cpu=cpu,
             mixed_precision=mixed_precision,
