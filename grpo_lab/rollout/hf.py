@@ -42,9 +42,9 @@ class HFGenerateBackend:
         row_seeds: Sequence[int] | None = None,
     ) -> RolloutBatch:
         """``group_size`` samples of each prompt. ``row_seeds`` (one per sample, prompt
-        by prompt) make each sample a function of its seed alone (see GumbelNoise)."""
+        by prompt) make each sample a function of its seed alone (see InverseCDFSampler)."""
         encoded = encode_prompts(self.tokenizer, prompts, self.device)
-        # Greedy decoding over Gumbel-perturbed logits: exact sampling, minus the cost of
+        # Greedy decoding over a processor that draws the token: exact sampling, minus the cost of
         # torch.multinomial (see rollout/sampling.py).
         sampling = dict(
             do_sample=False,
