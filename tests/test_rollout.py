@@ -66,3 +66,20 @@ def test_row_seeds_make_each_sample_independent_of_the_rest_of_the_batch(tiny_co
     assert whole.completion_texts[8:] == second_half.completion_texts
     reseeded = trainer.rollout.generate(trainer.policy, prompts, columns, 4, [s + 1 for s in seeds])
     assert reseeded.completion_texts != whole.completion_texts
+
+
+def test_spare_room_cache_layer_holds_what_concatenation_holds():
+    from transformers.cache_utils import DynamicLayer
+
+    from grpo_lab.models.inputs import SpareRoomLayer
+
+    torch.manual_seed(0)
+    prompt_k, prompt_v = torch.randn(4, 3, 5, 8), torch.randn(4, 3, 5, 8)
+    plain = DynamicLayer()
+    plain.update(prompt_k, prompt_v)
+    spare = SpareRoomLayer(prompt_k, prompt_v, capacity=7)
+    for _ in range(6):  # past the capacity: the buffers grow
+        k, v = torch.randn(4, 3, 1, 8), torch.randn(4, 3, 1, 8)
+        expected, got = plain.update(k, v), spare.update(k, v)
+        assert torch.equal(got[0], expected[0]) and torch.equal(got[1], expected[1])
+    assert spare.get_seq_length() == plain.get_seq_length() == 11

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 
 import torch
+from transformers.cache_utils import DynamicLayer
 
 
 def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -23,3 +24,43 @@ def cache_kwargs(model: torch.nn.Module, cache: object) -> dict[str, object]:
 def output_cache(output: object) -> object:
     """The KV cache a forward pass returned (``cache`` in transformers 5, else ``past_key_values``)."""
     return output.cache if "cache" in output else output.past_key_values
+
+
+class SpareRoomLayer(DynamicLayer):
+    """A KV-cache layer whose keys and values live in buffers with room to grow:
+    ``update`` writes the new tokens in place instead of concatenating the whole cache
+    (which copies every layer's cache once per generated token). ``keys``/``values``
+    stay views of the filled part, so everything that reads them sees a DynamicLayer.
+    Only ``update`` is taken over: for decoding, not for beam search or cropping."""
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor, capacity: int):
+        super().__init__()
+        self.device = keys.device
+        self.is_initialized = True
+        self._length = 0
+        self._keys = keys.new_empty((*keys.shape[:2], max(capacity, keys.shape[-2]), keys.shape[-1]))
+        self._values = values.new_empty((*values.shape[:2], self._keys.shape[-2], values.shape[-1]))
+        self.update(keys, values)
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        end = self._length + key_states.shape[-2]
+        if end > self._keys.shape[-2]:  # out of room: double it
+            grow = lambda t: torch.cat([t, torch.empty_like(t)], dim=-2)  # noqa: E731
+            self._keys, self._values = grow(self._keys), grow(self._values)
+        self._keys[:, :, self._length : end] = key_states
+        self._values[:, :, self._length : end] = value_states
+        self._length = end
+        self.keys, self.values = self._keys[:, :, :end], self._values[:, :, :end]
+        return self.keys, self.values
+
+
+def with_spare_room(cache: object, repeats: int, capacity: int) -> object:
+    """``cache`` with every row repeated ``repeats`` times and its plain layers turned
+    into :class:`SpareRoomLayer` with room for ``capacity`` tokens."""
+    for i, layer in enumerate(cache.layers):
+        if type(layer) is DynamicLayer and layer.is_initialized:
+            cache.layers[i] = SpareRoomLayer(layer.keys.repeat_interleave(repeats, dim=0),
+                                             layer.values.repeat_interleave(repeats, dim=0), capacity)
+        else:
+            layer.batch_repeat_interleave(repeats)
+    return cache

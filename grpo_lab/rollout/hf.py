@@ -15,7 +15,7 @@ from grpo_lab.rollout.assemble import (
 )
 from grpo_lab.rollout.batch import RolloutBatch
 from grpo_lab.rollout.sampling import sampling_processors
-from grpo_lab.models.inputs import cache_kwargs, output_cache, position_ids_from_mask
+from grpo_lab.models.inputs import cache_kwargs, output_cache, position_ids_from_mask, with_spare_room
 
 
 class HFGenerateBackend:
@@ -94,8 +94,7 @@ class HFGenerateBackend:
         positions = position_ids_from_mask(mask)
         prefill = model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1],
                         position_ids=positions[:, :-1], use_cache=True)
-        cache = output_cache(prefill)
-        cache.batch_repeat_interleave(group_size)
+        cache = with_spare_room(output_cache(prefill), group_size, ids.shape[1] + sampling["max_new_tokens"])
         return model.generate(
             input_ids=ids.repeat_interleave(group_size, dim=0),
             attention_mask=mask.repeat_interleave(group_size, dim=0),
