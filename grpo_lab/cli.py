@@ -40,11 +40,14 @@ def format_summary(summary: dict) -> str:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    from grpo_lab.trainer import train  # heavy imports after Hydra has parsed the CLI
+    # Heavy imports after Hydra has parsed the command line.
+    from accelerate import PartialState
+
+    from grpo_lab.trainer import train
 
     with exit_on_user_error("grpo-lab", records=cfg.paths.output_dir):
         summary = train(cfg)
-    if summary["process_index"] == 0:  # one summary per run, not per process
+    if PartialState().is_main_process:  # one summary per run, not one per process
         print(format_summary(summary))
     if summary.get("stopped_by"):
         print(f"grpo-lab: stopped by {summary['stopped_by']}; continue with "

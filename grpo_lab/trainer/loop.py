@@ -306,7 +306,6 @@ class Trainer:
             "algorithm": self.cfg.algorithm.name,
             "model": self.cfg.model.name,
             "output_dir": str(self.output_dir),
-            "process_index": self.parallel.rank,
         }
         if self.stopped_by:
             summary["stopped_by"] = self.stopped_by
