@@ -104,6 +104,12 @@ class Parallel:
         """Wrapped so that fp16 loss scaling unscales before clipping and stepping."""
         return self.accelerator.prepare_optimizer(optimizer, device_placement=False)
 
+    @property
+    def scales_loss(self) -> bool:
+        """fp16 loss scaling is on: an inf gradient norm is then an expected overflow,
+        for the scaler to handle (skip the update, lower the scale), not a fault."""
+        return self.accelerator.scaler is not None
+
     def backward(self, loss: torch.Tensor) -> None:
         self.accelerator.backward(loss)
 

@@ -88,15 +88,27 @@ def update_schedule(
 def _step(optimizer: torch.optim.Optimizer, scheduler: Any, max_grad_norm: float, parallel: Parallel) -> float:
     """Clips and applies the accumulated gradients; returns their norm. A NaN or inf
     norm (a NaN/inf loss or gradient anywhere) skips the update entirely, so one bad
-    batch cannot poison the weights; the caller counts it from the returned norm."""
+    batch cannot poison the weights; the caller counts it (see :func:`_skip_metrics`)."""
     params = [p for group in optimizer.param_groups for p in group["params"]]
     norm = parallel.clip_grad_norm(params, max_grad_norm if max_grad_norm > 0 else float("inf"))
-    if math.isfinite(norm):
+    # With fp16 loss scaling the scaler's step itself skips a non-finite update, and it
+    # must run to lower the scale after an overflow.
+    if math.isfinite(norm) or parallel.scales_loss:
         optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     if scheduler is not None:
         scheduler.step()
     return norm
+
+
+def _skip_metrics(grad_norms: list[float], parallel: Parallel, name: str) -> dict[str, float]:
+    """Updates skipped for a non-finite gradient norm: faults (``nonfinite/``, which stop
+    a run after trainer.max_nonfinite_steps in a row), or with fp16 loss scaling the
+    scaler's overflow steps (``mixed_precision/``), part of its normal working."""
+    skipped = float(sum(not math.isfinite(g) for g in grad_norms))
+    if parallel.scales_loss:
+        return {f"mixed_precision/overflow_{name}": skipped, f"nonfinite/skipped_{name}": 0.0}
+    return {f"nonfinite/skipped_{name}": skipped}
 
 
 def _finite_mean(values: list[float]) -> float:
@@ -182,7 +194,7 @@ def policy_update(
     metrics = means.means(parallel)
     metrics["loss/policy"] = _finite_mean(losses)
     metrics["grad_norm"] = _finite_mean(grad_norms)
-    metrics["nonfinite/skipped_updates"] = float(sum(not math.isfinite(g) for g in grad_norms))
+    metrics.update(_skip_metrics(grad_norms, parallel, "updates"))
     return metrics
 
 
@@ -225,5 +237,5 @@ def critic_update(
         grad_norms.append(_step(optimizer, None, max_grad_norm, parallel))
     metrics = means.means(parallel)
     metrics["critic/grad_norm"] = _finite_mean(grad_norms)
-    metrics["nonfinite/skipped_critic_updates"] = float(sum(not math.isfinite(g) for g in grad_norms))
+    metrics.update(_skip_metrics(grad_norms, parallel, "critic_updates"))
     return metrics

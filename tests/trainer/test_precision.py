@@ -54,3 +54,24 @@ def test_bf16_mixed_precision_autocasts_over_float32_weights(tiny_config):
 def test_unknown_mixed_precision_is_one_clear_error(tiny_config):
     with pytest.raises(ConfigError, match=r"trainer.mixed_precision='fp8'; allowed: no, bf16, fp16"):
         Trainer(tiny_config("trainer.mixed_precision=fp8"))
+
+
+def test_fp16_overflow_steps_are_the_scalers_business_not_a_divergence(tiny_config):
+    """With fp16 loss scaling (a GPU feature; here a real GradScaler on CPU) an initial
+    scale too large overflows the gradients: the scaler skips those updates and lowers
+    its scale; the run must neither count them as faults nor stop."""
+    trainer = Trainer(tiny_config(*LENGTH_REWARD, "trainer.mixed_precision=fp16", "trainer.max_steps=4",
+                                  "trainer.max_nonfinite_steps=2", "logger=local"))
+    from accelerate.optimizer import AcceleratedOptimizer
+
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**127, backoff_factor=2.0**-70, growth_interval=1000)
+    trainer.parallel.accelerator.scaler = scaler
+    # What accelerate's prepare_optimizer builds when it has a scaler.
+    trainer.optimizer = AcceleratedOptimizer(trainer.optimizer.optimizer, device_placement=False, scaler=scaler)
+    before = [p.detach().clone() for p in trainer.policy.parameters()]
+    trainer.train()
+    overflow = [m["mixed_precision/overflow_updates"] for m in trainer.history]
+    assert overflow[0] == 1.0 and sum(overflow) < len(overflow)  # overflowed, then recovered
+    assert all(m["nonfinite/skipped_updates"] == 0 for m in trainer.history)
+    assert scaler.get_scale() < 2.0**127
+    assert any(not torch.equal(a, b) for a, b in zip(before, trainer.policy.parameters()))
