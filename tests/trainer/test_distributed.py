@@ -95,3 +95,22 @@ def test_batch_that_does_not_split_over_processes_is_one_clear_error(monkeypatch
     with pytest.raises(ConfigError, match=r"trainer.batch_size=6 does not split over 4 processes"):
         parallel.local_slice(6)
     assert parallel.local_slice(8) == slice(0, 2)  # rank 0's share
+
+
+@pytest.mark.slow
+def test_two_process_run_resumes_from_the_main_process_checkpoint(tmp_path):
+    """Checkpoints are written by rank 0 and read by every process: stopping after 2
+    steps and resuming to 4 gives the uninterrupted 4-step run."""
+    tiny = [*TINY, "+reward.weights.length=1.0", "+reward.functions.length=tests.helpers:completion_length_reward",
+            "trainer.lr=1e-3", "logger=local"]
+    steps = lambda n: [o for o in tiny if not o.startswith("trainer.max_steps")] + [f"trainer.max_steps={n}"]  # noqa: E731
+    for overrides in (steps(2), steps(4) + ["trainer.resume=auto"]):
+        launched = _launch(2, [*overrides, f"paths.output_dir={tmp_path / 'resumed'}"], cwd=tmp_path)
+        assert launched.returncode == 0, launched.stderr[-3000:]
+    launched = _launch(2, [*steps(4), f"paths.output_dir={tmp_path / 'straight'}"], cwd=tmp_path)
+    assert launched.returncode == 0, launched.stderr[-3000:]
+    resumed, straight = _records(tmp_path / "resumed"), _records(tmp_path / "straight")
+    assert [r["step"] for r in resumed] == [1, 2, 3, 4]
+    for a, b in zip(resumed, straight):
+        for key in ("grad_norm", "reward", "entropy", "completions/mean_length"):
+            assert a[key] == pytest.approx(b[key], rel=1e-6), (a["step"], key)
