@@ -18,7 +18,6 @@ from grpo_lab.errors import ConfigError
 from grpo_lab.models.critic import CriticModel, ValueHead, module_training_bytes
 from grpo_lab.rollout.batch import RolloutBatch
 from grpo_lab.trainer.distributed import Parallel
-from grpo_lab.trainer.forward import completion_forward, prefix_group_size
 from grpo_lab.trainer.optim import build_optimizer
 from grpo_lab.trainer.update import SharedValueLoss, ValueTargets, critic_update
 
@@ -39,8 +38,11 @@ class Algorithm(Protocol):
     # value head), or None.
     value_head: nn.Module | None
 
-    def advantages(self, batch: RolloutBatch, rewards: torch.Tensor, token_kl: torch.Tensor | None) -> Advantages:
-        """``token_kl``: per-token KL penalty (already x coef) when KL goes in the reward."""
+    def advantages(self, batch: RolloutBatch, rewards: torch.Tensor, token_kl: torch.Tensor | None,
+                   policy_hidden: torch.Tensor | None = None) -> Advantages:
+        """``token_kl``: per-token KL penalty (already x coef) when KL goes in the reward.
+        ``policy_hidden``: the policy's last hidden states at the completion positions
+        ``[N, T, H]``, from the trainer's no-grad pass, when ``value_head`` is set."""
         ...
 
     def shared_value(self, adv: Advantages) -> SharedValueLoss | None:
@@ -72,7 +74,8 @@ class GRPO:
         self.eps = eps
         self.parallel = parallel
 
-    def advantages(self, batch: RolloutBatch, rewards: torch.Tensor, token_kl: torch.Tensor | None) -> Advantages:
+    def advantages(self, batch: RolloutBatch, rewards: torch.Tensor, token_kl: torch.Tensor | None,
+                   policy_hidden: torch.Tensor | None = None) -> Advantages:
         if token_kl is not None:
             rewards = rewards - (token_kl * batch.completion_mask).sum(dim=1).cpu()
         # From every process's rewards, so batch-wide statistics are the global batch's;
@@ -133,27 +136,21 @@ class PPO:
         self._critic_seconds = 0.0
 
     @torch.no_grad()
-    def _values(self, batch: RolloutBatch) -> torch.Tensor:
+    def _values(self, batch: RolloutBatch, policy_hidden: torch.Tensor | None) -> torch.Tensor:
+        if self.mode == "shared":  # the head on the hidden states of the trainer's policy pass
+            return self.critic(policy_hidden)
         micro = self.cfg.trainer.micro_batch_size
         width = batch.completion_ids.shape[1]
-        chunks = []
-        for ids, mask, comp in zip(
-            batch.input_ids.split(micro), batch.attention_mask.split(micro), batch.completion_ids.split(micro)
-        ):
-            if self.mode == "separate":
-                chunks.append(self.critic(ids, mask, width))
-            else:
-                hidden = completion_forward(
-                    self.policy, ids, mask, comp, self.cfg.rollout.temperature, with_hidden=True,
-                    group_size=prefix_group_size(self.cfg),
-                ).hidden
-                chunks.append(self.critic(hidden))
-        return torch.cat(chunks)
+        return torch.cat([
+            self.critic(ids, mask, width)
+            for ids, mask in zip(batch.input_ids.split(micro), batch.attention_mask.split(micro))
+        ])
 
-    def advantages(self, batch: RolloutBatch, rewards: torch.Tensor, token_kl: torch.Tensor | None) -> Advantages:
+    def advantages(self, batch: RolloutBatch, rewards: torch.Tensor, token_kl: torch.Tensor | None,
+                   policy_hidden: torch.Tensor | None = None) -> Advantages:
         start = time.perf_counter()
         mask = batch.completion_mask
-        values = self._values(batch)
+        values = self._values(batch, policy_hidden)
         token_rewards = token_level_rewards(rewards.to(values.device), mask, token_kl)
         adv, returns = gae_advantages(token_rewards, values, mask, self.algo.gamma, self.algo.lam)
         if self.algo.whiten_advantages:

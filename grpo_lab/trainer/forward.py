@@ -97,7 +97,7 @@ def completion_forward(
 
 
 @torch.no_grad()
-def batched_logprobs(
+def batched_forward(
     model: torch.nn.Module,
     input_ids: torch.Tensor,
     attention_mask: torch.Tensor,
@@ -105,17 +105,28 @@ def batched_logprobs(
     micro_batch_size: int,
     temperature: float = 1.0,
     group_size: int = 1,
-) -> torch.Tensor:
-    """Completion log-probs without gradients, in micro-batches (old / reference policy)."""
-    chunks = [
-        completion_forward(model, ids, mask, comp, temperature, group_size=group_size).logp
+    with_hidden: bool = False,
+) -> CompletionForward:
+    """Completion log-probs (and last hidden states) without gradients, in
+    micro-batches: the old / reference policy passes."""
+    outs = [
+        completion_forward(model, ids, mask, comp, temperature, with_hidden=with_hidden, group_size=group_size)
         for ids, mask, comp in zip(
             input_ids.split(micro_batch_size),
             attention_mask.split(micro_batch_size),
             completion_ids.split(micro_batch_size),
         )
     ]
-    return torch.cat(chunks)
+    return CompletionForward(
+        logp=torch.cat([o.logp for o in outs]),
+        entropy=None,
+        hidden=torch.cat([o.hidden for o in outs]) if with_hidden else None,
+    )
+
+
+def batched_logprobs(*args, **kwargs) -> torch.Tensor:
+    """Completion log-probs of :func:`batched_forward`."""
+    return batched_forward(*args, **kwargs).logp
 
 
 class TrainForward(torch.nn.Module):

@@ -44,7 +44,7 @@ from grpo_lab.trainer.checkpoint import checkpoint_step, load_checkpoint, resolv
 from grpo_lab.trainer.data import PromptSampler
 from grpo_lab.tracking.base import Trackers
 from grpo_lab.trainer.distributed import Parallel
-from grpo_lab.trainer.forward import TrainForward, batched_logprobs, prefix_group_size
+from grpo_lab.trainer.forward import TrainForward, batched_forward, batched_logprobs, prefix_group_size
 from grpo_lab.trainer.metrics import completion_metrics, peak_memory_mb, reward_metrics
 from grpo_lab.trainer.optim import build_optimizer, build_scheduler
 from grpo_lab.trainer.rng import sample_seeds
@@ -139,10 +139,14 @@ class Trainer:
             self.start_step = load_checkpoint(self, self.resume_from)
 
     # -- one step -------------------------------------------------------------------
-    def _rollout_logprobs(self, batch: Any) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """Log-probs of the sampling policy and of the reference, only where needed:
-        old ones when the policy moves before the last use of this batch or when the
-        KL goes into the reward; reference ones when KL is on."""
+    def _rollout_passes(self, batch: Any) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+        """No-grad passes over the rollouts, only where needed: the sampling policy's
+        log-probs when the policy moves before the last use of this batch, when the
+        samples came from another engine or when the KL goes into the reward; the
+        reference's when KL is on. The policy pass also returns its last hidden states
+        when a value head sits on the policy (PPO's values come from the same pass).
+
+        Returns (old log-probs, reference log-probs, policy hidden states), each or None."""
         cfg = self.cfg
         algo = cfg.algorithm
         needs_old = algo.num_iterations > 1 or algo.num_minibatches > 1 or self.rollout.samples_off_policy or (
@@ -150,9 +154,14 @@ class Trainer:
         )
         args = (batch.input_ids, batch.attention_mask, batch.completion_ids,
                 cfg.trainer.micro_batch_size, cfg.rollout.temperature, self.prefix_group_size)
-        old_logp = batched_logprobs(self.policy, *args) if needs_old else None
+        needs_hidden = self.algorithm.value_head is not None
+        old_logp = hidden = None
+        if needs_old or needs_hidden:
+            policy = batched_forward(self.policy, *args, with_hidden=needs_hidden)
+            old_logp = policy.logp if needs_old else None
+            hidden = policy.hidden
         ref_logp = batched_logprobs(self.reference, *args) if self.reference is not None else None
-        return old_logp, ref_logp
+        return old_logp, ref_logp, hidden
 
     def step(self, step: int) -> dict[str, float]:
         cfg = self.cfg
@@ -171,7 +180,7 @@ class Trainer:
         rewards, per_function = self.rewards(batch.prompts, batch.completions, batch.columns)
         t_reward = time.perf_counter()
 
-        old_logp, ref_logp = self._rollout_logprobs(batch)
+        old_logp, ref_logp, policy_hidden = self._rollout_passes(batch)
         kl_in_reward = ref_logp is not None and cfg.kl.placement == "reward"
         token_kl = kl_metrics = None
         if kl_in_reward:
@@ -182,7 +191,7 @@ class Trainer:
             kl_metrics = {"kl": kl_sum / max(tokens, 1.0)}
         t_ref = time.perf_counter()
 
-        adv = self.algorithm.advantages(batch, rewards, token_kl)
+        adv = self.algorithm.advantages(batch, rewards, token_kl, policy_hidden)
         update: dict[str, float] = {}
         if self.algorithm.trains_policy(step):
             update = policy_update(

@@ -49,7 +49,7 @@ def test_sigterm_checkpoints_flushes_and_resumes(tmp_path):
 
 def test_repeated_nonfinite_steps_stop_the_run(tiny_config, tmp_path):
     trainer = Trainer(tiny_config("trainer.max_steps=10", "trainer.max_nonfinite_steps=2"))
-    trainer.algorithm.advantages = lambda batch, rewards, token_kl: Advantages(
+    trainer.algorithm.advantages = lambda batch, rewards, token_kl, hidden: Advantages(
         torch.full((batch.size, 1), float("nan")))
     with pytest.raises(TrainingDivergedError, match="2 steps in a row"):
         trainer.train()

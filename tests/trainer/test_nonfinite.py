@@ -8,7 +8,7 @@ from grpo_lab.trainer.algorithm import Advantages
 
 def test_nan_advantages_skip_the_update_and_are_counted(tiny_config):
     trainer = Trainer(tiny_config())
-    trainer.algorithm.advantages = lambda batch, rewards, token_kl: Advantages(
+    trainer.algorithm.advantages = lambda batch, rewards, token_kl, hidden: Advantages(
         torch.full((batch.size, 1), float("nan"))
     )
     before = [p.detach().clone() for p in trainer.policy.parameters()]

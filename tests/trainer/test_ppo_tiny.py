@@ -55,3 +55,17 @@ def test_grpo_with_kl_in_the_reward(tiny_config):
     trainer.train()
     assert trainer.history[0]["kl"] == pytest.approx(0.0, abs=1e-6)
     assert abs(trainer.history[1]["kl"]) > 0
+
+
+def test_shared_head_values_come_from_the_old_policy_pass(tiny_config):
+    """With the value head on the policy, the no-grad pass that gives the old log-probs
+    also gives the values: one pass of the policy over the rollouts, not two."""
+    trainer = Trainer(tiny_config("algorithm=ppo_shared", "trainer.share_prompt_prefix=false",
+                                  "trainer.max_steps=1", "logger=local"))
+    no_grad_passes = []
+    trainer.policy.register_forward_pre_hook(
+        lambda module, args: no_grad_passes.append(1) if module.training and not torch.is_grad_enabled() else None
+    )
+    trainer.train()
+    assert len(no_grad_passes) == 1  # 8 rollouts, one micro-batch (generation runs in eval mode)
+    assert "critic/explained_variance" in trainer.history[0]
