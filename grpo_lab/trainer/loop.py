@@ -215,14 +215,10 @@ class Trainer:
         t_end = time.perf_counter()
 
         step_time = t_end - t0
-        gather = self.parallel.gather
-        lengths = gather(batch.completion_mask.sum(dim=1).float().cpu())
-        faults = sorted(self.rewards.faults)
+        lengths = self.parallel.gather(batch.completion_mask.sum(dim=1).float().cpu())
         metrics = {
-            **reward_metrics(gather(rewards), {n: gather(v) for n, v in per_function.items()}, batch.group_size),
-            **completion_metrics(lengths, gather(batch.truncated.float().cpu())),
+            **self._batch_metrics(batch, rewards, per_function, lengths),
             **(kl_metrics or {}),
-            **{f"reward_faults/{n}": c for n, c in zip(faults, self.parallel.sum([self.rewards.faults[n] for n in faults]))},
             **update,
             **self.parallel.mean_metrics(adv.metrics),
             **self.parallel.mean_metrics(critic),
@@ -240,6 +236,19 @@ class Trainer:
             metrics["critic/memory_share"] = metrics["critic/memory_mb"] / metrics["memory/peak_mb"]
         self._log_samples(step, batch, rewards, per_function, adv.advantages)
         return metrics
+
+    def _batch_metrics(self, batch: Any, rewards: torch.Tensor, per_function: dict[str, torch.Tensor],
+                       lengths: torch.Tensor) -> dict[str, float]:
+        """Reward, completion and reward-fault metrics of the global batch (every process's
+        rows gathered); ``lengths`` already gathered."""
+        gather = self.parallel.gather
+        faults = sorted(self.rewards.faults)
+        fault_counts = self.parallel.sum([self.rewards.faults[n] for n in faults])
+        return {
+            **reward_metrics(gather(rewards), {n: gather(v) for n, v in per_function.items()}, batch.group_size),
+            **completion_metrics(lengths, gather(batch.truncated.float().cpu())),
+            **{f"reward_faults/{n}": c for n, c in zip(faults, fault_counts)},
+        }
 
     def _log_samples(self, step: int, batch: Any, rewards: torch.Tensor,
                      per_function: dict[str, torch.Tensor], advantages: torch.Tensor) -> None:
@@ -264,7 +273,7 @@ class Trainer:
         cfg = self.cfg
         failed = True
         bar = tqdm(range(self.start_step + 1, cfg.trainer.max_steps + 1), desc="grpo-lab", unit="step",
-                   disable=not cfg.trainer.progress_bar, dynamic_ncols=True,
+                   disable=not (cfg.trainer.progress_bar and self.parallel.is_main), dynamic_ncols=True,
                    initial=self.start_step, total=cfg.trainer.max_steps)
         nonfinite_in_a_row = 0
         try:
