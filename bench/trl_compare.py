@@ -74,7 +74,8 @@ def ours_worker(args: argparse.Namespace) -> None:
         f"rollout.min_new_tokens={args.new_tokens}", "rollout.temperature=1.0",
         "kl=k3", f"kl.coef={args.beta}", f"algorithm.num_iterations={args.iterations}",
         f"trainer.lr={args.lr}", f"trainer.seed={args.seed}", "trainer.max_steps=1000",
-        "trainer.progress_bar=false", "trainer.log_entropy=false", "logger.sample_every=0",
+        # Entropy on: TRL computes it in every training pass, so both do that work.
+        "trainer.progress_bar=false", "trainer.log_entropy=true", "logger.sample_every=0",
         f"paths.output_dir={tempfile.mkdtemp(prefix='bench-ours-')}", *_quiet_logger_overrides(),
     ]
     with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "conf")):
