@@ -5,7 +5,7 @@ import sys
 
 import pytest
 from hydra.errors import ConfigCompositionException
-from omegaconf.errors import ConfigKeyError, ValidationError
+from omegaconf.errors import ValidationError
 
 from tests.conftest import CONF_DIR, compose_config
 

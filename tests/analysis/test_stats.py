@@ -2,7 +2,6 @@
 
 import math
 
-import pandas as pd
 import pytest
 
 from grpo_lab.analysis.frame import RunRecord, runs_frame

@@ -12,7 +12,6 @@ import pytest
 import yaml
 
 from grpo_lab.errors import RewardFunctionError
-from grpo_lab.errors import RewardFunctionError
 from grpo_lab.trainer import train
 from tests.conftest import TINY
 from tests.tracking import failing_reward

@@ -5,7 +5,7 @@ import torch
 from safetensors.torch import load_file
 
 from grpo_lab.errors import ConfigError
-from grpo_lab.trainer import Trainer, train
+from grpo_lab.trainer import Trainer
 from grpo_lab.trainer.checkpoint import list_checkpoints
 from tests.trainer.test_train_tiny import LENGTH_REWARD
 
