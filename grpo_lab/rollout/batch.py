@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import torch
@@ -35,10 +36,12 @@ class RolloutBatch:
     def size(self) -> int:
         return self.completion_ids.shape[0]
 
-    @property
+    # Built once on first use (the trainer reads them in several passes); the token
+    # tensors of a batch are not changed after it is made.
+    @cached_property
     def input_ids(self) -> torch.Tensor:
         return torch.cat([self.prompt_ids, self.completion_ids], dim=1)
 
-    @property
+    @cached_property
     def attention_mask(self) -> torch.Tensor:
         return torch.cat([self.prompt_mask, self.completion_mask], dim=1)
