@@ -23,7 +23,6 @@ from omegaconf import OmegaConf
 from grpo_lab.errors import ConfigError
 from grpo_lab.eval.answers import answer_is_correct
 from grpo_lab.eval.generation import generate_texts
-from grpo_lab.rollout.factory import build_rollout_backend
 from grpo_lab.tasks import build_task
 
 
@@ -65,7 +64,7 @@ class Evaluator:
         self.dataset = build_task(heldout_task_config(cfg))
         if len(self.dataset) == 0:
             raise ConfigError("the held-out set is empty (eval.num_examples / eval.task)")
-        self.backend = build_rollout_backend(cfg.rollout, tokenizer, device)
+        self.tokenizer = tokenizer
         self.device = device
         # Greedy completions of the last evaluation, for inspection (grpo-lab-eval).
         self.last_greedy: list[str] = []
@@ -83,7 +82,7 @@ class Evaluator:
     def _generate(self, model: Any, greedy: bool) -> tuple[list[list[str]], list[list[int]]]:
         rollout, ev = self.cfg.rollout, self.eval_cfg
         return generate_texts(
-            model, self.backend, self.dataset["prompt"],
+            model, self.tokenizer, self.dataset["prompt"], self.device,
             num_samples=ev.num_samples, greedy=greedy,
             max_new_tokens=ev.max_new_tokens or rollout.max_new_tokens,
             temperature=rollout.temperature, top_p=rollout.top_p, top_k=rollout.top_k,

@@ -1,8 +1,8 @@
 """Completions for evaluation: greedy, or k samples per prompt, in prompt batches.
 
-Prompts are formatted by the rollout backend (same chat template and EOS handling as
-training), but decoding is the evaluator's: greedy decoding has no place in a rollout
-backend that always samples.
+Prompts are rendered and completions cut at EOS exactly as for rollouts (the shared
+helpers of rollout/assemble.py), but decoding is the evaluator's: greedy decoding has no
+place in a rollout backend that always samples.
 """
 
 from __future__ import annotations
@@ -10,13 +10,17 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import torch
+from transformers import PreTrainedTokenizerBase
+
+from grpo_lab.rollout.assemble import completion_mask_from_eos, encode_prompts, eos_token_ids
 
 
 @torch.no_grad()
 def generate_texts(
     model: Any,
-    backend: Any,
+    tokenizer: PreTrainedTokenizerBase,
     prompts: Sequence[Any],
+    device: torch.device,
     *,
     num_samples: int,
     greedy: bool,
@@ -28,7 +32,7 @@ def generate_texts(
 ) -> tuple[list[list[str]], list[list[int]]]:
     """``num_samples`` completion texts per prompt (1 when greedy) and their lengths in
     tokens (up to and including EOS)."""
-    tokenizer = backend.tokenizer
+    eos_ids = eos_token_ids(tokenizer)
     per_prompt = 1 if greedy else num_samples
     sampling = {} if greedy else {"temperature": temperature, "top_p": top_p, "top_k": top_k}
     texts: list[list[str]] = []
@@ -38,9 +42,7 @@ def generate_texts(
     try:
         for start in range(0, len(prompts), batch_size):
             chunk = list(prompts[start : start + batch_size])
-            encoded = tokenizer(
-                backend.prompt_texts(chunk), return_tensors="pt", padding=True, add_special_tokens=False
-            ).to(backend.device)
+            encoded = encode_prompts(tokenizer, chunk, device)
             output = model.generate(
                 **encoded,
                 do_sample=not greedy,
@@ -48,11 +50,13 @@ def generate_texts(
                 max_new_tokens=max_new_tokens,
                 num_return_sequences=per_prompt,
                 pad_token_id=tokenizer.pad_token_id,
-                eos_token_id=backend.eos_ids,
+                eos_token_id=eos_ids,
             )
             completion_ids = output[:, encoded["input_ids"].shape[1] :]
-            rows, row_lengths = _cut_at_eos(completion_ids, backend.eos_ids)
-            decoded = tokenizer.batch_decode(rows, skip_special_tokens=True)
+            row_lengths = completion_mask_from_eos(completion_ids, eos_ids).sum(dim=1).tolist()
+            decoded = tokenizer.batch_decode(
+                [row[:n] for row, n in zip(completion_ids.tolist(), row_lengths)], skip_special_tokens=True
+            )
             for i in range(len(chunk)):
                 texts.append(decoded[i * per_prompt : (i + 1) * per_prompt])
                 lengths.append(row_lengths[i * per_prompt : (i + 1) * per_prompt])
@@ -60,12 +64,3 @@ def generate_texts(
         model.train(was_training)
     return texts, lengths
 
-
-def _cut_at_eos(completion_ids: torch.Tensor, eos_ids: Sequence[int]) -> tuple[list[list[int]], list[int]]:
-    rows, lengths = [], []
-    eos = set(eos_ids)
-    for row in completion_ids.tolist():
-        end = next((i + 1 for i, token in enumerate(row) if token in eos), len(row))
-        rows.append(row[:end])
-        lengths.append(end)
-    return rows, lengths

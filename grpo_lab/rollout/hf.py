@@ -11,7 +11,6 @@ from grpo_lab.rollout.assemble import (
     assemble_batch,
     encode_prompts,
     eos_token_ids,
-    prompt_texts,
 )
 from grpo_lab.rollout.batch import RolloutBatch
 from grpo_lab.rollout.sampling import sampling_processors
@@ -28,9 +27,6 @@ class HFGenerateBackend:
         self.tokenizer = tokenizer
         self.device = device
         self.eos_ids = eos_token_ids(tokenizer)
-
-    def prompt_texts(self, prompts: Sequence[Any]) -> list[str]:
-        return prompt_texts(self.tokenizer, prompts)
 
     @torch.no_grad()
     def generate(

@@ -42,7 +42,6 @@ from grpo_lab.rollout.assemble import (
     assemble_batch,
     encode_prompts,
     eos_token_ids,
-    prompt_texts,
     right_pad,
 )
 from grpo_lab.rollout.batch import RolloutBatch
@@ -85,9 +84,6 @@ class VLLMBackend:
         self.dtype: torch.dtype | None = None
         self._model_dir: tempfile.TemporaryDirectory | None = None
         self._sleeping: set[str] = set()  # sleep-mode tags now released
-
-    def prompt_texts(self, prompts: Sequence[Any]) -> list[str]:
-        return prompt_texts(self.tokenizer, prompts)
 
     # -- sampling -----------------------------------------------------------------------
     @torch.no_grad()
