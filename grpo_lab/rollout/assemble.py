@@ -32,7 +32,14 @@ def encode_prompts(tokenizer: PreTrainedTokenizerBase, prompts: Sequence[Any], d
 
 def completion_mask_from_eos(completion_ids: torch.Tensor, eos_ids: Sequence[int]) -> torch.Tensor:
     """1 for every token up to and including the first EOS of each row, 0 after it."""
-    is_eos = torch.isin(completion_ids, torch.tensor(list(eos_ids), device=completion_ids.device))
+    return _mask_from_eos(_is_eos(completion_ids, eos_ids))
+
+
+def _is_eos(completion_ids: torch.Tensor, eos_ids: Sequence[int]) -> torch.Tensor:
+    return torch.isin(completion_ids, torch.tensor(list(eos_ids), device=completion_ids.device))
+
+
+def _mask_from_eos(is_eos: torch.Tensor) -> torch.Tensor:
     # Number of EOS tokens strictly before each position; 0 means "still inside".
     eos_before = is_eos.long().cumsum(dim=1) - is_eos.long()
     return (eos_before == 0).long()
@@ -65,14 +72,14 @@ def assemble_batch(
     ``sampling_logprobs`` (optional) is aligned with them. Columns that are padding in
     every row are dropped.
     """
-    completion_mask = completion_mask_from_eos(completion_ids, eos_ids)
+    is_eos = _is_eos(completion_ids, eos_ids)
+    truncated = ~is_eos.any(dim=1)  # no EOS within the sampled tokens
+    completion_mask = _mask_from_eos(is_eos)
     width = int(completion_mask.sum(dim=1).max().item()) if completion_ids.numel() else 0
     completion_ids = completion_ids[:, :width].contiguous()
     completion_mask = completion_mask[:, :width].contiguous()
     if sampling_logprobs is not None:
         sampling_logprobs = (sampling_logprobs[:, :width] * completion_mask).contiguous()
-    eos = torch.tensor(list(eos_ids), device=completion_ids.device)
-    truncated = ~torch.isin(completion_ids, eos).any(dim=1)
 
     lengths = completion_mask.sum(dim=1).tolist()
     texts = tokenizer.batch_decode(
