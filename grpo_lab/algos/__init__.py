@@ -6,7 +6,7 @@ can be checked by hand (see tests/algos).
 
 from grpo_lab.algos.advantages import ADVANTAGE_ESTIMATORS, group_advantages
 from grpo_lab.algos.kl import KL_ESTIMATORS, kl_penalty
-from grpo_lab.algos.logprobs import selective_log_softmax, token_entropy
+from grpo_lab.algos.logprobs import token_logprobs
 from grpo_lab.algos.policy_loss import (
     LOSS_AGGREGATIONS,
     aggregate,
@@ -23,6 +23,5 @@ __all__ = [
     "group_advantages",
     "kl_penalty",
     "loss_weights",
-    "selective_log_softmax",
-    "token_entropy",
+    "token_logprobs",
 ]

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from grpo_lab.algos.logprobs import selective_log_softmax, token_entropy
+from grpo_lab.algos.logprobs import token_logprobs
 from grpo_lab.models.inputs import cache_kwargs, output_cache, position_ids_from_mask
 
 
@@ -56,9 +56,8 @@ def completion_forward(
     """One forward pass of the policy over prompt + completion.
 
     Only the positions that predict completion tokens go through the LM head
-    (``logits_to_keep``): the prompt's logits are never computed. Logits are divided by
-    the sampling temperature so the log-probs are those of the distribution the tokens
-    were drawn from. ``with_hidden`` also returns the final hidden states (for a value
+    (``logits_to_keep``): the prompt's logits are never computed. Log-probs are taken at
+    the sampling temperature: those of the distribution the tokens were drawn from. ``with_hidden`` also returns the final hidden states (for a value
     head on the policy backbone).
 
     When the rows come in whole groups of ``group_size`` completions of the same prompt
@@ -78,22 +77,22 @@ def completion_forward(
         cache.batch_repeat_interleave(g)
         tail = _run(model, completion_ids[:, :-1], attention_mask[:, :-1], positions[:, prompt_len:-1],
                     width - 1, with_hidden, use_cache=True, **cache_kwargs(model, cache))
-        logits = torch.cat([head.logits.repeat_interleave(g, dim=0), tail.logits], dim=1)
+        # Log-probs of each piece, then joined: joining the [B, T, V] logits would copy them.
+        pieces = [
+            token_logprobs(head.logits.repeat_interleave(g, dim=0), completion_ids[:, :1], temperature, with_entropy),
+            token_logprobs(tail.logits, completion_ids[:, 1:], temperature, with_entropy),
+        ]
+        logp = torch.cat([p[0] for p in pieces], dim=1)
+        entropy = torch.cat([p[1] for p in pieces], dim=1) if with_entropy else None
         hidden = (
             torch.cat([head.hidden_states[-1][:, -1:].repeat_interleave(g, dim=0), tail.hidden_states[-1]], dim=1)
             if with_hidden else None
         )
     else:
         out = _run(model, input_ids, attention_mask, positions, width + 1, with_hidden, use_cache=False)
-        logits = out.logits[:, :-1]
+        logp, entropy = token_logprobs(out.logits[:, :-1], completion_ids, temperature, with_entropy)
         hidden = out.hidden_states[-1][:, -(width + 1) : -1] if with_hidden else None
-    if temperature != 1.0:
-        logits = logits / temperature
-    return CompletionForward(
-        logp=selective_log_softmax(logits, completion_ids),
-        entropy=token_entropy(logits) if with_entropy else None,
-        hidden=hidden,
-    )
+    return CompletionForward(logp=logp, entropy=entropy, hidden=hidden)
 
 
 @torch.no_grad()

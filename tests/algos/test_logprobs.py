@@ -1,28 +1,62 @@
 import math
 
+import pytest
 import torch
 
-from grpo_lab.algos import selective_log_softmax, token_entropy
+from grpo_lab.algos import token_logprobs
 
 
-def test_selective_log_softmax_matches_log_softmax_gather():
+def _straightforward(logits, ids, temperature=1.0):
+    logp_all = torch.log_softmax(logits.float() / temperature, -1)
+    logp = logp_all.gather(-1, ids.unsqueeze(-1)).squeeze(-1)
+    entropy = -(logp_all.exp() * logp_all).sum(-1)
+    return logp, entropy
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+@pytest.mark.parametrize("chunk", [1, 3, 8])
+def test_token_logprobs_match_log_softmax_gather(temperature, chunk):
     torch.manual_seed(0)
-    logits = torch.randn(5, 7, 50)
+    logits = torch.randn(5, 7, 50) * 4
     ids = torch.randint(0, 50, (5, 7))
-    expected = torch.log_softmax(logits, -1).gather(-1, ids.unsqueeze(-1)).squeeze(-1)
-    torch.testing.assert_close(selective_log_softmax(logits, ids, chunk_rows=2), expected)
+    logp, entropy = token_logprobs(logits, ids, temperature, with_entropy=True, chunk=chunk)
+    expected_logp, expected_entropy = _straightforward(logits, ids, temperature)
+    torch.testing.assert_close(logp, expected_logp)
+    torch.testing.assert_close(entropy, expected_entropy)
 
 
-def test_selective_log_softmax_gradient_matches():
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_token_logprobs_gradient_matches(temperature):
     torch.manual_seed(0)
-    logits = torch.randn(3, 4, 11, requires_grad=True)
+    logits = (torch.randn(3, 4, 11) * 3).requires_grad_()
     ids = torch.randint(0, 11, (3, 4))
-    selective_log_softmax(logits, ids).sum().backward()
+    weights = torch.randn(3, 4)  # a loss that weighs positions differently
+    (token_logprobs(logits, ids, temperature, chunk=3)[0] * weights).sum().backward()
     ours = logits.grad.clone()
     logits.grad = None
-    torch.log_softmax(logits, -1).gather(-1, ids.unsqueeze(-1)).sum().backward()
+    (_straightforward(logits, ids, temperature)[0] * weights).sum().backward()
     torch.testing.assert_close(ours, logits.grad)
 
 
-def test_entropy_of_uniform_is_log_vocab():
-    torch.testing.assert_close(token_entropy(torch.zeros(2, 3, 8)), torch.full((2, 3), math.log(8)))
+def test_token_logprobs_of_a_strided_view_and_bf16_logits():
+    torch.manual_seed(0)
+    full = torch.randn(2, 6, 20).requires_grad_()
+    ids = torch.randint(0, 20, (2, 5))
+    logp, _ = token_logprobs(full[:, :-1], ids)  # the unshared forward passes such a slice
+    logp.sum().backward()
+    ours = full.grad.clone()
+    full.grad = None
+    _straightforward(full[:, :-1], ids)[0].sum().backward()
+    torch.testing.assert_close(ours, full.grad)
+    low = full.detach().bfloat16().requires_grad_()
+    logp, _ = token_logprobs(low[:, :-1], ids)
+    logp.sum().backward()
+    assert logp.dtype == torch.float32 and low.grad.dtype == torch.bfloat16
+    torch.testing.assert_close(logp, _straightforward(low[:, :-1], ids)[0])
+
+
+def test_entropy_of_uniform_is_log_vocab_and_has_no_gradient():
+    logits = torch.zeros(2, 3, 8, requires_grad=True)
+    logp, entropy = token_logprobs(logits, torch.zeros(2, 3, dtype=torch.long), with_entropy=True)
+    torch.testing.assert_close(entropy, torch.full((2, 3), math.log(8)))
+    assert not entropy.requires_grad and logp.requires_grad
