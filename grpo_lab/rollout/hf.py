@@ -88,8 +88,9 @@ class HFGenerateBackend:
         """
         ids, mask = encoded["input_ids"], encoded["attention_mask"]
         positions = position_ids_from_mask(mask)
+        # Only the cache is wanted: logits_to_keep=1 spares the LM head over the prompt.
         prefill = model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1],
-                        position_ids=positions[:, :-1], use_cache=True)
+                        position_ids=positions[:, :-1], use_cache=True, logits_to_keep=1)
         cache = with_spare_room(output_cache(prefill), group_size, ids.shape[1] + sampling["max_new_tokens"])
         return model.generate(
             input_ids=ids.repeat_interleave(group_size, dim=0),
