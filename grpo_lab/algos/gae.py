@@ -8,6 +8,8 @@ PPO, Ouyang et al. 2022, arXiv:2203.02155 eq. 2). Padding after the end is maske
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 
 
@@ -54,13 +56,23 @@ def gae_advantages(
     return advantages, (advantages + values) * mask
 
 
-def masked_whiten(values: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """(x - mean) / std over the real tokens of the batch; padding stays 0."""
+def masked_whiten(
+    values: torch.Tensor,
+    mask: torch.Tensor,
+    eps: float = 1e-8,
+    sum_over_shards: Callable[[list[float]], list[float]] | None = None,
+) -> torch.Tensor:
+    """(x - mean) / std over the real tokens of the batch; padding stays 0.
+
+    With the batch split over processes, ``sum_over_shards`` (element-wise sum of a list
+    of floats over all of them) makes mean and std those of the whole batch."""
+    total = sum_over_shards or (lambda xs: xs)
     mask = mask.float()
-    count = mask.sum().clamp(min=1)
-    mean = (values * mask).sum() / count
-    var = ((values - mean).square() * mask).sum() / count
-    return (values - mean) * torch.rsqrt(var + eps) * mask
+    count, value_sum = total([mask.sum().item(), (values * mask).sum().item()])
+    count = max(count, 1.0)
+    mean = value_sum / count
+    (square_sum,) = total([((values - mean).square() * mask).sum().item()])
+    return (values - mean) * (square_sum / count + eps) ** -0.5 * mask
 
 
 def clipped_value_loss(

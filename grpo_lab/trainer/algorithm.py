@@ -107,8 +107,8 @@ class PPO:
     gradients also move the policy's features, so the ablation no longer isolates
     "GRPO vs PPO with an independent critic".
 
-    With several processes, values, GAE and the whitening of advantages are computed
-    on each process's share of the batch (whitening statistics are per process).
+    With several processes, values and GAE are computed on each process's share of the
+    batch; advantages are whitened with the whole batch's mean and std.
     """
 
     name = "ppo"
@@ -154,7 +154,7 @@ class PPO:
         token_rewards = token_level_rewards(rewards.to(values.device), mask, token_kl)
         adv, returns = gae_advantages(token_rewards, values, mask, self.algo.gamma, self.algo.lam)
         if self.algo.whiten_advantages:
-            adv = masked_whiten(adv, mask)
+            adv = masked_whiten(adv, mask, sum_over_shards=self.parallel.sum)
         self._critic_seconds = time.perf_counter() - start
         real = mask.bool()
         metrics = {

@@ -1,3 +1,5 @@
+import threading
+
 import pytest
 import torch
 
@@ -83,3 +85,34 @@ def test_explained_variance():
     mask = torch.tensor([[1, 1, 1, 0]])
     assert explained_variance(returns, returns, mask) == pytest.approx(1.0)
     assert explained_variance(torch.full((1, 4), 2.0), returns, mask) == pytest.approx(0.0)
+
+
+def test_masked_whiten_over_shards_uses_the_whole_batch_statistics():
+    # Two shards whitened in lock-step threads whose sums meet at a barrier, as
+    # processes' all-reduce would: each shard gets its rows of the whole-batch result.
+    torch.manual_seed(0)
+    values = torch.randn(6, 5) * 3 + 1
+    mask = (torch.rand(6, 5) > 0.3).int()
+    shards = [slice(0, 2), slice(2, 6)]  # unequal shares: a per-shard whitening would differ
+    barrier = threading.Barrier(2)
+    posted: dict[int, list[float]] = {}
+    results: dict[int, torch.Tensor] = {}
+
+    def whiten_shard(i: int) -> None:
+        def sum_over_shards(xs: list[float]) -> list[float]:
+            posted[i] = xs
+            barrier.wait()
+            summed = [a + b for a, b in zip(posted[0], posted[1])]
+            barrier.wait()
+            return summed
+
+        results[i] = masked_whiten(values[shards[i]], mask[shards[i]], sum_over_shards=sum_over_shards)
+
+    threads = [threading.Thread(target=whiten_shard, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    whole = masked_whiten(values, mask)
+    torch.testing.assert_close(torch.cat([results[0], results[1]]), whole)
+    assert not torch.allclose(masked_whiten(values[:2], mask[:2]), whole[:2])
