@@ -14,12 +14,12 @@ def _straightforward(logits, ids, temperature=1.0):
 
 
 @pytest.mark.parametrize("temperature", [1.0, 0.7])
-@pytest.mark.parametrize("chunk", [1, 3, 8])
-def test_token_logprobs_match_log_softmax_gather(temperature, chunk):
+@pytest.mark.parametrize("block_positions", [1, 3, 8, None])
+def test_token_logprobs_match_log_softmax_gather(temperature, block_positions):
     torch.manual_seed(0)
     logits = torch.randn(5, 7, 50) * 4
     ids = torch.randint(0, 50, (5, 7))
-    logp, entropy = token_logprobs(logits, ids, temperature, with_entropy=True, chunk=chunk)
+    logp, entropy = token_logprobs(logits, ids, temperature, with_entropy=True, block_positions=block_positions)
     expected_logp, expected_entropy = _straightforward(logits, ids, temperature)
     torch.testing.assert_close(logp, expected_logp)
     torch.testing.assert_close(entropy, expected_entropy)
@@ -31,18 +31,19 @@ def test_token_logprobs_gradient_matches(temperature):
     logits = (torch.randn(3, 4, 11) * 3).requires_grad_()
     ids = torch.randint(0, 11, (3, 4))
     weights = torch.randn(3, 4)  # a loss that weighs positions differently
-    (token_logprobs(logits, ids, temperature, chunk=3)[0] * weights).sum().backward()
+    (token_logprobs(logits, ids, temperature, block_positions=3)[0] * weights).sum().backward()
     ours = logits.grad.clone()
     logits.grad = None
     (_straightforward(logits, ids, temperature)[0] * weights).sum().backward()
     torch.testing.assert_close(ours, logits.grad)
 
 
-def test_token_logprobs_of_a_strided_view_and_bf16_logits():
+@pytest.mark.parametrize("block_positions", [2, None])
+def test_token_logprobs_of_a_strided_view_and_bf16_logits(block_positions):
     torch.manual_seed(0)
     full = torch.randn(2, 6, 20).requires_grad_()
     ids = torch.randint(0, 20, (2, 5))
-    logp, _ = token_logprobs(full[:, :-1], ids)  # the unshared forward passes such a slice
+    logp, _ = token_logprobs(full[:, :-1], ids, block_positions=block_positions)  # as the unshared forward
     logp.sum().backward()
     ours = full.grad.clone()
     full.grad = None
