@@ -242,9 +242,8 @@ def sampled_token_logprobs(samples: Sequence[Any]) -> list[list[float]] | None:
 
 
 def base_model(model: torch.nn.Module) -> torch.nn.Module:
-    """The transformers model inside a DDP and/or peft wrapper."""
-    if isinstance(model, torch.nn.parallel.DistributedDataParallel):
-        model = model.module
+    """The transformers model inside a peft wrapper (the trainer passes its unwrapped
+    policy, never the data-parallel wrapper)."""
     return model.get_base_model() if is_lora(model) else model
 
 
@@ -271,8 +270,6 @@ def policy_weights(model: torch.nn.Module) -> Iterator[tuple[str, torch.Tensor]]
     transformers checkpoint names it. A LoRA policy's adapters are merged into their base
     weights out of place (``W + scale * B @ A``): the trained weights are never touched,
     where an in-place merge and unmerge would round 16-bit base weights at every sync."""
-    if isinstance(model, torch.nn.parallel.DistributedDataParallel):
-        model = model.module
     if not is_lora(model):
         for name, param in model.named_parameters():
             yield name, param.detach()
