@@ -211,7 +211,7 @@ class TrainerConfig:
     dtype: str = "auto"
     # CPU threads for torch; null keeps torch's default.
     num_threads: Optional[int] = None
-    # Compute per-token entropy for the logs (one extra softmax pass over the logits).
+    # Compute per-token entropy for the logs (in the same pass over the logits as the log-probs).
     log_entropy: bool = True
     # Run each group's shared prompt once in training forward passes (same results,
     # less compute); false runs every prompt + completion row in full.
