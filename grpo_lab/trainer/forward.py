@@ -57,8 +57,9 @@ def completion_forward(
 
     Only the positions that predict completion tokens go through the LM head
     (``logits_to_keep``): the prompt's logits are never computed. Log-probs are taken at
-    the sampling temperature: those of the distribution the tokens were drawn from. ``with_hidden`` also returns the final hidden states (for a value
-    head on the policy backbone).
+    the sampling temperature: those of the distribution the tokens were drawn from.
+    ``with_hidden`` also returns the final hidden states (for a value head on the policy
+    backbone).
 
     When the rows come in whole groups of ``group_size`` completions of the same prompt
     (as rollouts produce them), the prompt is run once per group and its KV cache,
