@@ -11,6 +11,7 @@ are synchronized on the last micro-batch, and metrics are reduced over processes
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -142,6 +143,7 @@ def policy_update(
     ``parallel`` (its value head present exactly when ``shared_value`` is given)."""
     means = MaskedMeans()
     losses, grad_norms = [], []
+    optimizer_seconds = 0.0
     schedule = update_schedule(
         batch.completion_ids.shape[0], algo_cfg.num_iterations, algo_cfg.num_minibatches,
         micro_batch_size, generator,
@@ -187,13 +189,16 @@ def policy_update(
                 parallel.backward(loss)
                 minibatch_loss += float(loss.detach())
                 means.add(mask, **tracked)
+        start = time.perf_counter()
         grad_norms.append(_step(optimizer, scheduler, max_grad_norm, parallel))
+        optimizer_seconds += time.perf_counter() - start
         losses.append(minibatch_loss)
     # Each process's loss is scaled to its share; the global loss is their mean.
     losses = [s / parallel.world_size for s in parallel.sum(losses)]
     metrics = means.means(parallel)
     metrics["loss/policy"] = _finite_mean(losses)
     metrics["grad_norm"] = _finite_mean(grad_norms)
+    metrics["time/optimizer"] = optimizer_seconds  # clipping + optimizer step, part of time/update
     metrics.update(_skip_metrics(grad_norms, parallel, "updates"))
     return metrics
 

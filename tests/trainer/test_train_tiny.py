@@ -12,7 +12,7 @@ REQUIRED_METRICS = [
     "reward", "reward_std", "frac_reward_zero_std", "kl", "entropy",
     "clip_ratio/low_mean", "clip_ratio/high_mean", "clip_ratio/region_mean",
     "completions/mean_length", "completions/max_length", "loss/policy", "grad_norm",
-    "learning_rate", "time/step", "tokens_per_second", "memory/peak_mb",
+    "learning_rate", "time/step", "time/optimizer", "tokens_per_second", "memory/peak_mb",
 ]
 # A user's TRL-style reward with signal even for a random model (correctness is 0 there).
 LENGTH_REWARD = [
@@ -37,6 +37,7 @@ def test_two_steps_per_advantage_variant(tiny_config, advantage):
         for key in REQUIRED_METRICS + ["rewards/correctness_lenient/mean", "rewards/format/mean"]:
             assert key in record, key
             assert record[key] is not None and math.isfinite(record[key]), key
+        assert 0 < record["time/optimizer"] < record["time/update"]  # a part of the update
     assert summary["steps"] == 2
     saved = json.loads((__import__("pathlib").Path(run) / "summary.json").read_text())
     assert saved["reward_last_fifth"] == pytest.approx(records[-1]["reward"])
