@@ -15,7 +15,7 @@ from transformers import PreTrainedTokenizerBase
 from grpo_lab.rollout.assemble import completion_mask_from_eos, encode_prompts, eos_token_ids
 
 
-@torch.no_grad()
+@torch.inference_mode()  # texts and lengths only: nothing here reaches autograd
 def generate_texts(
     model: Any,
     tokenizer: PreTrainedTokenizerBase,

@@ -28,7 +28,6 @@ class HFGenerateBackend:
         self.device = device
         self.eos_ids = eos_token_ids(tokenizer)
 
-    @torch.no_grad()
     def generate(
         self,
         model: torch.nn.Module,
@@ -54,16 +53,20 @@ class HFGenerateBackend:
         was_training = model.training
         model.eval()
         try:
-            if self.cfg.share_prompt_prefill and group_size > 1 and encoded["input_ids"].shape[1] > 1:
-                output = self._generate_from_shared_prefill(model, encoded, group_size, sampling)
-            else:
-                output = model.generate(
-                    input_ids=encoded["input_ids"].repeat_interleave(group_size, dim=0),
-                    attention_mask=encoded["attention_mask"].repeat_interleave(group_size, dim=0),
-                    **sampling,
-                )
+            with torch.inference_mode():  # no autograd bookkeeping at all while sampling
+                if self.cfg.share_prompt_prefill and group_size > 1 and encoded["input_ids"].shape[1] > 1:
+                    output = self._generate_from_shared_prefill(model, encoded, group_size, sampling)
+                else:
+                    output = model.generate(
+                        input_ids=encoded["input_ids"].repeat_interleave(group_size, dim=0),
+                        attention_mask=encoded["attention_mask"].repeat_interleave(group_size, dim=0),
+                        **sampling,
+                    )
         finally:
             model.train(was_training)
+        # A normal tensor again: training saves the token ids for its backward, which
+        # inference-mode tensors refuse.
+        output = output.clone()
         prompt_len = encoded["input_ids"].shape[1]
         return assemble_batch(
             self.tokenizer, self.eos_ids, prompts, columns, group_size,
