@@ -7,7 +7,7 @@ import copy
 import torch
 from torch import nn
 
-from grpo_lab.models.inputs import position_ids_from_mask
+from grpo_lab.models.inputs import position_ids_from_mask, shared_prompt_passes
 
 
 class ValueHead(nn.Module):
@@ -40,15 +40,25 @@ class CriticModel(nn.Module):
         param = next(policy.parameters())
         return critic.to(device=param.device, dtype=param.dtype)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, width: int) -> torch.Tensor:
-        """Values ``[B, width]`` of the states before each completion token."""
-        hidden = self.backbone(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            position_ids=position_ids_from_mask(attention_mask),
-            use_cache=False,
-        ).last_hidden_state
-        return self.head(hidden[:, -(width + 1) : -1])
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, width: int, group_size: int = 1
+    ) -> torch.Tensor:
+        """Values ``[B, width]`` of the states before each completion token. Rows in whole
+        groups of ``group_size`` sharing a prompt run each prompt once, as the policy does."""
+        shared = shared_prompt_passes(self.backbone, input_ids, attention_mask, width, group_size)
+        if shared is not None:
+            head, tail = shared
+            hidden = torch.cat([
+                head.last_hidden_state[:, -1:].repeat_interleave(group_size, dim=0), tail.last_hidden_state,
+            ], dim=1)
+        else:
+            hidden = self.backbone(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                position_ids=position_ids_from_mask(attention_mask),
+                use_cache=False,
+            ).last_hidden_state[:, -(width + 1) : -1]
+        return self.head(hidden)
 
 
 def module_training_bytes(module: nn.Module, optimizer_states_per_param: int = 2) -> int:

@@ -64,3 +64,43 @@ def with_spare_room(cache: object, repeats: int, capacity: int) -> object:
         else:
             layer.batch_repeat_interleave(repeats)
     return cache
+
+
+def groups_share_prompt(prompt_ids: torch.Tensor, group_size: int) -> bool:
+    """Whether the rows come in whole groups of ``group_size`` with the same prompt."""
+    rows = prompt_ids.shape[0]
+    if group_size < 2 or rows % group_size:
+        return False
+    return torch.equal(prompt_ids[::group_size].repeat_interleave(group_size, dim=0), prompt_ids)
+
+
+def shared_prompt_passes(
+    model: torch.nn.Module,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    width: int,
+    group_size: int,
+    head_kwargs: dict[str, object] | None = None,
+    tail_kwargs: dict[str, object] | None = None,
+) -> tuple[object, object] | None:
+    """Prompt + completion rows (the last ``width`` tokens are the completion) in two
+    forward passes, when they come in whole groups of ``group_size`` completions of one
+    prompt, as rollouts produce them: each group's prompt once (``head``), then every
+    row's completion tokens but the last (``tail``), attending to the prompt's KV cache
+    expanded to the group. The positions that predict completion tokens are the head's
+    last and all of the tail's. Same numbers as one pass over the full rows, gradients
+    included, for a G-th of the prompt compute. None when the rows are not such groups
+    or the completion is a single token."""
+    prompt_len = input_ids.shape[1] - width
+    if width < 2 or not groups_share_prompt(input_ids[:, :prompt_len], group_size):
+        return None
+    g = group_size
+    positions = position_ids_from_mask(attention_mask)
+    head = model(input_ids=input_ids[::g, :prompt_len], attention_mask=attention_mask[::g, :prompt_len],
+                 position_ids=positions[::g, :prompt_len], use_cache=True, **(head_kwargs or {}))
+    cache = output_cache(head)
+    cache.batch_repeat_interleave(g)
+    tail = model(input_ids=input_ids[:, prompt_len:-1], attention_mask=attention_mask[:, :-1],
+                 position_ids=positions[:, prompt_len:-1], use_cache=True, **cache_kwargs(model, cache),
+                 **(tail_kwargs or {}))
+    return head, tail

@@ -18,6 +18,7 @@ from grpo_lab.errors import ConfigError
 from grpo_lab.models.critic import CriticModel, ValueHead, module_training_bytes
 from grpo_lab.rollout.batch import RolloutBatch
 from grpo_lab.trainer.distributed import Parallel
+from grpo_lab.trainer.forward import prefix_group_size
 from grpo_lab.trainer.optim import build_optimizer
 from grpo_lab.trainer.update import SharedValueLoss, ValueTargets, critic_update
 
@@ -119,6 +120,7 @@ class PPO:
         self.policy = policy
         self.parallel = parallel
         self.mode = self.algo.critic.mode
+        self.group_size = prefix_group_size(cfg)  # rows sharing a prompt, for the critic's passes
         self.generator = torch.Generator().manual_seed(cfg.trainer.seed + 2)
         self.value_head: nn.Module | None = None
         if self.mode == "separate":
@@ -142,7 +144,7 @@ class PPO:
         micro = self.cfg.trainer.micro_batch_size
         width = batch.completion_ids.shape[1]
         return torch.cat([
-            self.critic(ids, mask, width)
+            self.critic(ids, mask, width, self.group_size)
             for ids, mask in zip(batch.input_ids.split(micro), batch.attention_mask.split(micro))
         ])
 
@@ -180,7 +182,7 @@ class PPO:
                 self.train_critic, self.critic_optimizer, batch.input_ids, batch.attention_mask,
                 batch.completion_mask, adv.value_targets, self.algo,
                 self.cfg.trainer.micro_batch_size, self.cfg.trainer.max_grad_norm, self.generator,
-                self.parallel,
+                self.parallel, self.group_size,
             ))
             self._critic_seconds += time.perf_counter() - start
         metrics["time/critic"] = self._critic_seconds

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from grpo_lab.algos.logprobs import token_logprobs
-from grpo_lab.models.inputs import cache_kwargs, output_cache, position_ids_from_mask
+from grpo_lab.models.inputs import position_ids_from_mask, shared_prompt_passes
 
 
 @dataclass
@@ -23,24 +23,6 @@ def prefix_group_size(cfg) -> int:
     if cfg.trainer.share_prompt_prefix and not cfg.trainer.gradient_checkpointing:
         return cfg.algorithm.group_size
     return 1
-
-
-def _groups_share_prompt(prompt_ids: torch.Tensor, group_size: int) -> bool:
-    rows = prompt_ids.shape[0]
-    if group_size < 2 or rows % group_size:
-        return False
-    return torch.equal(prompt_ids[::group_size].repeat_interleave(group_size, dim=0), prompt_ids)
-
-
-def _run(model, input_ids, attention_mask, position_ids, logits_to_keep, with_hidden, **extra):
-    return model(
-        input_ids=input_ids,
-        attention_mask=attention_mask,
-        position_ids=position_ids,
-        logits_to_keep=logits_to_keep,
-        output_hidden_states=with_hidden,
-        **extra,
-    )
 
 
 def completion_forward(
@@ -61,23 +43,18 @@ def completion_forward(
     ``with_hidden`` also returns the final hidden states (for a value head on the policy
     backbone).
 
-    When the rows come in whole groups of ``group_size`` completions of the same prompt
-    (as rollouts produce them), the prompt is run once per group and its KV cache,
-    expanded to the group, is attended to by the completions: same numbers, gradients
-    included, for a fraction of the prompt compute.
+    When the rows come in whole groups of ``group_size`` completions of the same prompt,
+    each prompt runs once (:func:`~grpo_lab.models.inputs.shared_prompt_passes`).
     """
     width = completion_ids.shape[1]
-    prompt_len = input_ids.shape[1] - width
-    positions = position_ids_from_mask(attention_mask)
-    prompt_ids = input_ids[:, :prompt_len]
-    if width > 1 and _groups_share_prompt(prompt_ids, group_size):
+    shared = shared_prompt_passes(
+        model, input_ids, attention_mask, width, group_size,
+        head_kwargs=dict(logits_to_keep=1, output_hidden_states=with_hidden),
+        tail_kwargs=dict(logits_to_keep=width - 1, output_hidden_states=with_hidden),
+    )
+    if shared is not None:
+        head, tail = shared
         g = group_size
-        head = _run(model, prompt_ids[::g], attention_mask[::g, :prompt_len], positions[::g, :prompt_len],
-                    1, with_hidden, use_cache=True)
-        cache = output_cache(head)
-        cache.batch_repeat_interleave(g)
-        tail = _run(model, completion_ids[:, :-1], attention_mask[:, :-1], positions[:, prompt_len:-1],
-                    width - 1, with_hidden, use_cache=True, **cache_kwargs(model, cache))
         # Log-probs of each piece, then joined: joining the [B, T, V] logits would copy them.
         pieces = [
             token_logprobs(head.logits.repeat_interleave(g, dim=0), completion_ids[:, :1], temperature, with_entropy),
@@ -90,7 +67,9 @@ def completion_forward(
             if with_hidden else None
         )
     else:
-        out = _run(model, input_ids, attention_mask, positions, width + 1, with_hidden, use_cache=False)
+        out = model(input_ids=input_ids, attention_mask=attention_mask,
+                    position_ids=position_ids_from_mask(attention_mask), logits_to_keep=width + 1,
+                    output_hidden_states=with_hidden, use_cache=False)
         logp, entropy = token_logprobs(out.logits[:, :-1], completion_ids, temperature, with_entropy)
         hidden = out.hidden_states[-1][:, -(width + 1) : -1] if with_hidden else None
     return CompletionForward(logp=logp, entropy=entropy, hidden=hidden)

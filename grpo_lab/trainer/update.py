@@ -215,9 +215,10 @@ def critic_update(
     max_grad_norm: float,
     generator: torch.Generator,
     parallel: Parallel,
+    group_size: int = 1,
 ) -> dict[str, float]:
     """Clipped value regression of a separate critic (as prepared by ``parallel``) onto
-    the GAE returns."""
+    the GAE returns. ``group_size``: rows share prompts in such groups (see the policy's)."""
     means = MaskedMeans()
     grad_norms = []
     width = completion_mask.shape[1]
@@ -231,7 +232,7 @@ def critic_update(
         optimizer.zero_grad(set_to_none=True)
         for (idx, part), sync in zip(micros, parallel.accumulate(critic, len(micros))):
             with sync:
-                values = critic(input_ids[idx], attention_mask[idx], width)
+                values = critic(input_ids[idx], attention_mask[idx], width, group_size)
                 value_loss, clipped = clipped_value_loss(
                     values, targets.old_values[idx], targets.returns[idx], targets.clip_range
                 )

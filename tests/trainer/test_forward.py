@@ -58,3 +58,43 @@ def test_training_step_is_the_same_with_and_without_prefix_sharing(tiny_config):
     assert on["loss/policy"] == pytest.approx(off["loss/policy"], rel=1e-4, abs=1e-6)
     for a, b in zip(on_params, off_params):
         torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-5)
+
+
+def test_critic_shared_prompt_prefix_matches_full_forward(tiny_policy_batch):
+    from grpo_lab.models.critic import CriticModel
+
+    policy, batch = tiny_policy_batch
+    critic = CriticModel.from_policy(policy)
+    torch.nn.init.normal_(critic.head.linear.weight)  # a zero head would hide the backbone's gradients
+
+    def values_and_grads(group_size):
+        critic.zero_grad()
+        values = critic(batch.input_ids, batch.attention_mask, batch.completion_ids.shape[1], group_size)
+        (values * batch.completion_mask).sum().backward()
+        return values.detach(), [p.grad.clone() for p in critic.parameters()]
+
+    full, full_grads = values_and_grads(1)
+    shared, shared_grads = values_and_grads(4)
+    mask = batch.completion_mask.bool()
+    torch.testing.assert_close(shared[mask], full[mask], rtol=1e-4, atol=1e-5)
+    for a, b in zip(shared_grads, full_grads):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-5)
+
+
+def test_ppo_steps_with_a_separate_critic_are_the_same_with_and_without_prefix_sharing(tiny_config):
+    # Two steps: the zero-initialized value head predicts 0 whatever the backbone says
+    # until its first update. One mini-batch keeps the rows in their groups.
+    def two_steps(share):
+        trainer = Trainer(tiny_config("algorithm=ppo", "algorithm.num_minibatches=1", "trainer.lr=1e-3",
+                                      f"trainer.share_prompt_prefix={share}", *LENGTH_REWARD))
+        trainer.step(1)
+        metrics = trainer.step(2)
+        return metrics, [p.detach() for p in trainer.algorithm.critic.parameters()]
+
+    on, on_params = two_steps(True)
+    off, off_params = two_steps(False)
+    assert on["critic/value_mean"] != 0.0
+    for key in ("critic/value_mean", "critic/value_loss", "loss/policy"):
+        assert on[key] == pytest.approx(off[key], rel=1e-4, abs=1e-6), key
+    for a, b in zip(on_params, off_params):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-5)
