@@ -53,6 +53,12 @@ def _blocks(logits: torch.Tensor, size: int):
         yield slice(start, start + size), flat[start : start + size]
 
 
+def _scaled(block: torch.Tensor, temperature: float) -> torch.Tensor:
+    """The block's logits / temperature in float32 (no copy of float32 logits at T = 1)."""
+    x = block.float()
+    return x / temperature if temperature != 1.0 else x
+
+
 class _TokenLogProbs(torch.autograd.Function):
     @staticmethod
     def forward(ctx, logits, token_ids, temperature, with_entropy, size):
@@ -61,9 +67,7 @@ class _TokenLogProbs(torch.autograd.Function):
         log_norm = torch.empty_like(logp)
         entropy = torch.empty_like(logp) if with_entropy else None
         for at, block in _blocks(logits, size):
-            x = block.float()
-            if temperature != 1.0:
-                x = x / temperature
+            x = _scaled(block, temperature)
             peak = x.amax(-1, keepdim=True)
             weights = (x - peak).exp_()
             total = weights.sum(-1, keepdim=True)
@@ -89,9 +93,7 @@ class _TokenLogProbs(torch.autograd.Function):
         flat_grad = grad.view(-1, logits.shape[-1])
         scaled = (grad_logp / temperature).reshape(-1, 1)
         for at, block in _blocks(logits, ctx.size):
-            x = block.float()
-            if temperature != 1.0:
-                x = x / temperature
+            x = _scaled(block, temperature)
             g = scaled[at]
             block_grad = (x - log_norm[at, None]).exp_().mul_(-g)  # -softmax * g
             flat_grad[at] = block_grad.scatter_add_(-1, ids[at], g)  # + onehot * g
