@@ -7,7 +7,7 @@ import copy
 import torch
 from torch import nn
 
-from grpo_lab.models.inputs import position_ids_from_mask, shared_prompt_passes
+from grpo_lab.models.inputs import completion_positions, position_ids_from_mask, shared_prompt_passes
 
 
 class ValueHead(nn.Module):
@@ -48,9 +48,7 @@ class CriticModel(nn.Module):
         shared = shared_prompt_passes(self.backbone, input_ids, attention_mask, width, group_size)
         if shared is not None:
             head, tail = shared
-            hidden = torch.cat([
-                head.last_hidden_state[:, -1:].repeat_interleave(group_size, dim=0), tail.last_hidden_state,
-            ], dim=1)
+            hidden = completion_positions(head.last_hidden_state, tail.last_hidden_state, group_size)
         else:
             hidden = self.backbone(
                 input_ids=input_ids,

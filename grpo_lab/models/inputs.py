@@ -66,7 +66,7 @@ def with_spare_room(cache: object, repeats: int, capacity: int) -> object:
     return cache
 
 
-def groups_share_prompt(prompt_ids: torch.Tensor, group_size: int) -> bool:
+def _groups_share_prompt(prompt_ids: torch.Tensor, group_size: int) -> bool:
     """Whether the rows come in whole groups of ``group_size`` with the same prompt."""
     rows = prompt_ids.shape[0]
     if group_size < 2 or rows % group_size:
@@ -88,11 +88,11 @@ def shared_prompt_passes(
     prompt, as rollouts produce them: each group's prompt once (``head``), then every
     row's completion tokens but the last (``tail``), attending to the prompt's KV cache
     expanded to the group. The positions that predict completion tokens are the head's
-    last and all of the tail's. Same numbers as one pass over the full rows, gradients
+    last and all of the tail's (:func:`completion_positions`). Same numbers as one pass over the full rows, gradients
     included, for a G-th of the prompt compute. None when the rows are not such groups
     or the completion is a single token."""
     prompt_len = input_ids.shape[1] - width
-    if width < 2 or not groups_share_prompt(input_ids[:, :prompt_len], group_size):
+    if width < 2 or not _groups_share_prompt(input_ids[:, :prompt_len], group_size):
         return None
     g = group_size
     positions = position_ids_from_mask(attention_mask)
@@ -104,3 +104,10 @@ def shared_prompt_passes(
                  position_ids=positions[:, prompt_len:-1], use_cache=True, **cache_kwargs(model, cache),
                  **(tail_kwargs or {}))
     return head, tail
+
+
+def completion_positions(head: torch.Tensor, tail: torch.Tensor, group_size: int) -> torch.Tensor:
+    """Per-position outputs ``[B, width, ...]`` of :func:`shared_prompt_passes` at the
+    positions that predict completion tokens: the head's last, expanded to the group,
+    then the tail's."""
+    return torch.cat([head[:, -1:].repeat_interleave(group_size, dim=0), tail], dim=1)

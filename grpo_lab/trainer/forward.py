@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from grpo_lab.algos.logprobs import token_logprobs
-from grpo_lab.models.inputs import position_ids_from_mask, shared_prompt_passes
+from grpo_lab.models.inputs import completion_positions, position_ids_from_mask, shared_prompt_passes
 
 
 @dataclass
@@ -62,10 +62,7 @@ def completion_forward(
         ]
         logp = torch.cat([p[0] for p in pieces], dim=1)
         entropy = torch.cat([p[1] for p in pieces], dim=1) if with_entropy else None
-        hidden = (
-            torch.cat([head.hidden_states[-1][:, -1:].repeat_interleave(g, dim=0), tail.hidden_states[-1]], dim=1)
-            if with_hidden else None
-        )
+        hidden = completion_positions(head.hidden_states[-1], tail.hidden_states[-1], g) if with_hidden else None
     else:
         out = model(input_ids=input_ids, attention_mask=attention_mask,
                     position_ids=position_ids_from_mask(attention_mask), logits_to_keep=width + 1,
