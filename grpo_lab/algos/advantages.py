@@ -35,16 +35,28 @@ def _grouped(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
     return rewards.view(-1, group_size)
 
 
+def _centered(grouped: torch.Tensor) -> torch.Tensor:
+    """``r - mean_group``, exactly 0 in every group whose rewards are all equal.
+
+    Floating-point means are not exact (eight rewards of 0.7 average to 0.7 plus a few
+    ulps), and a normalization that divides by ``std + eps`` would blow that noise up
+    into a push of about 0.06 at eps 1e-6: a group without signal must not move the policy.
+    """
+    tied = (grouped == grouped[:, :1]).all(dim=1, keepdim=True)
+    centered = grouped - grouped.mean(dim=1, keepdim=True)
+    return centered.masked_fill(tied, 0.0)
+
+
 @register_advantage("group_std")
 def group_std_advantages(rewards: torch.Tensor, group_size: int, eps: float) -> torch.Tensor:
     """(r - mean_group) / (std_group + eps): the outcome-supervision advantage of
     DeepSeekMath (Shao et al. 2024, arXiv:2402.03300, sec. 4.1.2).
 
     std is the unbiased sample std (as TRL's ``scale_rewards="group"``); a group with
-    equal rewards has std 0 and gets advantages 0, never NaN.
+    equal rewards gets advantages exactly 0, never NaN nor amplified rounding noise.
     """
     grouped = _grouped(rewards, group_size)
-    centered = grouped - grouped.mean(dim=1, keepdim=True)
+    centered = _centered(grouped)
     std = grouped.std(dim=1, keepdim=True) if group_size > 1 else torch.zeros_like(grouped)
     return (centered / (std + eps)).flatten()
 
@@ -55,8 +67,7 @@ def group_mean_advantages(rewards: torch.Tensor, group_size: int, eps: float) ->
     "Understanding R1-Zero-Like Training", arXiv:2503.20783), which shows the std
     term up-weights groups that are nearly all right or all wrong. ``eps`` is unused.
     """
-    grouped = _grouped(rewards, group_size)
-    return (grouped - grouped.mean(dim=1, keepdim=True)).flatten()
+    return _centered(_grouped(rewards, group_size)).flatten()
 
 
 @register_advantage("batch_std")
@@ -65,8 +76,7 @@ def batch_std_advantages(rewards: torch.Tensor, group_size: int, eps: float) -> 
     the whole batch (TRL ``scale_rewards="batch"``; REINFORCE++-style global scaling,
     Hu et al. 2025, arXiv:2501.03262), which keeps the relative scale of groups.
     """
-    grouped = _grouped(rewards, group_size)
-    centered = grouped - grouped.mean(dim=1, keepdim=True)
+    centered = _centered(_grouped(rewards, group_size))
     std = rewards.std() if rewards.numel() > 1 else rewards.new_zeros(())
     return (centered / (std + eps)).flatten()
 

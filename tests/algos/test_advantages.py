@@ -57,3 +57,17 @@ def test_unknown_normalization_names_allowed_values():
 def test_rewards_not_divisible_by_group_size():
     with pytest.raises(ValueError, match="groups of 2"):
         group_advantages(BRIEF, 2, "group_mean")
+
+
+@pytest.mark.parametrize("eps", [1e-6, 1e-8])
+@pytest.mark.parametrize("name", sorted(ADVANTAGE_ESTIMATORS))
+def test_tied_group_gets_exactly_zero(name, eps):
+    # Eight rewards of 0.7: the float32 mean is 0.7 plus rounding, and (r - mean) / (std + eps)
+    # used to turn that into advantages of about 0.06. A second group with signal (0, 1)
+    # keeps the batch std of batch_std away from 0.
+    rewards = torch.tensor([0.7] * 8 + [0.0, 1.0] * 4)
+    adv = group_advantages(rewards, 8, name, eps=eps)
+    assert adv[:8].tolist() == [0.0] * 8
+    assert adv[8:].abs().min() > 0.1
+    # A batch in which every group is tied has no signal at all.
+    assert group_advantages(torch.full((8,), 0.7), 4, name, eps=eps).tolist() == [0.0] * 8
