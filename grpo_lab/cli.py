@@ -31,9 +31,10 @@ def format_summary(summary: dict) -> str:
             f"  mean step time: {summary['mean_step_time_s']:.1f} s   "
             f"peak memory: {summary['peak_memory_mb']:.0f} MB"
         )
-    held_out = {k: v for k, v in summary.items() if k.startswith("eval/") and k != "eval/time"}
-    if held_out:
-        lines.append("  held-out: " + "  ".join(f"{k}={v:.4f}" for k, v in held_out.items()))
+    for prefix, label in (("eval_start/", "held-out before training"), ("eval/", "held-out")):
+        scores = {k: v for k, v in summary.items() if k.startswith(prefix) and not k.endswith("/time")}
+        if scores:
+            lines.append(f"  {label}: " + "  ".join(f"{k}={v:.4f}" for k, v in scores.items()))
     lines.append(f"  records: {summary['output_dir']}")
     return "\n".join(lines)
 

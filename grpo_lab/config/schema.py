@@ -67,9 +67,14 @@ class TaskConfig:
     max_operand: int = 10
     num_operands: int = 2
     operations: List[str] = field(default_factory=lambda: ["+", "-"])
+    # arithmetic: share of the distinct problems reserved for the test split (chosen by
+    # a hash of the expression, so train and test never share a problem).
+    heldout_fraction: float = 0.2
     # gsm8k: hub id or local .jsonl file with `question` and `answer` fields.
     path: Optional[str] = None
     subset: Optional[str] = "main"
+    # train | test (arithmetic: the two disjoint parts of the problem space; hub
+    # datasets: the split loaded). Evaluation sets it to eval.split.
     split: str = "train"
 
 
@@ -273,14 +278,18 @@ class LoggerConfig:
 
 @dataclass
 class EvalConfig:
-    # Held-out evaluation: every N steps (0: never during training) and/or at the end.
+    # Held-out evaluation: before the first step (recorded as step 0), every N steps
+    # (0: never during training) and/or at the end. Experiment files turn all three on:
+    # held-out scores are the outcome of a comparison.
+    at_start: bool = False
     every: int = 0
     at_end: bool = False
     # Problems evaluated (the first N of the held-out set); null: all.
     num_examples: Optional[int] = 64
     # Greedy decoding -> eval/accuracy.
     greedy: bool = True
-    # k samples per problem at rollout.temperature -> eval/pass@k and eval/mean@k; 0: none.
+    # n samples per problem at rollout.temperature -> eval/pass@k for k = 1..n (unbiased
+    # estimator) and eval/mean@n; 0: none.
     num_samples: int = 0
     # null: rollout.max_new_tokens.
     max_new_tokens: Optional[int] = None

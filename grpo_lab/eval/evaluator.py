@@ -1,10 +1,18 @@
 """Held-out evaluation of a policy on a task: greedy accuracy, pass@k and mean@k.
 
 - ``eval/accuracy``: fraction of problems whose greedy completion has the right answer.
-- ``eval/pass@k``: fraction of problems with at least one right answer among k samples
-  (the unbiased estimator of Chen et al. 2021, arXiv:2107.03374, with n = k).
-- ``eval/mean@k``: fraction of right answers over all k samples of all problems (an
-  estimate of the accuracy when sampling at ``rollout.temperature``).
+- ``eval/mean_length_correct`` / ``eval/mean_length_wrong``: mean length in tokens of the
+  right and of the wrong greedy completions (Dr. GRPO's claim is about the second).
+- ``eval/pass@k`` for every k = 1..n from n = ``eval.num_samples`` samples per problem:
+  the chance that k samples drawn from the n hold a right one, 1 - C(n-c, k) / C(n, k)
+  for c right, averaged over problems (the unbiased estimator of Chen et al. 2021,
+  arXiv:2107.03374, eq. 1).
+- ``eval/mean@n``: fraction of right answers over all n samples of all problems (an
+  estimate of the accuracy when sampling at ``rollout.temperature``; equals pass@1).
+
+The held-out set never shares a problem with training: arithmetic splits its problem
+space by a hash (tasks/arithmetic.py), and a trainer passes its training questions so
+that any held-out row with the same question (a file with duplicates) is dropped.
 
 Sampling runs inside ``torch.random.fork_rng`` seeded with ``eval.seed``: an evaluation
 never moves the training run's random streams, so a run with evaluation every N steps
@@ -13,9 +21,11 @@ trains exactly as one without, and the same policy always gets the same score.
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 import time
-from typing import Any
+from typing import Any, Collection
 
 import torch
 from omegaconf import OmegaConf
@@ -24,6 +34,8 @@ from grpo_lab.errors import ConfigError
 from grpo_lab.eval.answers import answer_is_correct
 from grpo_lab.eval.generation import generate_texts
 from grpo_lab.tasks import build_task
+
+log = logging.getLogger("grpo_lab")
 
 
 def heldout_task_config(cfg: Any) -> Any:
@@ -42,19 +54,41 @@ def heldout_task_config(cfg: Any) -> Any:
     return OmegaConf.merge(task, changes, overrides)
 
 
-def pass_and_mean_at_k(correct: list[list[bool]]) -> tuple[float, float]:
-    """pass@k and mean@k over problems, each with k verdicts."""
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k of one problem from n samples with c right (Chen et al. 2021):
+    1 - C(n-c, k) / C(n, k), computed exactly with integers."""
+    if not 0 <= c <= n or not 1 <= k <= n:
+        raise ValueError(f"pass@k needs 0 <= c <= n and 1 <= k <= n, got n={n}, c={c}, k={k}")
+    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
+
+
+def sampled_metrics(correct: list[list[bool]]) -> dict[str, float]:
+    """``eval/pass@k`` for k = 1..n and ``eval/mean@n`` over problems with n verdicts each."""
     if not correct:
-        return float("nan"), float("nan")
-    passed = sum(any(row) for row in correct) / len(correct)
-    mean = sum(sum(row) / len(row) for row in correct) / len(correct)
-    return passed, mean
+        return {}
+    n = len(correct[0])
+    metrics = {
+        f"eval/pass@{k}": sum(pass_at_k(n, sum(row), k) for row in correct) / len(correct)
+        for k in range(1, n + 1)
+    }
+    metrics[f"eval/mean@{n}"] = sum(sum(row) / n for row in correct) / len(correct)
+    return metrics
+
+
+def question_of(prompt: Any) -> str:
+    """The user's question of a chat prompt (or the plain prompt)."""
+    return prompt[-1]["content"] if isinstance(prompt, list) else str(prompt)
+
+
+def _mean(values: list[int]) -> float:
+    return sum(values) / len(values) if values else math.nan
 
 
 class Evaluator:
     """Scores a policy on the held-out set named by ``cfg.eval`` / ``cfg.task``."""
 
-    def __init__(self, cfg: Any, tokenizer: Any, device: torch.device):
+    def __init__(self, cfg: Any, tokenizer: Any, device: torch.device,
+                 training_questions: Collection[str] | None = None):
         self.cfg = cfg
         self.eval_cfg = cfg.eval
         if self.eval_cfg.num_samples < 0:
@@ -62,12 +96,24 @@ class Evaluator:
         if not self.eval_cfg.greedy and self.eval_cfg.num_samples == 0:
             raise ConfigError("eval.greedy=false and eval.num_samples=0 leave nothing to evaluate")
         self.dataset = build_task(heldout_task_config(cfg))
+        if training_questions:
+            self.dataset = self._without(training_questions)
         if len(self.dataset) == 0:
             raise ConfigError("the held-out set is empty (eval.num_examples / eval.task)")
         self.tokenizer = tokenizer
         self.device = device
         # Greedy completions of the last evaluation, for inspection (grpo-lab-eval).
         self.last_greedy: list[str] = []
+
+    def _without(self, training_questions: Collection[str]) -> Any:
+        """The held-out set less every row whose question is also a training question."""
+        seen = set(training_questions)
+        keep = [i for i, p in enumerate(self.dataset["prompt"]) if question_of(p) not in seen]
+        dropped = len(self.dataset) - len(keep)
+        if dropped:
+            log.warning("grpo-lab: %d held-out problems also appear in the training data; "
+                        "evaluating the other %d", dropped, len(keep))
+        return self.dataset.select(keep) if dropped else self.dataset
 
     def evaluate(self, model: Any) -> dict[str, float]:
         """``eval/...`` metrics of ``model`` on the held-out set."""
@@ -97,14 +143,14 @@ class Evaluator:
         metrics: dict[str, float] = {"eval/num_examples": float(len(self.dataset))}
         if self.eval_cfg.greedy:
             texts, lengths = self._generate(model, greedy=True)
-            verdicts = self._verdicts(texts)
-            metrics["eval/accuracy"] = sum(row[0] for row in verdicts) / len(verdicts)
-            metrics["eval/mean_length"] = sum(row[0] for row in lengths) / len(lengths)
+            right = [row[0] for row in self._verdicts(texts)]
+            greedy_lengths = [row[0] for row in lengths]
+            metrics["eval/accuracy"] = sum(right) / len(right)
+            metrics["eval/mean_length"] = _mean(greedy_lengths)
+            metrics["eval/mean_length_correct"] = _mean([n for n, ok in zip(greedy_lengths, right) if ok])
+            metrics["eval/mean_length_wrong"] = _mean([n for n, ok in zip(greedy_lengths, right) if not ok])
             self.last_greedy = [row[0] for row in texts]
-        k = self.eval_cfg.num_samples
-        if k:
+        if self.eval_cfg.num_samples:
             texts, _ = self._generate(model, greedy=False)
-            passed, mean = pass_and_mean_at_k(self._verdicts(texts))
-            metrics[f"eval/pass@{k}"] = passed
-            metrics[f"eval/mean@{k}"] = mean
+            metrics.update(sampled_metrics(self._verdicts(texts)))
         return metrics

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from grpo_lab.errors import ConfigError
+from grpo_lab.tracking.budget import BUDGET_AXES, PREFIX as BUDGET_PREFIX
 from grpo_lab.tracking.run_identity import (
     HydraJob, current_hydra_job, name_from_overrides, run_group, run_tags,
 )
@@ -133,6 +134,10 @@ class WandbTracker:
             # Offline, W&B's closing lines repeat the sync hint for every run; ours is once.
             settings=wandb.Settings(quiet=self.mode == "offline"),
         )
+        # The budget totals are the x axes of equal-budget comparisons: declared, so W&B
+        # offers them as a chart's x axis and keeps each run's final total in its summary.
+        for name in BUDGET_AXES:
+            self.run.define_metric(f"{BUDGET_PREFIX}{name}", summary="max")
         return self.run
 
     # -- Tracker protocol ------------------------------------------------------------

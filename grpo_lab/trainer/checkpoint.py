@@ -109,6 +109,7 @@ def _trainer_state(trainer: Any, step: int) -> dict[str, Any]:
         "rng": capture_rng(_generators(trainer)),
         "sampler": {"order": list(trainer.sampler.order), "position": trainer.sampler.position},
         "history": list(trainer.history),
+        "budget": trainer.budget.state_dict(),
     }
 
 
@@ -173,6 +174,7 @@ def load_checkpoint(trainer: Any, folder: str | os.PathLike) -> int:
     trainer.sampler.order = list(state["sampler"]["order"])
     trainer.sampler.position = int(state["sampler"]["position"])
     trainer.history = list(state["history"])
+    trainer.budget.load_state_dict(state.get("budget", {}))  # absent in older checkpoints
     restore_rng(state["rng"], _generators(trainer))
     return int(state["step"])
 

@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from grpo_lab.algos.kl import kl_penalty
 from grpo_lab.config.validate import validate_config
 from grpo_lab.errors import TrainingDivergedError
-from grpo_lab.eval.evaluator import Evaluator
+from grpo_lab.eval.evaluator import Evaluator, question_of
 from grpo_lab.models.loading import load_policy_and_tokenizer, resolve_dtype
 from grpo_lab.models.lora import build_reference
 from grpo_lab.rewards.mix import RewardMix
@@ -39,6 +39,7 @@ from grpo_lab.rewards.reward_model import build_reward_models
 from grpo_lab.rollout.factory import build_rollout_backend
 from grpo_lab.tasks import build_task
 from grpo_lab.tracking import build_trackers
+from grpo_lab.tracking.budget import Budget
 from grpo_lab.trainer.algorithm import build_algorithm
 from grpo_lab.trainer.checkpoint import checkpoint_step, load_checkpoint, resolve_resume, save_checkpoint
 from grpo_lab.trainer.data import PromptSampler
@@ -125,13 +126,17 @@ class Trainer:
         self.scheduler = build_scheduler(self.optimizer, trainer_cfg, trainer_cfg.max_steps * updates_per_step)
         self.update_generator = torch.Generator().manual_seed(trainer_cfg.seed + 1)
         self.history: list[dict[str, float]] = []
+        self.budget = Budget()
+        self.start_eval: dict[str, float] = {}  # held-out scores before training (eval.at_start)
         self.stopped_by: str | None = None  # the signal that ended the run early
         # Forward passes run each group's shared prompt once (see completion_forward).
         self.prefix_group_size = prefix_group_size(cfg)
-        # Held-out evaluation runs on the main process (the others wait at the next step).
+        # Held-out evaluation runs on the main process (the others wait at the next step);
+        # problems that are also training questions are left out of the held-out set.
         self.evaluator = (
-            Evaluator(cfg, self.tokenizer, self.device)
-            if (cfg.eval.every or cfg.eval.at_end) and self.parallel.is_main else None
+            Evaluator(cfg, self.tokenizer, self.device,
+                      training_questions={question_of(p) for p in self.dataset["prompt"]})
+            if (cfg.eval.every or cfg.eval.at_end or cfg.eval.at_start) and self.parallel.is_main else None
         )
         # Last completed step; a resumed run continues after it with every state restored.
         self.start_step = 0
@@ -193,7 +198,8 @@ class Trainer:
 
         adv = self.algorithm.advantages(batch, rewards, token_kl, policy_hidden)
         update: dict[str, float] = {}
-        if self.algorithm.trains_policy(step):
+        trains_policy = self.algorithm.trains_policy(step)
+        if trains_policy:
             update = policy_update(
                 self.train_module, self.optimizer, self.scheduler,
                 UpdateBatch(batch.input_ids, batch.attention_mask, batch.completion_ids,
@@ -216,6 +222,10 @@ class Trainer:
 
         step_time = t_end - t0
         lengths = self.parallel.gather(batch.completion_mask.sum(dim=1).float().cpu())
+        generated_tokens = int(lengths.sum())
+        algo = cfg.algorithm
+        applied_updates = (algo.num_iterations * algo.num_minibatches - update.get("nonfinite/skipped_updates", 0)
+                           - update.get("mixed_precision/overflow_updates", 0)) if trains_policy else 0
         metrics = {
             **self._batch_metrics(batch, rewards, per_function, lengths),
             **(kl_metrics or {}),
@@ -230,6 +240,11 @@ class Trainer:
             "time/step": step_time,
             "tokens_per_second": float(lengths.sum()) / step_time,
             "memory/peak_mb": self.parallel.max([peak_memory_mb(self.device)])[0],
+            **self.budget.add(
+                samples=len(lengths), generated_tokens=generated_tokens,
+                trained_tokens=generated_tokens * algo.num_iterations if trains_policy else 0,
+                optimizer_steps=int(applied_updates), wall_s=step_time,
+            ),
         }
         if "time/critic" in metrics:
             metrics["critic/time_share"] = metrics["time/critic"] / step_time
@@ -279,6 +294,10 @@ class Trainer:
         try:
             # Inside the try: a tracker that fails to start still gets local files closed.
             self.trackers.log_config(OmegaConf.to_container(cfg, resolve=True))
+            if cfg.eval.at_start and self.start_step == 0 and self.evaluator is not None:
+                # The untrained policy's scores: step 0 of every held-out curve.
+                self.start_eval = self.evaluator.evaluate(self.policy)
+                self.trackers.log_metrics({**self.start_eval, **self.budget.metrics()}, 0)
             with GracefulStop() as stop:
                 for step in bar:
                     with self.parallel.autocast():
@@ -338,6 +357,8 @@ class Trainer:
             evaluated = [m for m in self.history if any(k.startswith("eval/") for k in m)]
             if evaluated:  # the latest held-out scores
                 summary.update({k: v for k, v in evaluated[-1].items() if k.startswith("eval/")})
+            summary.update({k.replace("eval/", "eval_start/", 1): v for k, v in self.start_eval.items()})
+            summary.update(self.budget.metrics())
         return summary
 
 

@@ -7,6 +7,15 @@ import sys
 
 import torch
 
+# Metrics that measure the machine (time, memory), not the run: two runs of one config
+# and seed agree on every other metric, to the last digit.
+MACHINE_METRIC_PREFIXES = ("time/", "memory/", "eval/time", "budget/wall_s", "tokens_per_second",
+                           "critic/time_share", "critic/memory_share")
+
+
+def measures_machine(key: str) -> bool:
+    return key.startswith(MACHINE_METRIC_PREFIXES)
+
 
 
 def _nan_stats(values: torch.Tensor) -> tuple[float, float]:

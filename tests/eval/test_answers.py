@@ -3,7 +3,7 @@
 import pytest
 
 from grpo_lab.eval.answers import answer_is_correct
-from grpo_lab.eval.evaluator import pass_and_mean_at_k
+from grpo_lab.eval.evaluator import pass_at_k, sampled_metrics
 
 
 @pytest.mark.parametrize("completion, reference", [
@@ -29,9 +29,33 @@ def test_wrong_answers(completion, reference):
     assert not answer_is_correct(completion, reference)
 
 
-def test_pass_and_mean_at_k():
-    # 3 problems x 4 samples: any-correct 2/3, right answers 5/12.
+@pytest.mark.parametrize("k, expected", [
+    # n = 5 samples, c = 2 right: pass@k = 1 - C(3, k) / C(5, k).
+    (1, 1 - 3 / 5),    # C(3,1)=3,  C(5,1)=5  -> 0.4 (= c / n)
+    (2, 1 - 3 / 10),   # C(3,2)=3,  C(5,2)=10 -> 0.7
+    (3, 1 - 1 / 10),   # C(3,3)=1,  C(5,3)=10 -> 0.9
+    (4, 1.0),          # C(3,4)=0: any 4 of 5 samples hold a right one
+    (5, 1.0),
+])
+def test_pass_at_k_unbiased_estimator(k, expected):
+    assert pass_at_k(5, 2, k) == pytest.approx(expected)
+
+
+def test_pass_at_k_edges():
+    assert pass_at_k(4, 0, 4) == 0.0 and pass_at_k(4, 4, 1) == 1.0
+    with pytest.raises(ValueError):
+        pass_at_k(3, 1, 4)
+
+
+def test_sampled_metrics_every_k_and_mean():
+    # 3 problems x 4 samples with 1, 4 and 0 right.
     verdicts = [[True, False, False, False], [True, True, True, True], [False] * 4]
-    passed, mean = pass_and_mean_at_k(verdicts)
-    assert passed == pytest.approx(2 / 3)
-    assert mean == pytest.approx((0.25 + 1.0 + 0.0) / 3)
+    metrics = sampled_metrics(verdicts)
+    assert sorted(metrics) == ["eval/mean@4", "eval/pass@1", "eval/pass@2", "eval/pass@3", "eval/pass@4"]
+    # pass@1 per problem = c / n: (1/4 + 1 + 0) / 3, equal to mean@4.
+    assert metrics["eval/pass@1"] == pytest.approx((0.25 + 1.0 + 0.0) / 3)
+    assert metrics["eval/mean@4"] == pytest.approx(metrics["eval/pass@1"])
+    # pass@2 of the first problem: 1 - C(3,2)/C(4,2) = 1 - 3/6 = 0.5.
+    assert metrics["eval/pass@2"] == pytest.approx((0.5 + 1.0 + 0.0) / 3)
+    # pass@4: any of all 4 samples, the old "exactly k samples" value 2/3.
+    assert metrics["eval/pass@4"] == pytest.approx(2 / 3)

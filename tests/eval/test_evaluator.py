@@ -10,8 +10,10 @@ from grpo_lab.errors import ConfigError
 from grpo_lab.eval.cli import evaluate
 from grpo_lab.eval.evaluator import Evaluator, heldout_task_config
 from grpo_lab.models.loading import load_policy_and_tokenizer
+from grpo_lab.tasks import build_task
 from grpo_lab.trainer import Trainer, train
 from grpo_lab.trainer.checkpoint import list_checkpoints
+from grpo_lab.trainer.metrics import measures_machine
 from tests.conftest import GSM8K_DIR, TINY, compose_config
 
 FAST = ["logger.wandb.mode=disabled", "trainer.num_threads=1"]
@@ -99,10 +101,62 @@ def test_local_gsm8k_file_needs_a_heldout_file(tmp_path):
         heldout_task_config(cfg)
 
 
-def test_heldout_arithmetic_differs_from_training(tmp_path):
-    cfg = compose_config([*TINY, "eval.num_examples=20"])
-    held = heldout_task_config(cfg)
-    assert held.seed == cfg.task.seed + 1 and held.num_examples == 20
+def questions(dataset):
+    return [p[-1]["content"] for p in dataset["prompt"]]
+
+
+@pytest.mark.parametrize("difficulty", [
+    [],  # operands 0-10, + and -: 242 distinct problems, enumerated
+    ["task.max_operand=99", "task.num_operands=3", "task.operations=[+,-,*]"],  # sampled
+])
+def test_no_heldout_arithmetic_problem_is_ever_drawn_for_training(difficulty):
+    cfg = compose_config([*TINY, "task.num_examples=5000", "eval.num_examples=100000", *difficulty])
+    training = set(questions(build_task(cfg.task)))
+    heldout = questions(build_task(heldout_task_config(cfg)))
+    assert heldout and not training & set(heldout)
+    assert len(set(heldout)) == len(heldout)  # each held-out problem once
+    if not difficulty:
+        # Every distinct problem lands on exactly one side: 5000 draws cover the 80% train part.
+        assert len(training) + len(heldout) == 11 * 11 * 2
+
+
+@needs_gsm8k
+def test_gsm8k_heldout_never_shares_a_question_with_training(tmp_path):
+    train_file, test_file = GSM8K_DIR / "train.jsonl", GSM8K_DIR / "test.jsonl"
+    cfg = compose_config([*TINY, *FAST, "task=gsm8k", f"task.path={train_file}", f"eval.path={test_file}",
+                          "eval.num_examples=null", "task.num_examples=null"])
+    training = questions(build_task(cfg.task))
+    _, tokenizer = load_policy_and_tokenizer(cfg.model, torch.device("cpu"), torch.float32)
+    evaluator = Evaluator(cfg, tokenizer, torch.device("cpu"), training_questions=set(training))
+    assert not set(training) & set(questions(evaluator.dataset))
+    # A held-out file that repeats two training problems: they are left out of the score.
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text("\n".join(train_file.read_text().splitlines()[:2] + test_file.read_text().splitlines()[:3]) + "\n")
+    cfg = compose_config([*TINY, *FAST, "task=gsm8k", f"task.path={train_file}", f"eval.path={mixed}"])
+    evaluator = Evaluator(cfg, tokenizer, torch.device("cpu"), training_questions=set(training))
+    assert len(evaluator.dataset) == 3 and not set(training) & set(questions(evaluator.dataset))
+
+
+def test_evaluation_at_start_every_n_steps_and_at_end(tmp_path):
+    run = tmp_path / "run"
+    summary = train(compose_config([*TINY, *FAST, f"paths.output_dir={run}", "trainer.max_steps=5",
+                                    "eval.at_start=true", "eval.every=2", "eval.at_end=true",
+                                    "eval.num_examples=6", "eval.num_samples=3"]))
+    records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [0, 1, 2, 3, 4, 5]
+    evaluated = [r["step"] for r in records if "eval/accuracy" in r]
+    assert evaluated == [0, 2, 4, 5]
+    start = records[0]
+    assert "reward" not in start and start["budget/samples"] == 0  # before any training
+    for r in records:
+        if "eval/accuracy" in r:
+            assert r["eval/num_examples"] == 6
+            assert 0 <= r["eval/pass@1"] <= r["eval/pass@2"] <= r["eval/pass@3"] <= 1
+            assert r["eval/mean@3"] == pytest.approx(r["eval/pass@1"])
+            # Lengths of right and wrong greedy answers: NaN (null) when there are none.
+            assert "eval/mean_length_correct" in r and "eval/mean_length_wrong" in r
+    assert summary["eval_start/accuracy"] == start["eval/accuracy"]
+    assert summary["eval/accuracy"] == records[-1]["eval/accuracy"]
 
 
 def test_evaluation_does_not_change_training(tmp_path):
@@ -116,7 +170,7 @@ def test_evaluation_does_not_change_training(tmp_path):
     evaluated = run("evaluated", "eval.every=1", "eval.num_examples=4", "eval.num_samples=2")
     assert all("eval/pass@2" in r for r in evaluated)
     keep = lambda r: {k: v for k, v in r.items()  # noqa: E731
-                      if not k.startswith(("time/", "memory/", "eval/")) and k != "tokens_per_second"}
+                      if not k.startswith("eval/") and not measures_machine(k)}
     assert [keep(r) for r in evaluated] == [keep(r) for r in plain]
 
 

@@ -12,6 +12,7 @@ from grpo_lab.models.lora import AdapterDisabledReference
 from grpo_lab.trainer import Trainer, train
 from grpo_lab.trainer.checkpoint import list_checkpoints
 from grpo_lab.trainer.forward import batched_logprobs
+from grpo_lab.trainer.metrics import measures_machine
 from tests.conftest import TINY, compose_config
 
 LORA = ["model.lora.enabled=true", "model.lora.r=4", "model.lora.alpha=8"]
@@ -79,7 +80,7 @@ def test_lora_checkpoint_holds_adapters_only_and_resumes(tmp_path):
 
     def metrics(name):
         rows = [json.loads(x) for x in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
-        return [{k: v for k, v in r.items() if not k.startswith(("time/", "memory/")) and k != "tokens_per_second"}
+        return [{k: v for k, v in r.items() if not measures_machine(k)}
                 for r in rows]
 
     assert metrics("resumed") == metrics("straight")

@@ -77,6 +77,17 @@ def test_reward_curve_and_summary_match_the_local_records(offline_sweep):
         assert run.exit_code == 0
 
 
+def test_budget_axes_are_declared_and_logged_every_step(offline_sweep):
+    sweep, _ = offline_sweep
+    (run,) = offline_runs(sweep / "0")
+    axes = ["samples", "generated_tokens", "trained_tokens", "optimizer_steps", "wall_s"]
+    assert {f"budget/{a}" for a in axes} <= set(run.defined)
+    for axis in axes:
+        values = [h[f"budget/{axis}"] for h in run.history]
+        assert values == sorted(values) and values[-1] > 0
+        assert run.summary[f"budget/{axis}"] == pytest.approx(values[-1])
+
+
 def test_completions_table_holds_every_logged_sample(offline_sweep):
     sweep, _ = offline_sweep
     (run,) = offline_runs(sweep / "0")

@@ -74,6 +74,8 @@ class OfflineRun:
     history: list[dict[str, Any]] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
     exit_code: int | None = None
+    # Metrics declared with define_metric: name -> the MetricRecord.
+    defined: dict[str, Any] = field(default_factory=dict)
 
     def table(self, key: str) -> dict[str, Any]:
         """The last logged version of a table, from the file the history points at."""
@@ -104,6 +106,8 @@ def read_offline_run(run_dir: Path) -> OfflineRun:
         elif kind == "summary":
             for item in record.summary.update:
                 _set(result.summary, item)
+        elif kind == "metric":
+            result.defined[record.metric.name or record.metric.glob_name] = record.metric
         elif kind == "exit":
             result.exit_code = record.exit.exit_code
     return result

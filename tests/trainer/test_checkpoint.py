@@ -15,6 +15,7 @@ import torch
 from grpo_lab.errors import ConfigError
 from grpo_lab.trainer import Trainer, train
 from grpo_lab.trainer import checkpoint as ckpt
+from grpo_lab.trainer.metrics import measures_machine
 from grpo_lab.trainer.checkpoint import list_checkpoints, load_checkpoint
 from tests.conftest import TINY, compose_config
 
@@ -29,11 +30,7 @@ LENGTH_REWARD = [
 ]
 
 
-# Fields that measure the machine, not the run.
-def _is_timing(key: str) -> bool:
-    return key.startswith(("time/", "memory/", "eval/time")) or key in (
-        "tokens_per_second", "critic/time_share", "critic/memory_share",
-    )
+_is_timing = measures_machine
 
 
 def read_metrics(run_dir: Path) -> list[dict]:
