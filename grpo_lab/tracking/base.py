@@ -6,7 +6,8 @@ from typing import Any, Protocol, Sequence
 
 
 class Tracker(Protocol):
-    def log_config(self, config: dict[str, Any]) -> None: ...
+    def log_config(self, config: dict[str, Any], manifest: dict[str, Any] | None = None) -> None:
+        """The resolved config, and what produced the run (tracking/manifest.py)."""
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None: ...
 
@@ -21,9 +22,9 @@ class Trackers:
     def __init__(self, trackers: Sequence[Tracker]):
         self.trackers = list(trackers)
 
-    def log_config(self, config: dict[str, Any]) -> None:
+    def log_config(self, config: dict[str, Any], manifest: dict[str, Any] | None = None) -> None:
         for t in self.trackers:
-            t.log_config(config)
+            t.log_config(config, manifest)
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         for t in self.trackers:

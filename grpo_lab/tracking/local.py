@@ -3,7 +3,9 @@
 - ``config.yaml``: the fully resolved config of the run;
 - ``metrics.jsonl``: one JSON record per step, appended and flushed as it happens;
 - ``samples.jsonl``: sample completions with their rewards and advantages;
-- ``summary.json``: final summary, written atomically at the end.
+- ``summary.json``: final summary, written atomically at the end;
+- ``manifest.json``: what produced the run (tracking/manifest.py); a resumed run keeps
+  the manifests of its earlier processes under ``earlier``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import yaml
+
+from grpo_lab.tracking.manifest import MANIFEST_FILE, write_manifest
 
 
 def _jsonable(value: Any) -> Any:
@@ -30,9 +34,22 @@ class LocalTracker:
         self._metrics = open(self.dir / "metrics.jsonl", "a", encoding="utf-8")
         self._samples = open(self.dir / "samples.jsonl", "a", encoding="utf-8")
 
-    def log_config(self, config: dict[str, Any]) -> None:
+    def log_config(self, config: dict[str, Any], manifest: dict[str, Any] | None = None) -> None:
         with open(self.dir / "config.yaml", "w", encoding="utf-8") as f:
             yaml.safe_dump(config, f, sort_keys=False)
+        if manifest is not None:
+            write_manifest(self.dir, {**manifest, "earlier": self._earlier_manifests()})
+
+    def _earlier_manifests(self) -> list[dict[str, Any]]:
+        """The manifests already in the folder (a resumed run), oldest first."""
+        path = self.dir / MANIFEST_FILE
+        if not path.exists():
+            return []
+        try:
+            previous = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            return []
+        return [*previous.pop("earlier", []), previous]
 
     def _append(self, handle: Any, record: dict[str, Any]) -> None:
         handle.write(json.dumps({k: _jsonable(v) for k, v in record.items()}) + "\n")

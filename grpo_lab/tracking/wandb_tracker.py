@@ -114,7 +114,7 @@ class WandbTracker:
         path.write_text(run_id + "\n")
         return run_id, False
 
-    def _start(self, config: dict[str, Any] | None = None) -> Any:
+    def _start(self, config: dict[str, Any] | None = None, manifest: dict[str, Any] | None = None) -> Any:
         if self.run is not None:
             return self.run
         import wandb
@@ -129,7 +129,8 @@ class WandbTracker:
             dir=str(self.dir),
             mode=self.mode,
             # What the analysis needs to rebuild the run's variant from W&B alone.
-            config={**(config or {}), "hydra": {"overrides": self.job.overrides, "choices": self.job.choices}},
+            config={**(config or {}), "hydra": {"overrides": self.job.overrides, "choices": self.job.choices},
+                    **({"manifest": manifest} if manifest else {})},
             reinit="create_new",
             # Offline, W&B's closing lines repeat the sync hint for every run; ours is once.
             settings=wandb.Settings(quiet=self.mode == "offline"),
@@ -141,11 +142,12 @@ class WandbTracker:
         return self.run
 
     # -- Tracker protocol ------------------------------------------------------------
-    def log_config(self, config: dict[str, Any]) -> None:
+    def log_config(self, config: dict[str, Any], manifest: dict[str, Any] | None = None) -> None:
         if self.run is None:
-            self._start(config)
+            self._start(config, manifest)
         else:
-            self.run.config.update(config, allow_val_change=True)
+            self.run.config.update({**config, **({"manifest": manifest} if manifest else {})},
+                                   allow_val_change=True)
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         self._start().log(dict(metrics), step=step)

@@ -40,6 +40,8 @@ from grpo_lab.rollout.factory import build_rollout_backend
 from grpo_lab.tasks import build_task
 from grpo_lab.tracking import build_trackers
 from grpo_lab.tracking.budget import Budget
+from grpo_lab.tracking.manifest import build_manifest
+from grpo_lab.tracking.run_identity import current_hydra_job
 from grpo_lab.trainer.algorithm import build_algorithm
 from grpo_lab.trainer.checkpoint import checkpoint_step, load_checkpoint, resolve_resume, save_checkpoint
 from grpo_lab.trainer.data import PromptSampler
@@ -293,7 +295,7 @@ class Trainer:
         nonfinite_in_a_row = 0
         try:
             # Inside the try: a tracker that fails to start still gets local files closed.
-            self.trackers.log_config(OmegaConf.to_container(cfg, resolve=True))
+            self.trackers.log_config(OmegaConf.to_container(cfg, resolve=True), self._manifest())
             if cfg.eval.at_start and self.start_step == 0 and self.evaluator is not None:
                 # The untrained policy's scores: step 0 of every held-out curve.
                 self.start_eval = self.evaluator.evaluate(self.policy)
@@ -330,6 +332,12 @@ class Trainer:
             summary = self.summary()
             self.trackers.finish(summary, failed=failed)
         return summary
+
+    def _manifest(self) -> dict[str, Any] | None:
+        if not self.parallel.is_main:
+            return None
+        heldout = self.evaluator.dataset if self.evaluator is not None else None
+        return build_manifest(self.cfg, self.output_dir, self.dataset, heldout, current_hydra_job().overrides)
 
     def _due(self, step: int, every: int, at_end: bool) -> bool:
         """Whether something done every ``every`` steps (and at the end) is due now."""

@@ -58,6 +58,9 @@ def test_run_config_is_the_resolved_config_plus_overrides(offline_sweep):
     assert run.config["trainer"]["seed"] == 1 and run.config["model"]["name"] == "tiny"
     assert "trainer.seed=1" in run.config["hydra"]["overrides"]
     assert run.config["hydra"]["choices"]["algorithm"] == "grpo"
+    # What produced the run travels with it.
+    assert run.config["manifest"] == {k: v for k, v in json.loads((sweep / "1" / "manifest.json").read_text()).items()
+                                      if k != "earlier"}
 
 
 def test_reward_curve_and_summary_match_the_local_records(offline_sweep):

@@ -1,0 +1,147 @@
+"""What produced a run: ``manifest.json`` in the run folder and ``manifest`` in W&B's config.
+
+A reviewer (or the author, months later) needs to know which code, libraries, machine,
+data and seeds gave a number, and how to get it again. The manifest records:
+
+- ``grpo_lab``: version, git commit, whether the tree had uncommitted changes and a
+  SHA-256 of ``git diff HEAD`` (so two dirty runs can be told apart);
+- ``versions``: Python and the libraries a result depends on (None when not installed);
+- ``hardware``: CPU model, cores, torch threads; GPU names, count, CUDA and driver;
+- ``data``: task name, rows and a SHA-256 fingerprint of the training prompts and answers
+  actually used, and the same for the held-out set;
+- ``seeds``, the command line, Hydra's overrides and the process id;
+- ``rerun``: a command that runs the same composed config again from the run folder
+  (``.hydra/config.yaml``), on the commit above: same machine, same metrics.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shlex
+import socket
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterable
+
+MANIFEST_FILE = "manifest.json"
+PACKAGES = ("torch", "transformers", "accelerate", "datasets", "hydra-core", "omegaconf", "wandb",
+            "numpy", "trl", "peft", "vllm")
+SOURCE_DIR = Path(__file__).resolve().parents[2]
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _git(*args: str) -> bytes | None:
+    try:
+        return subprocess.run(["git", *args], cwd=SOURCE_DIR, capture_output=True, check=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def git_state() -> dict[str, Any]:
+    """Commit, dirty flag and diff hash of the source tree grpo-lab runs from (all None
+    when it is not a git checkout, e.g. an installed wheel)."""
+    commit = _git("rev-parse", "HEAD")
+    if commit is None:
+        return {"commit": None, "dirty": None, "diff_sha256": None}
+    status = _git("status", "--porcelain", "--untracked-files=no") or b""
+    diff = _git("diff", "HEAD") or b""
+    return {
+        "commit": commit.decode().strip(),
+        "dirty": bool(status.strip()),
+        "diff_sha256": hashlib.sha256(diff).hexdigest() if diff else None,
+    }
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def gpu_info() -> dict[str, Any]:
+    import torch
+
+    if not torch.cuda.is_available():
+        return {"count": 0, "names": [], "cuda": torch.version.cuda, "driver": None}
+    driver = None
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=30, check=True).stdout
+        driver = out.splitlines()[0].strip() if out.strip() else None
+    except (OSError, subprocess.SubprocessError):
+        pass
+    count = torch.cuda.device_count()
+    return {"count": count, "names": [torch.cuda.get_device_name(i) for i in range(count)],
+            "cuda": torch.version.cuda, "driver": driver}
+
+
+def hardware() -> dict[str, Any]:
+    import torch
+
+    return {"cpu": cpu_model(), "cpu_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "machine": platform.machine(), "host": socket.gethostname(), "gpu": gpu_info()}
+
+
+def data_fingerprint(rows: Iterable[Any]) -> str:
+    """SHA-256 over the JSON of each row (prompt, answer): equal iff the data are equal."""
+    digest = hashlib.sha256()
+    for row in rows:
+        digest.update(json.dumps(row, sort_keys=True, ensure_ascii=False).encode())
+        digest.update(b"\n")
+    return digest.hexdigest()
+
+
+def dataset_entry(dataset: Any) -> dict[str, Any]:
+    rows = zip(dataset["prompt"], dataset["answer"])
+    return {"rows": len(dataset), "sha256": data_fingerprint(rows)}
+
+
+def rerun_command(output_dir: Path) -> list[str]:
+    """Runs the composed config saved by Hydra in ``output_dir/.hydra`` again, into
+    ``<output_dir>-rerun``; extra overrides can be appended."""
+    hydra_dir = Path(output_dir).resolve() / ".hydra"
+    return ["grpo-lab-train", f"--config-dir={hydra_dir}", "--config-name=config",
+            f"hydra.run.dir={Path(output_dir).resolve()}-rerun"]
+
+
+def build_manifest(cfg: Any, output_dir: Path, train_data: Any, heldout_data: Any = None,
+                   overrides: list[str] | None = None) -> dict[str, Any]:
+    data = {"task": cfg.task.name, "train": dataset_entry(train_data)}
+    if heldout_data is not None:
+        data["heldout"] = dataset_entry(heldout_data)
+    rerun = rerun_command(output_dir)
+    return {
+        "grpo_lab": {"version": _version("grpo-lab"), **git_state()},
+        "versions": {"python": platform.python_version(), **{p: _version(p) for p in PACKAGES}},
+        "hardware": hardware(),
+        "data": data,
+        "seeds": {"trainer": cfg.trainer.seed, "task": cfg.task.get("seed"), "eval": cfg.eval.seed},
+        "command": shlex.join(sys.orig_argv),
+        "overrides": list(overrides or []),
+        "pid": os.getpid(),
+        "rerun": shlex.join(rerun),
+    }
+
+
+def write_manifest(output_dir: Path, manifest: dict[str, Any]) -> Path:
+    path = Path(output_dir) / MANIFEST_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(manifest, indent=2))
+    os.replace(tmp, path)
+    return path

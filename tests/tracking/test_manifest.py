@@ -1,0 +1,96 @@
+"""manifest.json: what produced a run, and the command in it that runs it again."""
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from grpo_lab.tasks import build_task
+from grpo_lab.trainer import train
+from grpo_lab.trainer.metrics import measures_machine
+from grpo_lab.tracking import manifest as manifest_module
+from grpo_lab.tracking.manifest import data_fingerprint, git_state
+from tests.conftest import REPO, TINY
+
+
+def test_manifest_records_code_libraries_machine_data_and_seeds(tiny_config, tmp_path):
+    cfg = tiny_config("eval.at_end=true", "eval.num_examples=5", "trainer.seed=3")
+    train(cfg)
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["versions"]["torch"] == torch.__version__
+    assert manifest["versions"]["python"] == ".".join(map(str, sys.version_info[:3]))
+    assert set(manifest["versions"]) >= {"transformers", "accelerate", "datasets", "hydra-core", "wandb", "peft"}
+    assert manifest["hardware"]["cpu_cores"] == os.cpu_count() and manifest["hardware"]["cpu"]
+    assert manifest["hardware"]["torch_threads"] == 1
+    assert manifest["hardware"]["gpu"]["count"] == torch.cuda.device_count()
+    train_rows = build_task(cfg.task)
+    assert manifest["data"]["train"] == {
+        "rows": 50, "sha256": data_fingerprint(zip(train_rows["prompt"], train_rows["answer"]))}
+    assert manifest["data"]["heldout"]["rows"] == 5
+    assert manifest["seeds"] == {"trainer": 3, "task": 0, "eval": 1234}
+    assert manifest["pid"] == os.getpid()
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True)
+    if head.returncode == 0:
+        assert manifest["grpo_lab"]["commit"] == head.stdout.strip()
+        assert isinstance(manifest["grpo_lab"]["dirty"], bool)
+
+
+def test_data_fingerprint_changes_with_the_data():
+    rows = [("What is 2 + 3?", "5"), ("What is 1 + 1?", "2")]
+    assert data_fingerprint(rows) == data_fingerprint(list(rows))
+    assert data_fingerprint(rows) != data_fingerprint([rows[0], ("What is 1 + 1?", "3")])
+
+
+def test_git_state_tells_clean_from_dirty_trees(tmp_path, monkeypatch):
+    git = lambda *a: subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *a],  # noqa: E731
+                                    cwd=tmp_path, check=True, capture_output=True)
+    git("init", "-q")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("add", "code.py")
+    git("commit", "-qm", "one")
+    monkeypatch.setattr(manifest_module, "SOURCE_DIR", tmp_path)
+    clean = git_state()
+    assert clean["dirty"] is False and clean["diff_sha256"] is None and len(clean["commit"]) == 40
+    (tmp_path / "code.py").write_text("x = 2\n")
+    first = git_state()
+    (tmp_path / "code.py").write_text("x = 3\n")
+    second = git_state()
+    assert first["dirty"] and second["dirty"] and first["commit"] == clean["commit"]
+    assert first["diff_sha256"] != second["diff_sha256"]
+
+
+def test_no_git_checkout_gives_nones(tmp_path, monkeypatch):
+    monkeypatch.setattr(manifest_module, "SOURCE_DIR", tmp_path)
+    assert git_state() == {"commit": None, "dirty": None, "diff_sha256": None}
+
+
+def run_program(args, cwd):
+    """A grpo-lab program started from the running interpreter (no PATH lookup)."""
+    program = {"grpo-lab-train": "grpo_lab.cli"}[args[0]]
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    result = subprocess.run([sys.executable, "-m", program, *args[1:]], cwd=cwd, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+@pytest.mark.parametrize("extra", [[], ["algorithm=ppo", "kl=k3", "kl.coef=0.05"]])
+def test_rerun_from_the_run_folder_gives_equal_metrics(tmp_path, extra):
+    run = tmp_path / "run"
+    run_program(["grpo-lab-train", *TINY, *extra, "trainer.max_steps=3", "trainer.lr=1e-2",
+                 f"hydra.run.dir={run}"], cwd=tmp_path)
+    manifest = json.loads((run / "manifest.json").read_text())
+    # The documented command, as recorded: no override of the original run is repeated.
+    run_program(shlex.split(manifest["rerun"]), cwd=tmp_path)
+    rerun = tmp_path / "run-rerun"
+
+    def records(folder):
+        return [{k: v for k, v in json.loads(line).items() if not measures_machine(k)}
+                for line in (folder / "metrics.jsonl").read_text().splitlines()]
+
+    assert len(records(run)) == 3 and records(rerun) == records(run)
+    again = json.loads((rerun / "manifest.json").read_text())
+    assert again["data"] == manifest["data"] and again["seeds"] == manifest["seeds"]
