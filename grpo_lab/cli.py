@@ -45,9 +45,13 @@ def main(cfg: DictConfig) -> float | None:
     from accelerate import PartialState
 
     from grpo_lab.trainer import train
+    from grpo_lab.trainer.job_process import train_in_fresh_process, trains_in_fresh_process
 
-    with exit_on_user_error("grpo-lab", records=cfg.paths.output_dir):
-        summary = train(cfg)
+    if trains_in_fresh_process(cfg):  # a multirun job: its costs must be its own
+        summary = train_in_fresh_process(cfg)
+    else:
+        with exit_on_user_error("grpo-lab", records=cfg.paths.output_dir):
+            summary = train(cfg)
     if PartialState().is_main_process:  # one summary per run, not one per process
         print(format_summary(summary))
     if summary.get("stopped_by"):

@@ -227,6 +227,9 @@ class TrainerConfig:
     # Recompute activations in the backward pass (less memory, ~30% more compute);
     # turns off the prompt sharing of training passes, which needs the KV cache.
     gradient_checkpointing: bool = False
+    # In a multirun, train each job in a fresh process (trainer/job_process.py), so its
+    # peak memory and step times are its own, not inherited from the jobs before it.
+    process_per_job: bool = True
     # Show a tqdm progress bar.
     progress_bar: bool = True
     # Stop with an error after this many consecutive steps whose loss or gradient was

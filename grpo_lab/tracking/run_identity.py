@@ -29,6 +29,8 @@ class HydraJob:
     swept_keys: list[str] = field(default_factory=list)
     # The option Hydra chose for each config group ({"algorithm": "grpo", ...}).
     choices: dict[str, Any] = field(default_factory=dict)
+    # The job's number in its multirun (None for a single run).
+    num: int | None = None
 
 
 def _override_key(override: Any) -> str:
@@ -72,6 +74,7 @@ def current_hydra_job() -> HydraJob:
     )
     if hydra_cfg.mode == RunMode.MULTIRUN:
         job.sweep_dir = str(hydra_cfg.sweep.dir)
+        job.num = int(hydra_cfg.job.num)
         params = hydra_cfg.sweeper.get("params")
         params = dict(params) if params else None
         try:

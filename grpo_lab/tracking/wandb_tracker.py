@@ -69,9 +69,10 @@ def api_key_configured() -> bool:
 
 
 def print_sync_hint(output_dir: Path, job: HydraJob) -> None:
-    """Tell the user, once per process, how to upload offline runs later."""
+    """Tell the user, once per process and once per sweep (its first job: jobs may train
+    in processes of their own), how to upload offline runs later."""
     global _hint_printed
-    if _hint_printed:
+    if _hint_printed or (job.num or 0) > 0:
         return
     _hint_printed = True
     target = (

@@ -1,0 +1,93 @@
+"""Each job of a multirun trains in a process of its own, so its costs are its own.
+
+Hydra's basic launcher runs every job of a sweep in one process: a later job would
+inherit the earlier jobs' peak memory (peak RSS never goes down), their allocator
+caches and warmed-up kernels, and a PPO job run after a GRPO job would report the larger
+of the two peaks. With ``trainer.process_per_job`` (on by default) the job's training runs
+in a freshly spawned interpreter that is handed the composed config and Hydra's state
+(as Hydra's joblib launcher hands it to its workers), and the job process only waits for it, so every
+``memory/peak_mb`` and ``time/*`` figure belongs to one job.
+
+Single runs, processes started by ``accelerate launch`` and jobs that already have a
+process of their own gain nothing from this and train in place.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import sys
+from typing import Any
+
+from omegaconf import DictConfig
+
+from grpo_lab.errors import exit_on_user_error
+
+
+def trains_in_fresh_process(cfg: DictConfig) -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not cfg.trainer.process_per_job or not HydraConfig.initialized():
+        return False
+    several_processes = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return HydraConfig.get().mode == RunMode.MULTIRUN and not several_processes
+
+
+def _train_child(cfg: DictConfig, hydra_root: Any, results: Any) -> None:
+    """The spawned job: the job's Hydra config (``${hydra:...}`` interpolations, run
+    identity) and logging as in the job process, then training."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.core.utils import configure_log, setup_globals
+
+    from grpo_lab.trainer import train
+
+    setup_globals()
+    HydraConfig.instance().cfg = hydra_root
+    hydra_cfg = HydraConfig.get()
+    configure_log(hydra_cfg.job_logging, hydra_cfg.verbose)
+    with exit_on_user_error("grpo-lab", records=cfg.paths.output_dir):
+        summary = train(cfg)
+    results.send(summary)
+
+
+def train_in_fresh_process(cfg: DictConfig) -> dict[str, Any]:
+    """Runs ``train(cfg)`` in a spawned process and returns its summary. The child's
+    exit status becomes this process's (a one-line user error stays exit 2); SIGTERM
+    is passed on to the child, which checkpoints and stops as a run in place would."""
+    from hydra.core.hydra_config import HydraConfig
+
+    context = multiprocessing.get_context("spawn")
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(target=_train_child, args=(cfg, HydraConfig.instance().cfg, send), name="grpo-lab-job")
+    child.start()
+    send.close()
+
+    def forward(signum: int, _frame: Any) -> None:
+        if child.pid is not None:
+            os.kill(child.pid, signum)
+
+    # Ctrl-C reaches the child directly (same process group); SIGTERM may come to us alone.
+    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, forward),
+                signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN)}
+    try:
+        summary = _result(receive, child)
+        child.join()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if child.exitcode != 0 or summary is None:
+        sys.exit(child.exitcode or 1)
+    return summary
+
+
+def _result(receive: Any, child: Any) -> dict[str, Any] | None:
+    """The summary the child sends, or None when it ends without one (an error)."""
+    while not receive.poll(0.5):
+        if not child.is_alive() and not receive.poll():
+            return None
+    try:
+        return receive.recv()
+    except EOFError:  # the child closed the pipe by exiting
+        return None
