@@ -2,8 +2,9 @@
 
     from grpo_lab.analysis import load_runs, final_table, plot_curves
     frame = load_runs("multirun/2026-01-31/12-00-00")   # or load_wandb_runs("grpo-lab", group=...)
-    final_table(frame)                                   # final reward per variant, with spread
-    plot_curves(frame, by="advantage")                   # mean and 95% CI band across seeds
+    final_table(frame, "eval/accuracy")                  # held-out outcome per variant, with CIs
+    pair_table(final_values(frame, "eval/accuracy"))     # paired differences and verdicts
+    plot_curves(frame, "eval/accuracy", x="generated_tokens")  # mean and 95% band across seeds
 
 Names are imported on first use (PEP 562), so the Hydra report callback, which lives in
 this package and is loaded by every ``grpo-lab-train``, does not pull pandas and
@@ -19,8 +20,10 @@ _EXPORTS = {
     "RunRecord": "frame", "runs_frame": "frame", "with_variants": "frame",
     "find_latest_sweep": "local", "find_run_dirs": "local", "load_runs": "local",
     "load_wandb_runs": "wandb_api",
-    "ci95_halfwidth": "stats", "cost_table": "stats", "curves": "stats", "final_table": "stats",
-    "final_values": "stats", "t_quantile": "stats",
+    "cost_table": "stats", "curves": "stats", "default_outcome": "stats", "final_table": "stats",
+    "final_values": "stats", "pair_table": "stats", "summary_table": "stats", "values_at_budget": "stats",
+    "variability_table": "stats",
+    "compare_pair": "seed_stats", "probability_of_improvement": "seed_stats", "summarize": "seed_stats",
     "plot_curves": "plots", "plot_metric_grid": "plots",
     "write_report": "report",
 }

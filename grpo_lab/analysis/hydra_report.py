@@ -20,7 +20,7 @@ log = logging.getLogger("grpo_lab")
 
 
 class ReportCallback(Callback):
-    def __init__(self, metric: str = "reward", smooth: int = 1) -> None:
+    def __init__(self, metric: str = "auto", smooth: int = 1) -> None:
         self.metric = metric
         self.smooth = smooth
 

@@ -1,9 +1,16 @@
-"""A short markdown report comparing the runs of a folder, with its PNG figures.
+"""``report.md``: the comparison of the runs in a folder, with its PNG figures.
 
-``report.md`` holds: which variants were compared and how many seeds each, the final
-reward table (mean, spread, 95% CI across seeds), the reward curves, a few training
-metrics, and one line per run with its settings (its value of every key that any run
-overrode), so every number can be traced back to a ``metrics.jsonl``.
+What a reviewer needs, in order:
+1. what was compared (variants, seeds each; a warning below 3 seeds) and the outcome:
+   held-out greedy accuracy (``eval/accuracy``) when the runs were evaluated, since
+   arms with different rewards have incomparable training rewards, else the reward;
+2. the outcome per variant (mean, IQM, 95% bootstrap CI, range, the score at step 0);
+3. every pair of variants: paired difference over matched seeds, its 95% interval,
+   P(A > B) and a verdict ("A > B", "A < B" or "not distinguishable at 95%");
+4. the outcome at equal budget (steps, generated tokens, wall-clock seconds), with the
+   same paired verdicts: an arm that costs more per step is not flattered by steps;
+5. curves against each x axis, costs per job, variability, training metrics, and one
+   line per run with its settings, so every number traces back to a ``metrics.jsonl``.
 """
 
 from __future__ import annotations
@@ -17,17 +24,25 @@ import pandas as pd
 
 from grpo_lab.analysis.frame import with_variants
 from grpo_lab.analysis.local import load_runs
-from grpo_lab.analysis.plots import plot_curves, plot_metric_grid
-from grpo_lab.analysis.stats import cost_table, final_table, final_values
+from grpo_lab.analysis.plots import AXIS_LABELS, plot_curves, plot_metric_grid
+from grpo_lab.analysis.seed_stats import MIN_SEEDS
+from grpo_lab.analysis.stats import (
+    STEP, cost_table, default_outcome, final_values, pair_table, start_values, summary_table,
+    values_at_budget, variability_table, x_metric,
+)
 
-# Training-health metrics shown next to the reward when the runs have them.
-SIDE_METRICS = ("reward_std", "kl", "entropy", "completions/mean_length", "time/step", "memory/peak_mb")
+# Training-health metrics shown next to the outcome when the runs have them.
+SIDE_METRICS = ("reward", "reward_std", "advantages/std", "grad_norm", "kl", "entropy",
+                "completions/mean_length", "eval/mean_length_wrong")
+DEFAULT_AXES = (STEP, "generated_tokens", "wall_s")
 REPORT_NAME = "report.md"
 
 
 def _cell(value: Any) -> str:
     if isinstance(value, float):
-        return "–" if math.isnan(value) else f"{value:.4f}"
+        if math.isnan(value):
+            return "–"
+        return f"{value:.0f}" if abs(value) >= 1000 else f"{value:.4f}"
     return "–" if value is None else str(value).replace("|", "\\|")
 
 
@@ -39,56 +54,122 @@ def markdown_table(table: pd.DataFrame) -> str:
     return "\n".join([header, rule, *body])
 
 
-def write_report(source: str | os.PathLike, out_dir: str | os.PathLike | None = None, metric: str = "reward",
-                 by: Sequence[str] | str | None = None, smooth: int = 1) -> Path:
+def _available_axes(frame: pd.DataFrame, axes: Sequence[str]) -> list[str]:
+    return [x for x in axes if x == STEP or (frame["metric"] == x_metric(x)).any()]
+
+
+def write_report(source: str | os.PathLike, out_dir: str | os.PathLike | None = None, metric: str = "auto",
+                 by: Sequence[str] | str | None = None, smooth: int = 1,
+                 axes: Sequence[str] = DEFAULT_AXES) -> Path:
     """Writes ``report.md`` and its PNGs into ``out_dir`` (default: ``source``); returns
-    the report's path."""
+    the report's path. ``metric="auto"``: held-out accuracy if evaluated, else reward."""
     source = Path(source)
     out = Path(out_dir) if out_dir is not None else source
     out.mkdir(parents=True, exist_ok=True)
     frame = with_variants(load_runs(source), by)
     keys = [by] if isinstance(by, str) else list(by or frame.attrs.get("variant_keys", []))
+    metric = default_outcome(frame) if metric == "auto" else metric
+    axes = _available_axes(frame, axes)
 
-    table = final_table(frame, metric)
     finals = final_values(frame, metric)
-    slug = metric.replace("/", "_")
-    curve_png = f"{slug}_curves.png"
-    plot_curves(frame, metric, smooth=smooth).savefig(out / curve_png, dpi=120)
-
-    lines = [
-        f"# Comparison of {len(finals)} runs in `{source}`",
-        "",
-        f"Variants by: {', '.join(f'`{k}`' for k in keys) or 'none (all runs pooled)'}. "
-        f"Seeds per variant: {', '.join(f'{v} ({n})' for v, n in table[['variant', 'runs']].itertuples(index=False))}.",
-        "",
-        f"## Final {metric}",
-        "",
-        f"Per run: mean `{metric}` over the last fifth of its steps. Per variant: mean over runs, "
-        "sample std, 95% CI half-width (Student t), min and max.",
-        "",
-        markdown_table(table),
-        "",
-        f"## {metric} per step",
-        "",
-        f"![{metric} curves]({curve_png})",
-        "",
-    ]
-    cost = cost_table(frame)
-    if not cost.empty:
-        lines += ["## Cost", "", "Per variant, mean over runs of each run's mean step time and of its peak memory "
-                  "(on CPU, peak RSS of the process: jobs of one local multirun share a process, so "
-                  "later jobs inherit earlier peaks).",
-                  "", markdown_table(cost), ""]
-    side = [m for m in SIDE_METRICS if (frame["metric"] == m).any()]
+    table = summary_table(finals)
+    starts = start_values(frame, metric)
+    if not starts.empty:
+        table = table.merge(starts, on="variant", how="left")
+    lines = _header(source, metric, keys, table)
+    lines += [f"## Outcome: {metric}", "", _outcome_rule(metric), "", markdown_table(table), ""]
+    lines += ["## Paired comparisons", "", PAIRS_NOTE, "", markdown_table(pair_table(finals)), ""]
+    lines += _equal_budget_section(frame, metric, axes)
+    lines += _curve_section(frame, metric, axes, smooth, out)
+    lines += _cost_sections(frame)
+    side = [m for m in SIDE_METRICS if m != metric and (frame["metric"] == m).any()]
     if side:
         plot_metric_grid(frame, side, smooth=smooth).savefig(out / "training_metrics.png", dpi=110)
         lines += ["## Training metrics", "", "![training metrics](training_metrics.png)", ""]
     runs = finals.assign(settings=[_settings_of(frame, r) for r in finals["run"]])
-    runs = runs.rename(columns={"final": f"final {metric}"})
-    lines += ["## Runs", "", markdown_table(runs), ""]
+    lines += ["## Runs", "", markdown_table(runs.rename(columns={"final": f"final {metric}"})), ""]
     report = out / REPORT_NAME
     report.write_text("\n".join(lines), encoding="utf-8")
     return report
+
+
+PAIRS_NOTE = (
+    "A - B: mean over matched seeds (the same seed gives both arms the same prompts) of the "
+    "difference in outcome, with its 95% Student-t interval (Welch's when seeds do not match). "
+    "P(A > B): chance that a run of A beats a run of B (ties half). The verdict names a "
+    "winner only when the interval excludes 0."
+)
+
+
+def _header(source: Path, metric: str, keys: list[str], table: pd.DataFrame) -> list[str]:
+    seeds = ", ".join(f"{v} ({n})" for v, n in table[["variant", "runs"]].itertuples(index=False))
+    lines = [
+        f"# Comparison of {int(table['runs'].sum())} runs in `{source.name}`",
+        "",
+        f"Variants by: {', '.join(f'`{k}`' for k in keys) or 'none (all runs pooled)'}. "
+        f"Seeds per variant: {seeds}. Outcome: `{metric}`"
+        + (" (held-out problems, never trained on)." if metric.startswith("eval/") else
+           " (training reward: comparable only between arms with the same rewards)."),
+        "",
+    ]
+    few = table[table["runs"] < MIN_SEEDS]["variant"].tolist()
+    if few:
+        lines += [f"**Warning:** fewer than {MIN_SEEDS} seeds for {', '.join(few)}: intervals from so few "
+                  "runs are rough; no verdict here should be taken as settled.", ""]
+    return lines
+
+
+def _outcome_rule(metric: str) -> str:
+    rule = ("Per run: the last held-out evaluation (the end of training)." if metric.startswith("eval/")
+            else "Per run: the mean over the last fifth of its steps.")
+    return (rule + " Per variant: mean over runs, interquartile mean (4+ runs), 95% percentile-bootstrap "
+            "interval of the mean (within the data's range), std, min, max"
+            + ("; `at_step_0`: the mean before training." if metric.startswith("eval/") else "."))
+
+
+def _equal_budget_section(frame: pd.DataFrame, metric: str, axes: list[str]) -> list[str]:
+    lines = ["## Outcome at equal budget", "",
+             "Each run's outcome at the largest budget every run reached (linear between its records), "
+             "per x axis; verdicts as above.", ""]
+    for x in axes:
+        try:
+            budget, values = values_at_budget(frame, metric, x)
+        except ValueError:
+            continue
+        summary = summary_table(values)[["variant", "runs", "mean", "ci_low", "ci_high"]]
+        pairs = pair_table(values)[["A", "B", "A - B", "ci_low", "ci_high", "verdict"]]
+        amount = f"{budget:.0f}" if float(budget).is_integer() or budget >= 100 else f"{budget:.1f}"
+        lines += [f"### At {amount} {AXIS_LABELS.get(x, x)}", "", markdown_table(summary), ""]
+        if not pairs.empty:
+            lines += [markdown_table(pairs), ""]
+    return lines
+
+
+def _curve_section(frame: pd.DataFrame, metric: str, axes: list[str], smooth: int, out: Path) -> list[str]:
+    lines = [f"## {metric} curves", "", "Mean across seeds with its 95% bootstrap band; on budget axes each "
+             "run is interpolated onto a grid that ends where its variant's shortest run ends.", ""]
+    slug = metric.replace("/", "_").replace("@", "_at_")
+    for x in axes:
+        name = f"{slug}_by_{x}.png"
+        plot_curves(frame, metric, smooth=smooth, x=x).savefig(out / name, dpi=110)
+        lines += [f"![{metric} by {AXIS_LABELS.get(x, x)}]({name})", ""]
+    return lines
+
+
+def _cost_sections(frame: pd.DataFrame) -> list[str]:
+    lines: list[str] = []
+    cost = cost_table(frame)
+    if len(cost.columns) > 2:
+        lines += ["## Cost", "", "Per variant, mean over runs of each run's mean step time, peak memory (RSS "
+                  "on CPU, allocated on GPU), generated tokens per second and, for PPO, the critic's share "
+                  "of step time and memory. Jobs of a multirun train in processes of their own "
+                  "(`trainer.process_per_job`), so each peak is the job's own.", "", markdown_table(cost), ""]
+    variability = variability_table(frame)
+    if len(variability.columns) > 1:
+        lines += ["## Variability", "", "Per variant, mean over runs of the per-step advantage std (over "
+                  "completion tokens) and of the std of the gradient norm across steps.", "",
+                  markdown_table(variability), ""]
+    return lines
 
 
 def _settings_of(frame: pd.DataFrame, run: str) -> str:

@@ -1,136 +1,203 @@
-"""Mean and 95% confidence intervals across seeds, per variant.
+"""Curves, outcomes and comparisons of the runs in a tidy frame (analysis/frame.py).
 
-Sweeps here have few seeds (2-5), so the interval uses Student's t quantile, not 1.96:
-with 2 seeds the half-width is 12.7 standard errors, which is honest about how little
-two seeds say. A variant with one run has no interval (NaN).
+The numerics across seeds live in ``seed_stats`` (scipy); this module picks what is
+compared:
 
-The final reward of a run is its mean reward over the last fifth of its steps, the same
-rule as ``reward_last_fifth`` in the run's ``summary.json``: one noisy last step does not
-decide a comparison.
+- **outcome of a run**: for held-out metrics (``eval/...``) the last evaluation (the
+  end of training); for training metrics the mean over the last fifth of the steps (as
+  ``reward_last_fifth`` in ``summary.json``: one noisy last step does not decide);
+- **x axes**: ``step`` or a budget total (``generated_tokens``, ``wall_s``, ...:
+  ``budget/<name>`` in every record). On a budget axis each run's curve is interpolated
+  onto a grid that stops where the variant's shortest run stops, so no band extrapolates;
+- **equal budget**: every run's outcome at the largest budget that every run reached,
+  interpolated between its records.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
-from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
 from grpo_lab.analysis.frame import with_variants
+from grpo_lab.analysis.seed_stats import compare_pair, summarize
+
+STEP = "step"
+BUDGET_PREFIX = "budget/"
+HELD_OUT_PREFIX = "eval/"
+GRID_POINTS = 60
+SUMMARY_COLUMNS = ["runs", "mean", "iqm", "ci_low", "ci_high", "std", "min", "max"]
 
 
-@lru_cache(maxsize=None)
-def t_quantile(p: float, df: int) -> float:
-    """Quantile of Student's t distribution (e.g. 0.975, df=1 -> 12.706).
-
-    The CDF is integrated numerically (Simpson, in the variable u = atan(t) so the heavy
-    tails of small df are finite) and inverted by bisection: exact to ~1e-6, no scipy.
-    """
-    if df < 1:
-        raise ValueError(f"t quantile needs df >= 1, got {df}")
-    if not 0.5 <= p < 1:
-        raise ValueError(f"t quantile implemented for 0.5 <= p < 1, got {p}")
-    log_norm = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
-
-    def cdf(t: float) -> float:
-        u = np.linspace(0.0, math.atan(t), 2001)
-        x = np.tan(u)
-        density = np.exp(log_norm - (df + 1) / 2 * np.log1p(x * x / df)) / np.cos(u) ** 2
-        h = (u[-1] - u[0]) / (len(u) - 1)
-        integral = h / 3 * (density[0] + density[-1] + 4 * density[1:-1:2].sum() + 2 * density[2:-1:2].sum())
-        return 0.5 + float(integral)
-
-    lo, hi = 0.0, 1.0
-    while cdf(hi) < p:
-        hi *= 2
-    for _ in range(60):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if cdf(mid) < p else (lo, mid)
-    return (lo + hi) / 2
+def x_metric(x: str) -> str | None:
+    """The metric holding axis ``x`` (None for steps): ``wall_s`` -> ``budget/wall_s``."""
+    return None if x == STEP else (x if x.startswith(BUDGET_PREFIX) else BUDGET_PREFIX + x)
 
 
-def ci95_halfwidth(values: Sequence[float]) -> float:
-    """Half-width of the 95% t interval of the mean; NaN for fewer than two values."""
-    values = [v for v in values if not math.isnan(v)]
-    n = len(values)
-    if n < 2:
-        return math.nan
-    return t_quantile(0.975, n - 1) * float(np.std(values, ddof=1)) / math.sqrt(n)
+def default_outcome(frame: pd.DataFrame) -> str:
+    """Held-out greedy accuracy when the runs were evaluated, else the training reward."""
+    return "eval/accuracy" if (frame["metric"] == "eval/accuracy").any() else "reward"
+
+
+def _metric_rows(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
+    data = frame[frame["metric"] == metric]
+    if data.empty:
+        known = ", ".join(sorted(frame["metric"].unique())[:12])
+        raise ValueError(f"no metric named {metric} in these runs (some that are: {known})")
+    return data
+
+
+def run_series(frame: pd.DataFrame, metric: str, x: str = STEP) -> pd.DataFrame:
+    """Per run and record: run, variant, seed, x, value (records without the x axis or
+    the metric left out), sorted by run and x."""
+    data = _metric_rows(frame, metric)[["run", "variant", "seed", "step", "value"]]
+    axis = x_metric(x)
+    if axis is None:
+        data = data.rename(columns={"step": "x"})
+    else:
+        xs = frame[frame["metric"] == axis][["run", "step", "value"]].rename(columns={"value": "x"})
+        if xs.empty:
+            raise ValueError(f"no {axis} in these runs: they predate budget metrics; use x=step")
+        data = data.merge(xs, on=["run", "step"]).drop(columns="step")
+    return data[["run", "variant", "seed", "x", "value"]].sort_values(["run", "x"]).reset_index(drop=True)
 
 
 def curves(frame: pd.DataFrame, metric: str = "reward", by: Sequence[str] | str | None = None,
-           smooth: int = 1) -> pd.DataFrame:
-    """Per variant and step: mean over seeds, 95% band, number of runs.
+           smooth: int = 1, x: str = STEP) -> pd.DataFrame:
+    """Per variant and x: mean over runs, 95% bootstrap band, number of runs.
 
-    ``smooth`` > 1 first takes each run's trailing rolling mean over that many steps.
-    Columns: variant, step, mean, ci_low, ci_high, n.
+    ``smooth`` > 1 first takes each run's trailing rolling mean over that many records.
+    Columns: variant, x, mean, ci_low, ci_high, n (and ``step`` = x when x is steps).
     """
-    data = with_variants(frame, by)
-    data = data[data["metric"] == metric][["run", "variant", "step", "value"]].sort_values(["run", "step"])
-    if data.empty:
-        raise ValueError(f"no metric named {metric} in these runs")
+    data = run_series(with_variants(frame, by), metric, x)
     if smooth > 1:
         data = data.assign(value=data.groupby("run")["value"].transform(lambda s: s.rolling(smooth, min_periods=1).mean()))
+    if x != STEP:
+        data = _on_common_grid(data)
     rows = []
-    for (variant, step), group in data.groupby(["variant", "step"], sort=True):
-        values = group["value"].tolist()
-        mean = float(np.mean(values))
-        half = ci95_halfwidth(values)
-        rows.append({"variant": variant, "step": step, "mean": mean,
-                     "ci_low": mean - half, "ci_high": mean + half, "n": len(values)})
-    return pd.DataFrame(rows, columns=["variant", "step", "mean", "ci_low", "ci_high", "n"])
+    for (variant, at), group in data.groupby(["variant", "x"], sort=True):
+        s = summarize(group["value"])
+        rows.append({"variant": variant, "x": at, "mean": s["mean"], "ci_low": s["ci_low"],
+                     "ci_high": s["ci_high"], "n": s["runs"]})
+    table = pd.DataFrame(rows, columns=["variant", "x", "mean", "ci_low", "ci_high", "n"])
+    if x == STEP:
+        table["step"] = table["x"]
+    return table
+
+
+def _on_common_grid(data: pd.DataFrame) -> pd.DataFrame:
+    """Each run linearly interpolated onto its variant's grid, from the variant's
+    smallest first x to the smallest last x of its runs (no run is extrapolated)."""
+    rows = []
+    for variant, group in data.groupby("variant", sort=True):
+        runs = [g for _, g in group.groupby("run")]
+        start = min(r["x"].min() for r in runs)
+        stop = min(r["x"].max() for r in runs)
+        grid = np.linspace(start, stop, GRID_POINTS) if stop > start else np.array([stop])
+        for run in runs:
+            inside = grid[grid >= run["x"].min()]
+            values = np.interp(inside, run["x"].to_numpy(), run["value"].to_numpy())
+            rows += [{"run": run["run"].iloc[0], "variant": variant, "seed": run["seed"].iloc[0], "x": g, "value": v}
+                     for g, v in zip(inside, values)]
+    return pd.DataFrame(rows, columns=["run", "variant", "seed", "x", "value"])
 
 
 def final_values(frame: pd.DataFrame, metric: str = "reward", by: Sequence[str] | str | None = None) -> pd.DataFrame:
-    """One row per run: its mean ``metric`` over the last fifth of its steps (at least one)."""
-    data = with_variants(frame, by)
-    data = data[data["metric"] == metric].sort_values(["run", "step"])
-    if data.empty:
-        raise ValueError(f"no metric named {metric} in these runs")
+    """One row per run: its outcome (see the module docstring)."""
+    data = _metric_rows(with_variants(frame, by), metric).sort_values(["run", "step"])
     rows = []
     for run, group in data.groupby("run", sort=False):
         values = group["value"].to_numpy()
-        fifth = max(1, len(values) // 5)
+        if metric.startswith(HELD_OUT_PREFIX):
+            final = float(values[-1])
+        else:
+            final = float(values[-max(1, len(values) // 5):].mean())
         rows.append({"run": run, "variant": group["variant"].iloc[0], "seed": group["seed"].iloc[0],
-                     "steps": int(group["step"].max()), "final": float(values[-fifth:].mean())})
+                     "steps": int(group["step"].max()), "final": final})
     return pd.DataFrame(rows, columns=["run", "variant", "seed", "steps", "final"])
 
 
-def final_table(frame: pd.DataFrame, metric: str = "reward", by: Sequence[str] | str | None = None) -> pd.DataFrame:
-    """Per variant: runs, mean final value, std across runs, 95% CI half-width, min, max;
-    best mean first."""
-    finals = final_values(frame, metric, by)
-    rows = []
-    for variant, group in finals.groupby("variant", sort=False):
-        values = group["final"].tolist()
-        rows.append({
-            "variant": variant,
-            "runs": len(values),
-            "mean": float(np.mean(values)),
-            "std": float(np.std(values, ddof=1)) if len(values) > 1 else math.nan,
-            "ci95": ci95_halfwidth(values),
-            "min": float(np.min(values)),
-            "max": float(np.max(values)),
-        })
-    table = pd.DataFrame(rows, columns=["variant", "runs", "mean", "std", "ci95", "min", "max"])
+def start_values(frame: pd.DataFrame, metric: str, by: Sequence[str] | str | None = None) -> pd.DataFrame:
+    """Per variant: the mean of the metric at step 0 (held-out scores before training)."""
+    data = with_variants(frame, by)
+    data = data[(data["metric"] == metric) & (data["step"] == 0)]
+    return data.groupby("variant", sort=False)["value"].mean().rename("at_step_0").reset_index()
+
+
+def summary_table(finals: pd.DataFrame) -> pd.DataFrame:
+    """Per variant: runs, mean, IQM, 95% bootstrap CI, std, min, max; best mean first."""
+    rows = [{"variant": v, **summarize(g["final"])} for v, g in finals.groupby("variant", sort=False)]
+    table = pd.DataFrame(rows, columns=["variant", *SUMMARY_COLUMNS])
     return table.sort_values("mean", ascending=False, kind="stable").reset_index(drop=True)
 
 
+def final_table(frame: pd.DataFrame, metric: str = "reward", by: Sequence[str] | str | None = None) -> pd.DataFrame:
+    """Per variant: the outcome's summary across runs (``summary_table``)."""
+    return summary_table(final_values(frame, metric, by))
+
+
+def pair_table(finals: pd.DataFrame) -> pd.DataFrame:
+    """Every pair of variants, the better mean first: paired difference with its 95%
+    interval, P(A > B), seeds won by A, and the verdict."""
+    by_variant = {v: dict(zip(g["seed"], g["final"])) for v, g in finals.groupby("variant", sort=False)}
+    means = {v: np.mean(list(d.values())) for v, d in by_variant.items()}
+    rows = []
+    for first, second in itertools.combinations(sorted(by_variant, key=lambda v: -means[v]), 2):
+        result = compare_pair(by_variant[first], by_variant[second])
+        wins = f"{result['wins']}/{result['seeds']}" if result["paired"] else "–"
+        rows.append({"A": first, "B": second, "seeds": result["seeds"],
+                     "paired": "yes" if result["paired"] else "no (Welch)",
+                     "A - B": result["difference"], "ci_low": result["ci_low"], "ci_high": result["ci_high"],
+                     "P(A > B)": result["p_improvement"], "A wins": wins, "verdict": result["verdict"]})
+    return pd.DataFrame(rows, columns=["A", "B", "seeds", "paired", "A - B", "ci_low", "ci_high",
+                                       "P(A > B)", "A wins", "verdict"])
+
+
+def values_at_budget(frame: pd.DataFrame, metric: str, x: str, by: Sequence[str] | str | None = None
+                     ) -> tuple[float, pd.DataFrame]:
+    """The largest budget on axis ``x`` that every run reached, and each run's metric
+    there (linear between its records), as ``final_values`` rows."""
+    series = run_series(with_variants(frame, by), metric, x)
+    budget = float(series.groupby("run")["x"].max().min())
+    rows = []
+    for run, group in series.groupby("run", sort=False):
+        value = float(np.interp(budget, group["x"].to_numpy(), group["value"].to_numpy()))
+        rows.append({"run": run, "variant": group["variant"].iloc[0], "seed": group["seed"].iloc[0],
+                     "steps": math.nan, "final": value})
+    return budget, pd.DataFrame(rows, columns=["run", "variant", "seed", "steps", "final"])
+
+
 def cost_table(frame: pd.DataFrame, by: Sequence[str] | str | None = None) -> pd.DataFrame:
-    """Per variant: mean step time (s) and peak memory (MB), each averaged over runs, from
-    ``time/step`` and ``memory/peak_mb``; empty when the runs recorded neither."""
+    """Per variant: mean step time (s), peak memory (MB), generated tokens per second,
+    and the critic's share of time and memory where there is one; each per run first
+    (mean time, peak memory), then averaged over runs. Empty when nothing was recorded."""
     data = with_variants(frame, by)
-    columns = {"time/step": ("step_time_s", "mean"), "memory/peak_mb": ("peak_memory_mb", "max")}
+    columns = {"time/step": ("step_time_s", "mean"), "memory/peak_mb": ("peak_memory_mb", "max"),
+               "tokens_per_second": ("tokens_per_s", "mean"), "critic/time_share": ("critic_time_share", "mean"),
+               "critic/memory_share": ("critic_memory_share", "mean")}
     data = data[data["metric"].isin(list(columns))]
     if data.empty:
         return pd.DataFrame(columns=["variant", "runs"])
-    per_run = {
-        name: data[data["metric"] == metric].groupby(["variant", "run"])["value"].agg(how)
-        for metric, (name, how) in columns.items()
-    }
-    table = pd.DataFrame(per_run).groupby("variant", sort=False).agg(["mean"])
-    table.columns = [c for c, _ in table.columns]
+    per_run = {name: data[data["metric"] == metric].groupby(["variant", "run"])["value"].agg(how)
+               for metric, (name, how) in columns.items() if (data["metric"] == metric).any()}
+    table = pd.DataFrame(per_run).groupby("variant", sort=False).mean()
     runs = data.groupby("variant", sort=False)["run"].nunique().rename("runs")
     return table.join(runs).reset_index()[["variant", "runs", *table.columns]]
+
+
+def variability_table(frame: pd.DataFrame, by: Sequence[str] | str | None = None) -> pd.DataFrame:
+    """Per variant, mean over runs of: the advantage std within a step (how hard the
+    update pushes), and the std across steps of the gradient norm (how steady it is)."""
+    data = with_variants(frame, by)
+    rows = []
+    for variant, group in data.groupby("variant", sort=False):
+        row = {"variant": variant}
+        for metric, name, how in (("advantages/std", "advantage_std", "mean"), ("grad_norm", "grad_norm_std_over_steps", "std")):
+            values = group[group["metric"] == metric].groupby("run")["value"].agg(how)
+            if not values.empty:
+                row[name] = float(values.mean())
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -48,7 +48,7 @@ from grpo_lab.trainer.data import PromptSampler
 from grpo_lab.tracking.base import Trackers
 from grpo_lab.trainer.distributed import Parallel
 from grpo_lab.trainer.forward import TrainForward, batched_forward, batched_logprobs, prefix_group_size
-from grpo_lab.trainer.metrics import completion_metrics, peak_memory_mb, reward_metrics
+from grpo_lab.trainer.metrics import advantage_metrics, completion_metrics, peak_memory_mb, reward_metrics
 from grpo_lab.trainer.optim import build_optimizer, build_scheduler
 from grpo_lab.trainer.rng import sample_seeds
 from grpo_lab.trainer.rollback import rewind_records
@@ -233,6 +233,7 @@ class Trainer:
             **(kl_metrics or {}),
             **update,
             **self.parallel.mean_metrics(adv.metrics),
+            **advantage_metrics(adv.advantages, batch.completion_mask, self.parallel.sum),
             **self.parallel.mean_metrics(critic),
             "learning_rate": self.scheduler.get_last_lr()[0],
             "time/generation": t_gen - t0,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import resource
 import sys
+from typing import Any
 
 import torch
 
@@ -59,3 +60,17 @@ def peak_memory_mb(device: torch.device) -> float:
         return torch.cuda.max_memory_allocated(device) / 2**20
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / 2**20 if sys.platform == "darwin" else rss / 2**10
+
+
+def advantage_metrics(advantages: torch.Tensor, mask: torch.Tensor, sum_over_processes: Any) -> dict[str, float]:
+    """Mean and std of the advantages over the batch's completion tokens (every
+    process's): how hard an update pushes, the variance figure compared across arms.
+    ``advantages`` is ``[N, T]`` or ``[N, 1]`` (one per completion, broadcast)."""
+    weights = mask.float()
+    values = advantages.float().to(weights.device).expand_as(weights)
+    total, squares, count = sum_over_processes([float((values * weights).sum()),
+                                                float((values.square() * weights).sum()), float(weights.sum())])
+    if count == 0:
+        return {"advantages/mean": float("nan"), "advantages/std": float("nan")}
+    mean = total / count
+    return {"advantages/mean": mean, "advantages/std": max(squares / count - mean * mean, 0.0) ** 0.5}

@@ -1,48 +1,112 @@
-"""Means, 95% intervals and final values, checked by hand."""
+"""Outcomes, intervals, paired verdicts and budget axes, checked by hand."""
 
 import math
 
+import numpy as np
 import pytest
 
 from grpo_lab.analysis.frame import RunRecord, runs_frame
-from grpo_lab.analysis.stats import ci95_halfwidth, cost_table, curves, final_table, final_values, t_quantile
+from grpo_lab.analysis.seed_stats import (
+    NOT_DISTINGUISHABLE, bootstrap_ci, compare_pair, iqm, probability_of_improvement, summarize,
+)
+from grpo_lab.analysis.stats import (
+    cost_table, curves, default_outcome, final_table, final_values, pair_table, values_at_budget,
+)
 
 
-@pytest.mark.parametrize("df, expected", [(1, 12.7062), (2, 4.3027), (4, 2.7764), (9, 2.2622), (30, 2.0423), (10_000, 1.9602)])
-def test_t_quantile_matches_the_tables(df, expected):
-    assert t_quantile(0.975, df) == pytest.approx(expected, abs=1e-4)
+def sweep(rewards_by_run, tokens_per_step=None):
+    """{(variant value, seed): [reward per step]} -> frame; optional budget/generated_tokens."""
+    records = []
+    for (a, s), rewards in rewards_by_run.items():
+        history = []
+        for i, r in enumerate(rewards):
+            row = {"step": i + 1, "reward": r, "time/step": 2.0 + s, "memory/peak_mb": 100.0 * (i + 1)}
+            if tokens_per_step is not None:
+                row["budget/generated_tokens"] = tokens_per_step[a] * (i + 1)
+            history.append(row)
+        records.append(RunRecord(run=f"{a}-{s}", overrides=[f"advantage={a}", f"trainer.seed={s}"], seed=s,
+                                 history=history))
+    return runs_frame(records)
 
 
-def test_ci_halfwidth_by_hand():
-    # mean 2, sample std 1, n 3: 4.3027 / sqrt(3)
-    assert ci95_halfwidth([1.0, 2.0, 3.0]) == pytest.approx(4.302653 / math.sqrt(3), rel=1e-5)
-    assert math.isnan(ci95_halfwidth([1.0]))
+# -- per variant -------------------------------------------------------------------
+
+def test_iqm_trims_a_quarter_from_each_end():
+    # 8 values: drop the 2 lowest and 2 highest, mean of (3, 4, 5, 6) = 4.5.
+    assert iqm([1, 2, 3, 4, 5, 6, 7, 100]) == 4.5
+    assert math.isnan(iqm([1, 2, 3]))  # below 4 runs
 
 
-def sweep(rewards_by_run):
-    """{(variant value, seed): [reward per step]} -> frame."""
-    return runs_frame([
-        RunRecord(run=f"{a}-{s}", overrides=[f"advantage={a}", f"trainer.seed={s}"], seed=s,
-                  history=[{"step": i + 1, "reward": r, "time/step": 2.0 + s, "memory/peak_mb": 100.0 * (i + 1)}
-                           for i, r in enumerate(rewards)])
-        for (a, s), rewards in rewards_by_run.items()
-    ])
+def test_bootstrap_interval_never_leaves_the_data():
+    for values in ([0.1, 0.9], [0.2, 0.25, 0.9], [0.5, 0.5, 0.5, 0.51]):
+        low, high = bootstrap_ci(values)
+        assert min(values) <= low <= np.mean(values) <= high <= max(values)
+    assert bootstrap_ci([0.4, 0.4, 0.4]) == (0.4, 0.4)
+    assert all(math.isnan(v) for v in bootstrap_ci([0.3]))
+    # Reproducible: the same data give the same interval.
+    assert bootstrap_ci([0.1, 0.5, 0.7, 0.2]) == bootstrap_ci([0.1, 0.5, 0.7, 0.2])
 
 
-def test_curves_average_seeds_per_step_with_their_band():
-    frame = sweep({("std", 0): [0.0, 1.0], ("std", 1): [2.0, 3.0], ("mean", 0): [5.0, 5.0]})
-    table = curves(frame).set_index(["variant", "step"])
-    row = table.loc[("advantage=std", 1)]
-    assert (row["mean"], row["n"]) == (1.0, 2)
-    half = 12.7062 * math.sqrt(2) / math.sqrt(2)  # t(1) * sd(0, 2) / sqrt(2)
-    assert row["ci_high"] - row["mean"] == pytest.approx(half, rel=1e-4)
-    assert math.isnan(table.loc[("advantage=mean", 1), "ci_low"])
+def test_summary_of_one_variant():
+    s = summarize([0.5, 0.6, 0.7, 0.8, 0.9])
+    assert (s["runs"], s["mean"], s["min"], s["max"]) == (5, 0.7, 0.5, 0.9)
+    assert s["iqm"] == pytest.approx(0.7)  # int(0.25 * 5) = 1 value trimmed each end: mean(0.6, 0.7, 0.8)
+    assert s["std"] == pytest.approx(math.sqrt(0.025))
 
 
-def test_smoothing_is_a_trailing_mean_per_run():
-    frame = sweep({("std", 0): [0.0, 2.0, 4.0]})
-    assert curves(frame, smooth=2)["mean"].tolist() == [0.0, 1.0, 3.0]
+# -- pairs -------------------------------------------------------------------------
 
+def test_paired_verdict_a_better():
+    # Differences over seeds 0-2: 0.1, 0.2, 0.15 -> mean 0.15, sd 0.05,
+    # t(0.975, 2) = 4.3027: interval 0.15 +- 4.3027 * 0.05 / sqrt(3) = [0.0258, 0.2742].
+    result = compare_pair({0: 0.6, 1: 0.7, 2: 0.65}, {0: 0.5, 1: 0.5, 2: 0.5})
+    assert result["paired"] and result["seeds"] == 3 and result["wins"] == 3
+    assert result["difference"] == pytest.approx(0.15)
+    assert (result["ci_low"], result["ci_high"]) == pytest.approx((0.02578, 0.27422), abs=1e-4)
+    assert result["verdict"] == "A > B"
+    assert result["p_improvement"] == 1.0
+
+
+def test_paired_verdict_a_worse():
+    result = compare_pair({0: 0.3, 1: 0.35, 2: 0.2, 3: 0.3}, {0: 0.5, 1: 0.5, 2: 0.45, 3: 0.55})
+    assert result["ci_high"] < 0 and result["verdict"] == "A < B"
+
+
+def test_not_distinguishable_when_the_interval_holds_zero():
+    # Differences 0.1, -0.15, 0.05: mean 0, the interval spans 0.
+    result = compare_pair({0: 0.6, 1: 0.35, 2: 0.55}, {0: 0.5, 1: 0.5, 2: 0.5})
+    assert result["ci_low"] < 0 < result["ci_high"]
+    assert result["verdict"] == NOT_DISTINGUISHABLE and result["wins"] == 2
+
+
+def test_pairing_is_what_decides_with_seed_effects():
+    # Seeds differ a lot (0.1 .. 0.9) but A beats B by 0.05 on every seed: pairing sees it,
+    # unpaired intervals (Welch) would not.
+    a = {0: 0.15, 1: 0.55, 2: 0.95, 3: 0.35}
+    b = {s: v - 0.05 for s, v in a.items()}
+    b[3] = 0.29  # not exactly constant
+    assert compare_pair(a, b)["verdict"] == "A > B"
+    unpaired = compare_pair({10 + s: v for s, v in a.items()}, b)
+    assert not unpaired["paired"] and unpaired["verdict"] == NOT_DISTINGUISHABLE
+
+
+def test_one_run_each_cannot_tell():
+    assert compare_pair({0: 0.9}, {0: 0.1})["verdict"].startswith("cannot tell")
+
+
+def test_probability_of_improvement_counts_pairs_and_half_ties():
+    # Pairs (a, b): (1,0) win, (1,1) tie, (2,0) win, (2,1) win -> (3 + 0.5) / 4.
+    assert probability_of_improvement([1, 2], [0, 1]) == 0.875
+
+
+def test_pair_table_has_the_better_mean_first():
+    frame = sweep({("std", 0): [0.2], ("std", 1): [0.3], ("std", 2): [0.25],
+                   ("mean", 0): [0.5], ("mean", 1): [0.6], ("mean", 2): [0.56]})
+    row = pair_table(final_values(frame)).iloc[0]
+    assert (row["A"], row["B"], row["verdict"]) == ("advantage=mean", "advantage=std", "A > B")
+
+
+# -- outcomes and axes -------------------------------------------------------------
 
 def test_final_value_is_the_mean_of_the_last_fifth_of_steps():
     frame = sweep({("std", 0): list(range(10)), ("std", 1): [1.0, 2.0, 3.0]})
@@ -51,14 +115,44 @@ def test_final_value_is_the_mean_of_the_last_fifth_of_steps():
     assert finals["std-1"] == 3.0  # fewer than 5 steps: the last one
 
 
-def test_final_table_spread_per_variant_best_first():
+def test_held_out_outcome_is_the_last_evaluation():
+    history = [{"step": 0, "eval/accuracy": 0.2}, {"step": 1, "reward": 1.0}, {"step": 2, "reward": 1.0,
+               "eval/accuracy": 0.5}, {"step": 3, "reward": 1.0}, {"step": 4, "reward": 1.0, "eval/accuracy": 0.7}]
+    frame = runs_frame([RunRecord(run="r", seed=0, history=history)])
+    assert default_outcome(frame) == "eval/accuracy"
+    assert final_values(frame, "eval/accuracy")["final"].tolist() == [0.7]
+    assert curves(frame, "eval/accuracy")["step"].tolist() == [0, 2, 4]
+
+
+def test_final_table_per_variant_best_first():
     frame = sweep({("std", 0): [0.0, 1.0], ("std", 1): [0.0, 3.0], ("mean", 0): [0.0, 5.0], ("mean", 1): [0.0, 5.0]})
     table = final_table(frame)
     assert table["variant"].tolist() == ["advantage=mean", "advantage=std"]
-    std_row = table.iloc[1]
-    assert (std_row["runs"], std_row["mean"], std_row["min"], std_row["max"]) == (2, 2.0, 1.0, 3.0)
-    assert std_row["std"] == pytest.approx(math.sqrt(2))
-    assert std_row["ci95"] == pytest.approx(12.7062 * math.sqrt(2) / math.sqrt(2), rel=1e-4)
+    row = table.iloc[1]
+    assert (row["runs"], row["mean"], row["min"], row["max"]) == (2, 2.0, 1.0, 3.0)
+    assert row["min"] <= row["ci_low"] <= row["ci_high"] <= row["max"]
+
+
+def test_curves_on_a_budget_axis_stop_where_the_shortest_run_stops():
+    # "mean" spends 10 tokens a step, "std" 20: over 3 steps, std reaches 60 tokens, mean 30.
+    frame = sweep({("std", 0): [0.0, 1.0, 2.0], ("std", 1): [0.0, 1.0, 2.0], ("mean", 0): [0.0, 0.5, 1.0]},
+                  tokens_per_step={"std": 20, "mean": 10})
+    table = curves(frame, x="generated_tokens")
+    std = table[table["variant"] == "advantage=std"]
+    assert std["x"].min() == 20 and std["x"].max() == 60
+    # Linear between records: at 40 tokens (step 2) the reward is 1.0.
+    assert np.interp(40, std["x"], std["mean"]) == pytest.approx(1.0)
+    assert table[table["variant"] == "advantage=mean"]["x"].max() == 30
+
+
+def test_values_at_equal_budget():
+    frame = sweep({("std", 0): [0.0, 1.0, 2.0], ("mean", 0): [0.0, 0.5, 1.0]}, tokens_per_step={"std": 20, "mean": 10})
+    budget, values = values_at_budget(frame, "reward", "generated_tokens")
+    assert budget == 30  # the most both reached
+    at = values.set_index("variant")["final"]
+    assert at["advantage=mean"] == 1.0 and at["advantage=std"] == pytest.approx(0.5)  # std at 30 = halfway step 1-2
+    with pytest.raises(ValueError, match="budget/wall_s"):
+        values_at_budget(frame, "reward", "wall_s")
 
 
 def test_cost_table_averages_step_time_and_peak_memory_over_runs():

@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 import subprocess
 
 import numpy as np
@@ -31,15 +32,21 @@ def expected_finals(root):
     return by_variant
 
 
-def report_rows(report_text):
-    """The final-reward table of report.md: {variant: [runs, mean, std, ci95, min, max]}."""
-    section = report_text.split("## Final reward", 1)[1].split("##", 1)[0]
+def section_rows(report_text, heading, width):
+    """The rows of the first pipe table under ``heading``: {first cell: [other cells]}."""
+    section = report_text.split(heading, 1)[1].split("\n## ", 1)[0]
     rows = {}
     for line in section.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) == 7 and cells[0] not in ("variant", "---"):
-            rows[cells[0]] = [float("nan") if c == "–" else float(c) for c in cells[1:]]
+        if len(cells) == width and cells[0] not in ("variant", "A", "---"):
+            rows.setdefault(cells[0], cells[1:])
     return rows
+
+
+def report_rows(report_text):
+    """The outcome table of report.md: {variant: [runs, mean, iqm, ci_low, ci_high, std, min, max]}."""
+    return {variant: [float("nan") if c == "–" else float(c) for c in cells]
+            for variant, cells in section_rows(report_text, "## Outcome: reward", 9).items()}
 
 
 def test_runs_load_in_job_order_with_their_variants(sweep_root):
@@ -68,13 +75,21 @@ def test_compare_command_report_matches_the_metrics_files(sweep_root, tmp_path):
     expected = expected_finals(sweep_root)
     assert len(rows) == len(expected) == 3
     for (advantage, algorithm), finals in expected.items():
-        runs, mean, std, ci95, low, high = rows[f"advantage={advantage},algorithm={algorithm}"]
+        runs, mean, iqm, ci_low, ci_high, std, low, high = rows[f"advantage={advantage},algorithm={algorithm}"]
         assert runs == len(finals) == 2
         assert mean == pytest.approx(np.mean(finals), abs=1e-4)
         assert std == pytest.approx(np.std(finals, ddof=1), abs=1e-4)
-        assert ci95 == pytest.approx(12.7062 * np.std(finals, ddof=1) / math.sqrt(2), abs=1e-3)
+        assert math.isnan(iqm)  # fewer than 4 seeds
         assert (low, high) == (pytest.approx(min(finals), abs=1e-4), pytest.approx(max(finals), abs=1e-4))
-    for png in ("reward_curves.png", "training_metrics.png"):
+        assert low - 1e-4 <= ci_low <= mean <= ci_high <= high + 1e-4  # the band stays in the data
+    assert "fewer than 3 seeds" in text
+    # Every pair of the three variants has a verdict, per step and at equal budgets.
+    pairs = section_rows(text, "## Paired comparisons", 10)
+    assert len(pairs) == 2 and all(cells[-1] for cells in pairs.values())
+    for axis in ("step", "generated tokens", "wall-clock seconds"):
+        assert re.search(rf"### At [0-9.]+ {axis}", text), axis
+    for png in ("reward_by_step.png", "reward_by_generated_tokens.png", "reward_by_wall_s.png",
+                "training_metrics.png"):
         assert f"]({png})" in text
         data = (tmp_path / png).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
