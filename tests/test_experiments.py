@@ -41,6 +41,12 @@ def test_every_experiment_composes_with_every_launcher(name, launcher):
     )
 
 
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_every_experiment_scores_held_out_problems(name):
+    cfg = compose_with_hydra([f"experiment={name}"])
+    assert cfg.eval.at_start and cfg.eval.at_end and 0 < cfg.eval.every <= cfg.trainer.max_steps
+
+
 def test_cpu_variant_inherits_and_shrinks():
     full = compose_with_hydra(["experiment=grpo_vs_ppo"])
     cpu = compose_with_hydra(["experiment=grpo_vs_ppo_cpu"])
@@ -124,7 +130,8 @@ def test_experiment_runs_as_a_real_multirun_with_its_report(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     for job in ("0", "1"):
         records = [json.loads(x) for x in (sweep / job / "metrics.jsonl").read_text().splitlines()]
-        assert [r["step"] for r in records] == [1, 2]
+        assert [r["step"] for r in records] == [0, 1, 2]  # step 0: held-out scores before training
+        assert "eval/accuracy" in records[0] and "eval/accuracy" in records[-1]
     overrides = {(sweep / j / ".hydra" / "overrides.yaml").read_text() for j in ("0", "1")}
     assert any("group_mean" in o for o in overrides) and any("group_std" in o for o in overrides)
-    assert (sweep / "report.md").exists()
+    assert "Outcome: eval/accuracy" in (sweep / "report.md").read_text()
