@@ -224,10 +224,6 @@ class Trainer:
 
         step_time = t_end - t0
         lengths = self.parallel.gather(batch.completion_mask.sum(dim=1).float().cpu())
-        generated_tokens = int(lengths.sum())
-        algo = cfg.algorithm
-        applied_updates = (algo.num_iterations * algo.num_minibatches - update.get("nonfinite/skipped_updates", 0)
-                           - update.get("mixed_precision/overflow_updates", 0)) if trains_policy else 0
         metrics = {
             **self._batch_metrics(batch, rewards, per_function, lengths),
             **(kl_metrics or {}),
@@ -243,17 +239,26 @@ class Trainer:
             "time/step": step_time,
             "tokens_per_second": float(lengths.sum()) / step_time,
             "memory/peak_mb": self.parallel.max([peak_memory_mb(self.device)])[0],
-            **self.budget.add(
-                samples=len(lengths), generated_tokens=generated_tokens,
-                trained_tokens=generated_tokens * algo.num_iterations if trains_policy else 0,
-                optimizer_steps=int(applied_updates), wall_s=step_time,
-            ),
+            **self._spend(lengths, update if trains_policy else None, step_time),
         }
         if "time/critic" in metrics:
             metrics["critic/time_share"] = metrics["time/critic"] / step_time
             metrics["critic/memory_share"] = metrics["critic/memory_mb"] / metrics["memory/peak_mb"]
         self._log_samples(step, batch, rewards, per_function, adv.advantages)
         return metrics
+
+    def _spend(self, lengths: torch.Tensor, update: dict[str, float] | None, step_time: float) -> dict[str, float]:
+        """Adds a step's spending to the budget totals (tracking/budget.py); ``update``:
+        the policy update's metrics, None when the policy did not train (critic warm-up)."""
+        algo = self.cfg.algorithm
+        generated = int(lengths.sum())
+        applied = 0
+        if update is not None:
+            skipped = update.get("nonfinite/skipped_updates", 0) + update.get("mixed_precision/overflow_updates", 0)
+            applied = int(algo.num_iterations * algo.num_minibatches - skipped)
+        return self.budget.add(samples=len(lengths), generated_tokens=generated,
+                               trained_tokens=generated * algo.num_iterations if update is not None else 0,
+                               optimizer_steps=applied, wall_s=step_time)
 
     def _batch_metrics(self, batch: Any, rewards: torch.Tensor, per_function: dict[str, torch.Tensor],
                        lengths: torch.Tensor) -> dict[str, float]:
