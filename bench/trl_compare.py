@@ -275,7 +275,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
         figures[name] = {"step_s": step_s, "tokens_per_s": median(records, "completion_tokens") / step_s,
                          "peak_mb": max(r["peak_mb"] for r in records)}
     ours = results["ours"]
-    figures["ours"]["breakdown_s"] = {key: median(ours, key) for key in BREAKDOWN}
+    figures["ours"]["breakdown_s"] = {key: median(ours, key) for key in BREAKDOWN if key in ours[0]}
     # Compute efficiency: everything but generation and the forward/backward passes.
     figures["ours"]["breakdown_s"]["outside_model_compute_s"] = statistics.median(
         r["optimizer_s"] + r["other_s"] for r in ours)
