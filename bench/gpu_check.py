@@ -1,4 +1,4 @@
-"""The GPU path in one run (well under 8 minutes on one H100), ending in one table.
+"""The GPU path in one run (under 8 minutes: its phases are time-limited), ending in one table.
 
     bash bench/gpu_check.sh --out DIR        # installs carried wheels first (see README)
     python bench/gpu_check.py --cpu-dry-run  # the same on CPU: tiny model, one step each
