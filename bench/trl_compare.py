@@ -63,6 +63,15 @@ def reset_peak(device: str) -> None:
         torch.cuda.reset_peak_memory_stats()
 
 
+def release_cache(device: str) -> None:
+    """After a step (untimed): both workers share one GPU, and the one waiting its turn
+    should not hold cached blocks the other needs."""
+    if device == "cuda":
+        import torch
+
+        torch.cuda.empty_cache()
+
+
 def peak_mb(device: str) -> float:
     """Peak GPU memory allocated since the last reset_peak on CUDA, peak RSS on CPU."""
     if device == "cuda":
@@ -82,6 +91,7 @@ def _serve(run_step, device: str) -> None:
         reset_peak(device)
         record = run_step()
         record["peak_mb"] = peak_mb(device)
+        release_cache(device)
         print(MARK + json.dumps(record), flush=True)
 
 
@@ -195,8 +205,10 @@ def trl_worker(args: argparse.Namespace) -> None:
             if args.device == "cuda":  # the step's kernels, not only their launches
                 torch.cuda.synchronize()
             elapsed = time.perf_counter() - self.start
-            print(MARK + json.dumps({"step_s": elapsed, "peak_mb": peak_mb(args.device),
-                              "completion_tokens": args.new_tokens * args.prompts * args.generations}), flush=True)
+            record = {"step_s": elapsed, "peak_mb": peak_mb(args.device),
+                      "completion_tokens": args.new_tokens * args.prompts * args.generations}
+            release_cache(args.device)
+            print(MARK + json.dumps(record), flush=True)
 
     trainer = GRPOTrainer(model=model, reward_funcs=correctness_lenient, args=config,
                           train_dataset=dataset, processing_class=tokenizer, callbacks=[StepGate()])
