@@ -6,9 +6,14 @@ in its own worker process, so peak memory is its own; the driver alternates the
 workers step by step after a warm-up, so both see the same machine load. Completions
 are forced to exactly ``--new-tokens`` tokens in both, so both do the same work.
 
+On CUDA, peak memory is the peak allocated by torch within each timed step (both
+workers reset it when a step starts); on CPU it is the worker's peak RSS.
+
     pip install -e ".[bench]"
     python bench/trl_compare.py                      # embedded model, 4 x 4, 64 tokens, beta 0.04
     python bench/trl_compare.py --steps 5 --new-tokens 32 --prompts 2
+    python bench/trl_compare.py --model synthetic:qwen2.5-0.5b --device cuda --dtype bfloat16 \
+        --prompts 8 --generations 8 --new-tokens 256  # random-weight Qwen2.5-0.5B shape, no hub
 """
 
 from __future__ import annotations
@@ -29,7 +34,12 @@ MARK = "BENCH-RECORD "
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="embedded:SmolLM2-135M-Instruct", help="model.path for both")
+    p.add_argument("--model", default="embedded:SmolLM2-135M-Instruct",
+                   help="model.path for both; synthetic:<shape> (qwen2.5-0.5b, tiny-qwen2) writes a "
+                        "random-weight model with a built-in tokenizer first (grpo_lab/models/synthetic.py)")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
+                   help="weights and compute dtype for both (no autocast)")
     p.add_argument("--prompts", type=int, default=4, help="prompts per step")
     p.add_argument("--generations", type=int, default=4, help="completions per prompt (G)")
     p.add_argument("--new-tokens", type=int, default=64, help="completion length (forced)")
@@ -41,27 +51,52 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=4, help="timed steps per framework")
     p.add_argument("--trl-gradient-checkpointing", action="store_true",
                    help="keep TRL's default gradient checkpointing (off by default: same work as ours)")
+    p.add_argument("--json", help="also write the figures to this JSON file")
     p.add_argument("--worker", choices=["ours", "trl"], help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
-def peak_rss_mb() -> float:
+def reset_peak(device: str) -> None:
+    if device == "cuda":
+        import torch
+
+        torch.cuda.reset_peak_memory_stats()
+
+
+def release_cache(device: str) -> None:
+    """After a step (untimed): both workers share one GPU, and the one waiting its turn
+    should not hold cached blocks the other needs."""
+    if device == "cuda":
+        import torch
+
+        torch.cuda.empty_cache()
+
+
+def peak_mb(device: str) -> float:
+    """Peak GPU memory allocated since the last reset_peak on CUDA, peak RSS on CPU."""
+    if device == "cuda":
+        import torch
+
+        return torch.cuda.max_memory_allocated() / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 # -- workers: print READY, then one JSON line per "step" read from stdin ----------------
 
-def _serve(run_step) -> None:
+def _serve(run_step, device: str) -> None:
     print("READY", flush=True)
     for line in sys.stdin:
         if line.strip() != "step":
             break
+        reset_peak(device)
         record = run_step()
-        record["peak_mb"] = peak_rss_mb()
+        record["peak_mb"] = peak_mb(device)
+        release_cache(device)
         print(MARK + json.dumps(record), flush=True)
 
 
 def ours_worker(args: argparse.Namespace) -> None:
+    import torch
     from hydra import compose, initialize_config_dir
 
     from grpo_lab.config import register_configs
@@ -69,7 +104,10 @@ def ours_worker(args: argparse.Namespace) -> None:
 
     register_configs()
     overrides = [
-        f"model.path={args.model}", f"trainer.batch_size={args.prompts}",
+        f"model.path={args.model}", f"model.name={Path(args.model).name}",
+        f"trainer.device={args.device}", f"trainer.dtype={args.dtype}",
+        # One forward/backward over the whole batch, as TRL's per_device_train_batch_size below.
+        f"trainer.micro_batch_size={args.prompts * args.generations}", f"trainer.batch_size={args.prompts}",
         f"algorithm.group_size={args.generations}", f"rollout.max_new_tokens={args.new_tokens}",
         f"rollout.min_new_tokens={args.new_tokens}", "rollout.temperature=1.0",
         "kl=k3", f"kl.coef={args.beta}", f"algorithm.num_iterations={args.iterations}",
@@ -84,9 +122,12 @@ def ours_worker(args: argparse.Namespace) -> None:
     step = iter(range(1, 10**6))
 
     def run_step() -> dict:
+        start = time.perf_counter()
         m = trainer.step(next(step))
+        if args.device == "cuda":  # timed as TRL's steps are: until the step's kernels are done
+            torch.cuda.synchronize()
         return {
-            "step_s": m["time/step"], "generation_s": m["time/generation"],
+            "step_s": time.perf_counter() - start, "generation_s": m["time/generation"],
             "reference_s": m["time/old_and_ref_logprobs"],
             "forward_backward_s": m["time/update"] - m["time/optimizer"],
             "optimizer_s": m["time/optimizer"],
@@ -94,7 +135,7 @@ def ours_worker(args: argparse.Namespace) -> None:
             "completion_tokens": m["completions/mean_length"] * args.prompts * args.generations,
         }
 
-    _serve(run_step)
+    _serve(run_step, args.device)
 
 
 def _quiet_logger_overrides() -> list[str]:
@@ -121,7 +162,7 @@ def trl_worker(args: argparse.Namespace) -> None:
     task = build_task(OmegaConf.structured(TaskConfig(name="arithmetic", num_examples=2000, seed=args.seed)))
     dataset = Dataset.from_dict({"prompt": task["prompt"], "answer": task["answer"]})
     tokenizer = AutoTokenizer.from_pretrained(path, padding_side="left")
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, args.dtype))
     total = args.warmup + args.steps + 2
     config = GRPOConfig(
         output_dir=tempfile.mkdtemp(prefix="bench-trl-"),
@@ -137,8 +178,8 @@ def trl_worker(args: argparse.Namespace) -> None:
         lr_scheduler_type="constant",
         max_steps=total,
         seed=args.seed,
-        use_cpu=True,
-        bf16=False,
+        use_cpu=args.device == "cpu",
+        bf16=args.dtype == "bfloat16",
         gradient_checkpointing=args.trl_gradient_checkpointing,
         logging_steps=1,
         save_strategy="no",
@@ -157,12 +198,17 @@ def trl_worker(args: argparse.Namespace) -> None:
             line = sys.stdin.readline()
             if line.strip() != "step":
                 raise SystemExit(0)
+            reset_peak(args.device)
             self.start = time.perf_counter()
 
         def on_step_end(self, *a, **k):
+            if args.device == "cuda":  # the step's kernels, not only their launches
+                torch.cuda.synchronize()
             elapsed = time.perf_counter() - self.start
-            print(MARK + json.dumps({"step_s": elapsed, "peak_mb": peak_rss_mb(),
-                              "completion_tokens": args.new_tokens * args.prompts * args.generations}), flush=True)
+            record = {"step_s": elapsed, "peak_mb": peak_mb(args.device),
+                      "completion_tokens": args.new_tokens * args.prompts * args.generations}
+            release_cache(args.device)
+            print(MARK + json.dumps(record), flush=True)
 
     trainer = GRPOTrainer(model=model, reward_funcs=correctness_lenient, args=config,
                           train_dataset=dataset, processing_class=tokenizer, callbacks=[StepGate()])
@@ -207,9 +253,23 @@ def median(records: list[dict], key: str) -> float:
     return statistics.median(r[key] for r in records)
 
 
-def main() -> None:
-    args = parse_args()
-    argv = [a for a in sys.argv[1:]]
+def synthetic_model(spec: str, folder: str, dtype: str) -> str:
+    """``synthetic:<shape>`` -> a folder holding that random-weight model (same weights
+    for both workers); any other model spec is returned as is."""
+    if not spec.startswith("synthetic:"):
+        return spec
+    import torch
+
+    from grpo_lab.models.synthetic import SHAPES, write_synthetic_model
+
+    name = spec.split(":", 1)[1]
+    if name not in SHAPES:
+        raise SystemExit(f"--model {spec}: unknown shape {name!r}; allowed: {', '.join(SHAPES)}")
+    return str(write_synthetic_model(Path(folder) / name, SHAPES[name], dtype=getattr(torch, dtype)))
+
+
+def run(args: argparse.Namespace, argv: list[str]) -> dict:
+    """Both workers, alternating step by step; the figures of the timed steps."""
     workers = {name: Worker(name, argv) for name in ("ours", "trl")}
     results: dict[str, list[dict]] = {name: [] for name in workers}
     try:
@@ -221,28 +281,48 @@ def main() -> None:
     finally:
         for worker in workers.values():
             worker.close()
-
-    ours, trl = results["ours"], results["trl"]
-    print(f"workload: {args.model}, {args.prompts} prompts x {args.generations} generations, "
-          f"{args.new_tokens} new tokens, beta {args.beta}, {args.iterations} iteration(s); "
-          f"{args.steps} timed steps each after {args.warmup} warm-up, alternating")
-    print(f"{'':24}{'grpo-lab':>12}{'TRL':>12}{'ours/TRL':>10}")
-    step_o, step_t = median(ours, "step_s"), median(trl, "step_s")
-    peak_o, peak_t = max(r["peak_mb"] for r in ours), max(r["peak_mb"] for r in trl)
-    tps_o = median(ours, "completion_tokens") / step_o
-    tps_t = median(trl, "completion_tokens") / step_t
-    print(f"{'median step time (s)':24}{step_o:12.2f}{step_t:12.2f}{step_o / step_t:10.2f}")
-    print(f"{'completion tokens/s':24}{tps_o:12.1f}{tps_t:12.1f}{tps_o / tps_t:10.2f}")
-    print(f"{'peak memory (MB)':24}{peak_o:12.0f}{peak_t:12.0f}{peak_o / peak_t:10.2f}")
-    print("grpo-lab step breakdown (median seconds, share of step):")
-    for key, label in [("generation_s", "generation"), ("reference_s", "reference / old log-probs"),
-                       ("forward_backward_s", "policy forward/backward"), ("optimizer_s", "optimizer (clip + step)"),
-                       ("other_s", "overhead (rewards, logging, ...)")]:
-        value = median(ours, key)
-        print(f"  {label:38}{value:8.2f}  {value / step_o:6.1%}")
+    figures = {}
+    for name, records in results.items():
+        step_s = median(records, "step_s")
+        figures[name] = {"step_s": step_s, "tokens_per_s": median(records, "completion_tokens") / step_s,
+                         "peak_mb": max(r["peak_mb"] for r in records)}
+    ours = results["ours"]
+    figures["ours"]["breakdown_s"] = {key: median(ours, key) for key in BREAKDOWN if key in ours[0]}
     # Compute efficiency: everything but generation and the forward/backward passes.
-    outside = statistics.median(r["optimizer_s"] + r["other_s"] for r in ours)
-    print(f"  {'outside model compute':38}{outside:8.2f}  {outside / step_o:6.1%}")
+    figures["ours"]["breakdown_s"]["outside_model_compute_s"] = statistics.median(
+        r["optimizer_s"] + r["other_s"] for r in ours)
+    return figures
+
+
+BREAKDOWN = {"generation_s": "generation", "reference_s": "reference / old log-probs",
+             "forward_backward_s": "policy forward/backward", "optimizer_s": "optimizer (clip + step)",
+             "other_s": "overhead (rewards, logging, ...)", "outside_model_compute_s": "outside model compute"}
+
+
+def report(args: argparse.Namespace, figures: dict) -> None:
+    ours, trl = figures["ours"], figures["trl"]
+    print(f"workload: {args.model} on {args.device} ({args.dtype}), {args.prompts} prompts x "
+          f"{args.generations} generations, {args.new_tokens} new tokens, beta {args.beta}, "
+          f"{args.iterations} iteration(s); {args.steps} timed steps each after {args.warmup} warm-up, alternating")
+    print(f"{'':24}{'grpo-lab':>12}{'TRL':>12}{'ours/TRL':>10}")
+    for key, label, fmt in [("step_s", "median step time (s)", ".2f"), ("tokens_per_s", "completion tokens/s", ".1f"),
+                            ("peak_mb", "peak memory (MB)", ".0f")]:
+        print(f"{label:24}{ours[key]:12{fmt}}{trl[key]:12{fmt}}{ours[key] / trl[key]:10.2f}")
+    print("grpo-lab step breakdown (median seconds, share of step):")
+    for key, value in ours["breakdown_s"].items():
+        print(f"  {BREAKDOWN[key]:38}{value:8.2f}  {value / ours['step_s']:6.1%}")
+
+
+def main() -> None:
+    args = parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-model-") as folder:
+        model = synthetic_model(args.model, folder, args.dtype)
+        # Workers get the same arguments; a later --model wins in argparse.
+        figures = run(args, [*sys.argv[1:], "--model", model])
+    report(args, figures)
+    if args.json:
+        workload = {k: v for k, v in vars(args).items() if k not in ("worker", "json")}
+        Path(args.json).write_text(json.dumps({"workload": workload, **figures}, indent=1))
 
 
 if __name__ == "__main__":
