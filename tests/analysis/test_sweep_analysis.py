@@ -110,6 +110,12 @@ def test_compare_on_a_folder_without_runs_is_one_line(tmp_path, capsys):
         f"grpo-lab-compare: error: no runs under {tmp_path} (a run folder holds metrics.jsonl)")
 
 
+def test_compare_with_an_unknown_axis_is_one_line(tmp_path, capsys):
+    assert compare_main([str(tmp_path), "--x", "step,tokens"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--x 'tokens'" in err and "generated_tokens" in err and "\n" not in err
+
+
 class StoredRun:
     """A W&B API run (``wandb.apis.public.Run``'s attributes) holding what grpo-lab logs:
     the resolved config plus ``hydra`` overrides/choices, and history rows keyed ``_step``."""
