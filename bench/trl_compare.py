@@ -9,6 +9,11 @@ are forced to exactly ``--new-tokens`` tokens in both, so both do the same work.
 On CUDA, peak memory is the peak allocated by torch within each timed step (both
 workers reset it when a step starts); on CPU it is the worker's peak RSS.
 
+KL form: both sides compute the same per-token KL, k3 to the reference; plain by
+default (grpo-lab's default, TRL with ``use_bias_correction_kl=False``), or k3 times the
+importance ratio pi_theta / pi_old with ``--bias-correction-kl`` (``kl.bias_correction=true``,
+TRL's default). Each worker reports the form it computed, and the summary prints both.
+
     pip install -e ".[bench]"
     python bench/trl_compare.py                      # embedded model, 4 x 4, 64 tokens, beta 0.04
     python bench/trl_compare.py --steps 5 --new-tokens 32 --prompts 2
@@ -45,6 +50,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--new-tokens", type=int, default=64, help="completion length (forced)")
     p.add_argument("--beta", type=float, default=0.04, help="KL coefficient")
     p.add_argument("--iterations", type=int, default=1, help="policy updates per batch")
+    p.add_argument("--bias-correction-kl", action="store_true",
+                   help="both sides multiply k3 by the importance ratio (TRL's default; grpo-lab's "
+                        "kl.bias_correction=true); default: plain k3 on both")
     p.add_argument("--lr", type=float, default=2e-5)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--warmup", type=int, default=1, help="steps per framework left out of the figures")
@@ -110,7 +118,8 @@ def ours_worker(args: argparse.Namespace) -> None:
         f"trainer.micro_batch_size={args.prompts * args.generations}", f"trainer.batch_size={args.prompts}",
         f"algorithm.group_size={args.generations}", f"rollout.max_new_tokens={args.new_tokens}",
         f"rollout.min_new_tokens={args.new_tokens}", "rollout.temperature=1.0",
-        "kl=k3", f"kl.coef={args.beta}", f"algorithm.num_iterations={args.iterations}",
+        "kl=k3", f"kl.coef={args.beta}", f"kl.bias_correction={str(args.bias_correction_kl).lower()}",
+        f"algorithm.num_iterations={args.iterations}",
         f"trainer.lr={args.lr}", f"trainer.seed={args.seed}", "trainer.max_steps=1000",
         # Entropy on: TRL computes it in every training pass, so both do that work.
         "trainer.progress_bar=false", "trainer.log_entropy=true", "logger.sample_every=0",
@@ -119,6 +128,7 @@ def ours_worker(args: argparse.Namespace) -> None:
     with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "conf")):
         cfg = compose("train", overrides=overrides)
     trainer = Trainer(cfg)
+    kl_form = _kl_form(cfg.kl.coef, cfg.kl.bias_correction)
     step = iter(range(1, 10**6))
 
     def run_step() -> dict:
@@ -133,9 +143,28 @@ def ours_worker(args: argparse.Namespace) -> None:
             "optimizer_s": m["time/optimizer"],
             "other_s": m["time/step"] - m["time/generation"] - m["time/old_and_ref_logprobs"] - m["time/update"],
             "completion_tokens": m["completions/mean_length"] * args.prompts * args.generations,
+            "kl_form": kl_form,
         }
 
     _serve(run_step, args.device)
+
+
+def _kl_form(beta: float, corrected: bool) -> str:
+    if beta == 0:
+        return "none (beta 0)"
+    return "k3 x pi_theta/pi_old" if corrected else "k3"
+
+
+def _trl_kl_options(grpo_config_cls, corrected: bool) -> tuple[dict, bool]:
+    """GRPOConfig keyword for the KL form, and the form TRL will compute. TRL versions
+    before ``use_bias_correction_kl`` existed compute plain k3 only."""
+    import dataclasses
+
+    if "use_bias_correction_kl" in {f.name for f in dataclasses.fields(grpo_config_cls)}:
+        return {"use_bias_correction_kl": corrected}, corrected
+    if corrected:
+        raise SystemExit("--bias-correction-kl: this TRL has no use_bias_correction_kl (plain k3 only)")
+    return {}, False
 
 
 def _quiet_logger_overrides() -> list[str]:
@@ -164,6 +193,8 @@ def trl_worker(args: argparse.Namespace) -> None:
     tokenizer = AutoTokenizer.from_pretrained(path, padding_side="left")
     model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, args.dtype))
     total = args.warmup + args.steps + 2
+    kl_options, trl_corrected = _trl_kl_options(GRPOConfig, args.bias_correction_kl)
+    kl_form = _kl_form(args.beta, trl_corrected)
     config = GRPOConfig(
         output_dir=tempfile.mkdtemp(prefix="bench-trl-"),
         per_device_train_batch_size=args.prompts * args.generations,
@@ -172,6 +203,7 @@ def trl_worker(args: argparse.Namespace) -> None:
         generation_kwargs={"min_new_tokens": args.new_tokens},
         temperature=1.0,
         beta=args.beta,
+        **kl_options,
         num_iterations=args.iterations,
         loss_type="grpo",
         learning_rate=args.lr,
@@ -205,7 +237,7 @@ def trl_worker(args: argparse.Namespace) -> None:
             if args.device == "cuda":  # the step's kernels, not only their launches
                 torch.cuda.synchronize()
             elapsed = time.perf_counter() - self.start
-            record = {"step_s": elapsed, "peak_mb": peak_mb(args.device),
+            record = {"step_s": elapsed, "peak_mb": peak_mb(args.device), "kl_form": kl_form,
                       "completion_tokens": args.new_tokens * args.prompts * args.generations}
             release_cache(args.device)
             print(MARK + json.dumps(record), flush=True)
@@ -285,7 +317,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
     for name, records in results.items():
         step_s = median(records, "step_s")
         figures[name] = {"step_s": step_s, "tokens_per_s": median(records, "completion_tokens") / step_s,
-                         "peak_mb": max(r["peak_mb"] for r in records)}
+                         "peak_mb": max(r["peak_mb"] for r in records), "kl_form": records[0]["kl_form"]}
     ours = results["ours"]
     figures["ours"]["breakdown_s"] = {key: median(ours, key) for key in BREAKDOWN if key in ours[0]}
     # Compute efficiency: everything but generation and the forward/backward passes.
@@ -304,6 +336,7 @@ def report(args: argparse.Namespace, figures: dict) -> None:
     print(f"workload: {args.model} on {args.device} ({args.dtype}), {args.prompts} prompts x "
           f"{args.generations} generations, {args.new_tokens} new tokens, beta {args.beta}, "
           f"{args.iterations} iteration(s); {args.steps} timed steps each after {args.warmup} warm-up, alternating")
+    print(f"per-token KL: grpo-lab {ours['kl_form']}, TRL {trl['kl_form']}")
     print(f"{'':24}{'grpo-lab':>12}{'TRL':>12}{'ours/TRL':>10}")
     for key, label, fmt in [("step_s", "median step time (s)", ".2f"), ("tokens_per_s", "completion tokens/s", ".1f"),
                             ("peak_mb", "peak memory (MB)", ".0f")]:

@@ -7,6 +7,8 @@ import pytest
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ValidationError
 
+from grpo_lab.config.validate import validate_config
+from grpo_lab.errors import ConfigError
 from tests.conftest import CONF_DIR, compose_config
 
 GROUPS = sorted(
@@ -69,3 +71,16 @@ def test_help_lists_groups_and_options():
     for group, option in OPTIONS:
         assert group in out and option in out
 
+
+
+@pytest.mark.parametrize("option", ["none", "k1", "k2", "k3"])
+def test_kl_bias_correction_is_off_unless_asked(option):
+    cfg = compose_config([f"kl={option}", "paths.output_dir=/tmp/x"])
+    assert cfg.kl.bias_correction is False
+    assert compose_config([f"kl={option}", "kl.bias_correction=true"]).kl.bias_correction is True
+
+
+def test_kl_bias_correction_with_the_penalty_in_the_reward_is_one_clear_error():
+    cfg = compose_config(["kl=k3", "kl.placement=reward", "kl.bias_correction=true"])
+    with pytest.raises(ConfigError, match=r"^kl.bias_correction=true needs kl.placement=loss \(got 'reward'\)"):
+        validate_config(cfg)

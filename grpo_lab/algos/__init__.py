@@ -5,7 +5,7 @@ can be checked by hand (see tests/algos).
 """
 
 from grpo_lab.algos.advantages import ADVANTAGE_ESTIMATORS, group_advantages
-from grpo_lab.algos.kl import KL_ESTIMATORS, kl_penalty
+from grpo_lab.algos.kl import KL_ESTIMATORS, importance_weighted_kl, kl_penalty
 from grpo_lab.algos.logprobs import token_logprobs
 from grpo_lab.algos.policy_loss import (
     LOSS_AGGREGATIONS,
@@ -21,6 +21,7 @@ __all__ = [
     "aggregate",
     "clipped_surrogate",
     "group_advantages",
+    "importance_weighted_kl",
     "kl_penalty",
     "loss_weights",
     "token_logprobs",

@@ -7,6 +7,9 @@ logp_ref - logp`` for tokens sampled from the policy:
 - k2 = log_ratio**2 / 2: biased, low variance, always >= 0;
 - k3 = exp(log_ratio) - 1 - log_ratio: unbiased and >= 0; the estimator of
   DeepSeekMath's GRPO objective (arXiv:2402.03300, eq. 4).
+
+:func:`importance_weighted_kl` multiplies a per-token estimate by the importance ratio
+pi_theta / pi_old, as TRL's ``use_bias_correction_kl`` does (see its docstring for why).
 """
 
 from __future__ import annotations
@@ -45,3 +48,22 @@ def kl_penalty(logp: torch.Tensor, ref_logp: torch.Tensor, estimator: str = "k3"
             f"unknown KL estimator {estimator!r}; allowed: {', '.join(sorted(KL_ESTIMATORS))}"
         ) from None
     return fn(ref_logp - logp)
+
+
+def importance_weighted_kl(kl: torch.Tensor, logp: torch.Tensor, old_logp: torch.Tensor) -> torch.Tensor:
+    """``kl * exp(logp - old_logp)``, the ratio kept differentiable: the per-token KL
+    estimate importance-weighted from the sampling policy pi_old to pi_theta.
+
+    Why (the unbiased KL estimate of DeepSeek-V3.2, arXiv:2512.02556; Tang & Munos,
+    arXiv:2506.09477). Per token, given its prefix: the gradient of k3 alone, in
+    expectation over y ~ pi_theta, is
+    ``E[(1 - ref/p) grad log p] = -sum_y ref(y) grad log p(y)``, the gradient of the
+    *forward* KL(ref || pi_theta). With the ratio rho = p / p_old the per-token
+    gradient is ``rho * (k3 + 1 - ref/p) * grad log p = rho * log(p / ref) * grad log p``,
+    whose expectation over y ~ pi_old is the gradient of the reverse KL(pi_theta || ref)
+    that the objective names. The value changes only off-policy (rho = 1 on-policy);
+    the gradient changes on-policy too. TRL 1.16 (``GRPOConfig.use_bias_correction_kl``,
+    default True) multiplies k3 by the same unclipped token ratio, and logs the product
+    as ``kl``. Neither form accounts for a token's effect on later tokens (Tang & Munos).
+    """
+    return kl * torch.exp(logp - old_logp)

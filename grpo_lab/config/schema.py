@@ -116,6 +116,12 @@ class KLConfig:
     # reward: -beta * KL(rollout policy, reference) added to each token's reward (classic
     # RLHF PPO; for GRPO, summed per completion and subtracted from its reward).
     placement: str = "loss"
+    # placement=loss only: multiply each token's estimate by the importance ratio
+    # pi_theta / pi_old, kept differentiable (TRL use_bias_correction_kl, default True
+    # there; DeepSeek-V3.2's unbiased KL estimate): the gradient becomes that of the
+    # reverse KL(policy || reference), on-policy too. Off: DeepSeekMath's eq. 4 and
+    # verl's form. See grpo_lab/algos/kl.py.
+    bias_correction: bool = False
 
 
 @dataclass

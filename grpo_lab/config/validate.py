@@ -29,6 +29,11 @@ def validate_config(cfg: Any) -> None:
     _one_of("algorithm.loss_aggregation", algo.loss_aggregation, LOSS_AGGREGATIONS)
     _one_of("kl.estimator", cfg.kl.estimator, KL_ESTIMATORS)
     _one_of("rollout.backend", cfg.rollout.backend, ["hf", "vllm"])
+    if cfg.kl.bias_correction and cfg.kl.placement != "loss":
+        raise ConfigError(
+            f"kl.bias_correction=true needs kl.placement=loss (got {cfg.kl.placement!r}): "
+            "a KL penalty in the reward carries no gradient to correct"
+        )
     _at_least("algorithm.group_size", algo.group_size, 2)
     _at_least("algorithm.epsilon_low", algo.epsilon_low, 0.0)
     _at_least("algorithm.epsilon_high", algo.epsilon_high, 0.0)

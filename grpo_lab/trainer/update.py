@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from grpo_lab.algos.gae import clipped_value_loss
-from grpo_lab.algos.kl import kl_penalty
+from grpo_lab.algos.kl import importance_weighted_kl, kl_penalty
 from grpo_lab.algos.policy_loss import aggregate, clipped_surrogate, loss_weights
 from grpo_lab.trainer.distributed import Parallel
 
@@ -173,6 +173,8 @@ def policy_update(
                 }
                 if batch.ref_logp is not None:
                     kl = kl_penalty(logp, batch.ref_logp[idx], kl_cfg.estimator)
+                    if kl_cfg.bias_correction:
+                        kl = importance_weighted_kl(kl, logp, old_logp)
                     per_token = per_token + kl_cfg.coef * kl
                     tracked["kl"] = kl
                 if entropy is not None:

@@ -96,3 +96,21 @@ def test_samples_and_config_are_recorded(tiny_config, tmp_path):
     samples = [json.loads(x) for x in (run / "samples.jsonl").read_text().splitlines()]
     assert len(samples) == 6 and {"prompt", "completion", "reward", "advantage"} <= samples[0].keys()
     assert "model:" in (run / "config.yaml").read_text()
+
+
+def test_kl_bias_correction_reaches_the_update_and_nothing_else(tiny_config):
+    """On-policy (one iteration) the corrected KL has the same value and a different
+    gradient: the first step's loss and KL agree, the updated weights do not."""
+
+    def one_step(*overrides):
+        trainer = Trainer(tiny_config("kl=k3", "kl.coef=0.5", "trainer.lr=1e-2", *LENGTH_REWARD, *overrides))
+        trainer.step(1)  # the policy leaves the reference
+        metrics = trainer.step(2)
+        return metrics, [p.detach().clone() for p in trainer.policy.parameters()]
+
+    plain, plain_weights = one_step()
+    corrected, corrected_weights = one_step("kl.bias_correction=true")
+    assert plain["kl"] > 0
+    for key in ("kl", "loss/policy", "reward", "completions/mean_length"):
+        assert corrected[key] == pytest.approx(plain[key], rel=1e-5), key
+    assert any(not torch.allclose(a, b) for a, b in zip(plain_weights, corrected_weights))
