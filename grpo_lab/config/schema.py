@@ -9,10 +9,11 @@ composed, with the key named. Comments here are the reference for each option.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
 
 DEFAULT_SYSTEM_PROMPT = (
     "Answer the question. Put your short reasoning in <reasoning> tags and the final "
@@ -56,8 +57,9 @@ class ModelConfig:
 
 @dataclass
 class TaskConfig:
-    # Registered task: arithmetic | gsm8k.
+    # Registered task: arithmetic | gsm8k | tldr.
     name: str = MISSING
+    # System message of question tasks' chat prompts (tldr rows bring their own prompts).
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     # Rows kept (arithmetic: rows generated); null keeps all.
     num_examples: Optional[int] = None
@@ -71,6 +73,8 @@ class TaskConfig:
     # a hash of the expression, so train and test never share a problem).
     heldout_fraction: float = 0.2
     # gsm8k: hub id or local .jsonl file with `question` and `answer` fields.
+    # tldr: hub id (trl-lib/tldr), local dataset folder, or .jsonl / .parquet file with
+    # `prompt` and `completion` columns.
     path: Optional[str] = None
     subset: Optional[str] = "main"
     # train | test (arithmetic: the two disjoint parts of the problem space; hub
@@ -95,6 +99,13 @@ class RewardConfig:
     # Completions per reward-model forward pass, and the token limit of one input.
     model_batch_size: int = 16
     model_max_length: int = 1024
+    # Reward models' device ("cuda:1", "cpu") and dtype (float32 | bfloat16 | float16);
+    # null: the policy's.
+    model_device: Optional[str] = None
+    model_dtype: Optional[str] = None
+    # Standardize each reward model's scores by the running mean and std of all its
+    # scores so far (kept in checkpoints).
+    model_normalize: bool = False
 
 
 @dataclass
@@ -341,5 +352,12 @@ class TrainConfig:
     experiment_name: Optional[str] = None
 
 
+# Data files shipped inside the package (grpo_lab/tasks/data): ${grpo_lab_data:<relative path>}
+# in a config is the file's absolute path, wherever grpo-lab is installed or run from.
+PACKAGE_DATA = Path(__file__).resolve().parent.parent / "tasks" / "data"
+
+
 def register_configs() -> None:
+    if not OmegaConf.has_resolver("grpo_lab_data"):
+        OmegaConf.register_new_resolver("grpo_lab_data", lambda rel: str(PACKAGE_DATA / rel))
     ConfigStore.instance().store(name="train_schema", node=TrainConfig)

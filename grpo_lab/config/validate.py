@@ -8,6 +8,7 @@ from grpo_lab.algos.advantages import ADVANTAGE_ESTIMATORS
 from grpo_lab.algos.kl import KL_ESTIMATORS
 from grpo_lab.algos.policy_loss import LOSS_AGGREGATIONS
 from grpo_lab.errors import ConfigError
+from grpo_lab.rewards.mix import EMPTY_WEIGHTS
 
 
 def _one_of(key: str, value: Any, allowed: Any) -> None:
@@ -60,4 +61,4 @@ def validate_config(cfg: Any) -> None:
             f"{completions} completions of a step (trainer.batch_size x algorithm.group_size)"
         )
     if not cfg.reward.weights:
-        raise ConfigError("reward.weights is empty; name at least one reward function")
+        raise ConfigError(EMPTY_WEIGHTS)

@@ -50,7 +50,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     policy, tokenizer = load_policy_and_tokenizer(cfg.model, device, dtype)
     if checkpoint is not None:
         load_policy_weights(policy, checkpoint)
-    evaluator = Evaluator(cfg, tokenizer, device)
+    evaluator = Evaluator(cfg, tokenizer, device, rewards=lambda: _reward_mix(cfg, device, dtype))
     metrics = evaluator.evaluate(policy)
     result = {
         "model": cfg.model.path,
@@ -63,9 +63,19 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     (out / "eval.json").write_text(json.dumps(result, indent=2))
     with open(out / "eval_completions.jsonl", "w", encoding="utf-8") as f:
         for row, text in zip(evaluator.dataset, evaluator.last_greedy):
-            f.write(json.dumps({"prompt": row["prompt"][-1]["content"], "answer": row["answer"],
-                                "completion": text}) + "\n")
+            prompt = row["prompt"] if isinstance(row["prompt"], str) else row["prompt"][-1]["content"]
+            target = {k: row[k] for k in ("answer", "reference") if k in row}
+            f.write(json.dumps({"prompt": prompt, **target, "completion": text}) + "\n")
     return result
+
+
+def _reward_mix(cfg: DictConfig, device: Any, dtype: Any) -> Any:
+    """The run's reward mix, which scores tasks without answers (TL;DR)."""
+    from grpo_lab.rewards.mix import RewardMix
+    from grpo_lab.rewards.reward_model import build_reward_models
+
+    return RewardMix(cfg.reward.weights, cfg.reward.functions,
+                     build_reward_models(cfg.reward, device, dtype), on_fault=cfg.reward.on_fault)
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
@@ -74,7 +84,7 @@ def main(cfg: DictConfig) -> float | None:
         result = evaluate(cfg)
     scores = "  ".join(f"{k}={v:.4f}" for k, v in result.items() if k.startswith("eval/") and k != "eval/time")
     print(f"grpo-lab-eval: {result['task']} on {result['checkpoint'] or result['model']}: {scores}")
-    return result.get("eval/accuracy")
+    return result.get("eval/accuracy", result.get("eval/reward"))
 
 
 if __name__ == "__main__":

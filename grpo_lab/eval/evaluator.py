@@ -14,6 +14,10 @@ The held-out set never shares a problem with training: arithmetic splits its pro
 space by a hash (tasks/arithmetic.py), and a trainer passes its training questions so
 that any held-out row with the same question (a file with duplicates) is dropped.
 
+Tasks without a final answer to check (TL;DR summaries) are scored by the training
+reward mix instead: ``eval/reward`` and ``eval/rewards/<name>`` of the greedy completions,
+``eval/reward_mean@k`` over k samples.
+
 Sampling runs inside ``torch.random.fork_rng`` seeded with ``eval.seed``: an evaluation
 never moves the training run's random streams, so a run with evaluation every N steps
 trains exactly as one without, and the same policy always gets the same score.
@@ -88,7 +92,10 @@ class Evaluator:
     """Scores a policy on the held-out set named by ``cfg.eval`` / ``cfg.task``."""
 
     def __init__(self, cfg: Any, tokenizer: Any, device: torch.device,
-                 training_questions: Collection[str] | None = None):
+                 training_questions: Collection[str] | None = None, rewards: Any = None):
+        """``rewards``: the run's :class:`~grpo_lab.rewards.RewardMix`, or a function that
+        builds it (called only when needed), which scores the held-out completions of
+        tasks without an ``answer`` column."""
         self.cfg = cfg
         self.eval_cfg = cfg.eval
         if self.eval_cfg.num_samples < 0:
@@ -100,6 +107,12 @@ class Evaluator:
             self.dataset = self._without(training_questions)
         if len(self.dataset) == 0:
             raise ConfigError("the held-out set is empty (eval.num_examples / eval.task)")
+        self.by_reward = "answer" not in self.dataset.column_names
+        if self.by_reward and rewards is None:
+            raise ConfigError(f"task.name={cfg.task.name!r} has no answers to check; its evaluation needs a reward mix")
+        if self.by_reward and callable(rewards) and not hasattr(rewards, "weights"):
+            rewards = rewards()
+        self.rewards = rewards
         self.tokenizer = tokenizer
         self.device = device
         # Greedy completions of the last evaluation, for inspection (grpo-lab-eval).
@@ -139,7 +152,20 @@ class Evaluator:
         answers = self.dataset["answer"]
         return [[answer_is_correct(t, a) for t in row] for row, a in zip(texts, answers)]
 
+    def _rewards(self, texts: list[list[str]]) -> tuple[list[float], dict[str, list[float]]]:
+        """Reward-mix totals and per-function scores of every completion, row by row."""
+        prompts = [p for p, row in zip(self.dataset["prompt"], texts) for _ in row]
+        flat = [t for row in texts for t in row]
+        completions = flat if isinstance(prompts[0], str) else [[{"role": "assistant", "content": t}] for t in flat]
+        others = [c for c in self.dataset.column_names if c != "prompt"]
+        columns = {c: [v for v, row in zip(self.dataset[c], texts) for _ in row] for c in others}
+        with self.rewards.frozen():
+            total, per_function = self.rewards(prompts, completions, columns)
+        return total.tolist(), {n: v.tolist() for n, v in per_function.items()}
+
     def _score(self, model: Any) -> dict[str, float]:
+        if self.by_reward:
+            return self._score_by_reward(model)
         metrics: dict[str, float] = {"eval/num_examples": float(len(self.dataset))}
         if self.eval_cfg.greedy:
             texts, lengths = self._generate(model, greedy=True)
@@ -153,4 +179,22 @@ class Evaluator:
         if self.eval_cfg.num_samples:
             texts, _ = self._generate(model, greedy=False)
             metrics.update(sampled_metrics(self._verdicts(texts)))
+        return metrics
+
+    def _score_by_reward(self, model: Any) -> dict[str, float]:
+        metrics: dict[str, float] = {"eval/num_examples": float(len(self.dataset))}
+        if self.eval_cfg.greedy:
+            texts, lengths = self._generate(model, greedy=True)
+            total, per_function = self._rewards(texts)
+            metrics["eval/reward"] = sum(total) / len(total)
+            for name, scores in per_function.items():
+                finite = [x for x in scores if not math.isnan(x)]  # NaN: "not applicable"
+                metrics[f"eval/rewards/{name}"] = sum(finite) / len(finite) if finite else float("nan")
+            metrics["eval/mean_length"] = sum(row[0] for row in lengths) / len(lengths)
+            self.last_greedy = [row[0] for row in texts]
+        k = self.eval_cfg.num_samples
+        if k:
+            texts, _ = self._generate(model, greedy=False)
+            total, _ = self._rewards(texts)
+            metrics[f"eval/reward_mean@{k}"] = sum(total) / len(total)
         return metrics

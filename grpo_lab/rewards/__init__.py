@@ -3,6 +3,7 @@
 from grpo_lab.rewards.builtin import correctness, correctness_lenient, format_tags
 from grpo_lab.rewards.mix import RewardMix
 from grpo_lab.rewards.registry import REWARD_FUNCTIONS, register_reward, resolve_reward
+from grpo_lab.rewards.summary import rouge_l, summary_length
 
 __all__ = [
     "REWARD_FUNCTIONS",
@@ -12,4 +13,6 @@ __all__ = [
     "format_tags",
     "register_reward",
     "resolve_reward",
+    "rouge_l",
+    "summary_length",
 ]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import math
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import torch
 
@@ -11,6 +13,10 @@ from grpo_lab.errors import ConfigError, RewardFunctionError
 from grpo_lab.rewards.registry import RewardFn, resolve_reward
 
 FAULT_POLICIES = ("error", "skip", "zero")
+EMPTY_WEIGHTS = (
+    "reward.weights is empty; name at least one reward function, e.g. reward=empty "
+    "+reward.functions.mine=my_pkg.rewards:my_reward +reward.weights.mine=1"
+)
 
 
 class RewardMix:
@@ -26,17 +32,71 @@ class RewardMix:
         reward models); they take precedence over the registry. ``on_fault``: what a
         faulty score does (see :meth:`_score`)."""
         if not weights:
-            raise ConfigError("reward.weights is empty; name at least one reward function")
+            raise ConfigError(EMPTY_WEIGHTS)
         if on_fault not in FAULT_POLICIES:
             raise ConfigError(f"reward.on_fault={on_fault!r}; allowed: {', '.join(FAULT_POLICIES)}")
         self.on_fault = on_fault
         self.weights = {name: float(w) for name, w in weights.items()}
         prebuilt = dict(prebuilt or {})
+        import_paths = dict(import_paths or {})
+        # Where each function comes from, for the printed mix.
+        self.sources = {
+            name: getattr(prebuilt[name], "source", "prebuilt") if name in prebuilt
+            else import_paths.get(name, "built in")
+            for name in self.weights
+        }
         self.functions: dict[str, RewardFn] = {
-            name: prebuilt[name] if name in prebuilt else resolve_reward(name, dict(import_paths or {}))
+            name: prebuilt[name] if name in prebuilt else resolve_reward(name, import_paths)
             for name in self.weights
         }
         self.faults: dict[str, int] = {}  # faulty scores of the last call, per function
+
+    def describe(self) -> str:
+        """The mix in one line: ``reward = 1.0 x correctness (built in) + ...``."""
+        terms = [f"{w:g} x {name} ({self.sources[name]})" for name, w in self.weights.items()]
+        return "reward = " + " + ".join(terms)
+
+    def check_columns(self, columns: Sequence[str], task: str) -> None:
+        """Fails, naming the function and the column, when a function's required keyword
+        argument (``answer``, ``reference``) is not a column of the task: a wrong mix
+        for the task, found before any model is loaded rather than as a fault mid-run."""
+        for name, fn in self.functions.items():
+            try:
+                params = inspect.signature(fn).parameters.values()
+            except (TypeError, ValueError):  # builtins and some callables have none
+                continue
+            for p in params:
+                required = p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+                if required and p.name not in ("prompts", "completions") and p.name not in columns:
+                    raise ConfigError(
+                        f"reward function {name!r} needs the column {p.name!r}, which task {task!r} "
+                        f"lacks (columns: {', '.join(columns)}); choose a reward for this task"
+                    )
+
+    def inputs(self) -> dict[str, list[str]]:
+        """Per reward model, the texts of its last call (what it saw)."""
+        return {name: fn.last_texts for name, fn in self.functions.items() if hasattr(fn, "last_texts")}
+
+    @contextlib.contextmanager
+    def frozen(self) -> Iterator[None]:
+        """Scores without updating any function's state (held-out evaluation)."""
+        stateful = [fn for fn in self.functions.values() if hasattr(fn, "frozen")]
+        for fn in stateful:
+            fn.frozen = True
+        try:
+            yield
+        finally:
+            for fn in stateful:
+                fn.frozen = False
+
+    def state_dict(self) -> dict[str, Any]:
+        """State of the functions that keep one (reward models' running statistics)."""
+        return {name: fn.state_dict() for name, fn in self.functions.items() if hasattr(fn, "state_dict")}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        for name, fn_state in state.items():
+            if name in self.functions and hasattr(self.functions[name], "load_state_dict"):
+                self.functions[name].load_state_dict(fn_state)
 
     def _fault(self, name: str, index: int, what: str, completion: Any) -> float | None:
         if self.on_fault == "error":

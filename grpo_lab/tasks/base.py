@@ -1,8 +1,10 @@
 """Task registry and the chat-prompt format shared by every task.
 
-A task is a ``datasets.Dataset`` with at least the columns ``prompt`` (a list of chat
-messages: system + user) and ``answer`` (the reference final answer as a string).
-Every other column is passed to reward functions as a keyword argument, as TRL does.
+A task is a ``datasets.Dataset`` with a ``prompt`` column: question tasks (arithmetic,
+GSM8K) give a ``question`` and an ``answer`` (the reference final answer as a string),
+and their prompts are built here as chat messages (system + user); tasks whose rows
+come with prompts (TL;DR) keep them as they are, plain text or chat messages. Every
+other column is passed to reward functions as a keyword argument, as TRL does.
 """
 
 from __future__ import annotations
@@ -45,7 +47,9 @@ def build_task(cfg: Any) -> Dataset:
         raise ConfigError(
             f"unknown task.name {cfg.name!r}; allowed: {', '.join(sorted(TASK_BUILDERS))}"
         ) from None
-    dataset = to_chat_prompts(builder(cfg), cfg.system_prompt)
+    dataset = builder(cfg)
+    if "prompt" not in dataset.column_names:
+        dataset = to_chat_prompts(dataset, cfg.system_prompt)
     if cfg.num_examples is not None:
         dataset = dataset.select(range(min(cfg.num_examples, len(dataset))))
     return dataset

@@ -110,6 +110,7 @@ def _trainer_state(trainer: Any, step: int) -> dict[str, Any]:
         "sampler": {"order": list(trainer.sampler.order), "position": trainer.sampler.position},
         "history": list(trainer.history),
         "budget": trainer.budget.state_dict(),
+        "rewards": trainer.rewards.state_dict(),
     }
 
 
@@ -175,6 +176,7 @@ def load_checkpoint(trainer: Any, folder: str | os.PathLike) -> int:
     trainer.sampler.position = int(state["sampler"]["position"])
     trainer.history = list(state["history"])
     trainer.budget.load_state_dict(state.get("budget", {}))  # absent in older checkpoints
+    trainer.rewards.load_state_dict(state.get("rewards", {}))  # older checkpoints: none
     restore_rng(state["rng"], _generators(trainer))
     return int(state["step"])
 

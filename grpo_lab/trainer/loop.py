@@ -96,8 +96,9 @@ class Trainer:
         # Everything that can fail on user input is built before the model is loaded.
         self.dataset = build_task(cfg.task)
         self.rewards = RewardMix(cfg.reward.weights, cfg.reward.functions,
-                                 build_reward_models(cfg.reward, self.device, self.dtype),
+                                 build_reward_models(cfg.reward, self.device, self.dtype, self.parallel.sum),
                                  on_fault=cfg.reward.on_fault)
+        self.rewards.check_columns([c for c in self.dataset.column_names if c != "prompt"], cfg.task.name)
         self.sampler = PromptSampler(self.dataset, trainer_cfg.batch_size, trainer_cfg.seed)
         self.parallel.local_slice(trainer_cfg.batch_size)  # fails early if it does not split
         # Every process's Hydra computes its own run folder (timestamps can differ by a
@@ -137,7 +138,7 @@ class Trainer:
         # problems that are also training questions are left out of the held-out set.
         self.evaluator = (
             Evaluator(cfg, self.tokenizer, self.device,
-                      training_questions={question_of(p) for p in self.dataset["prompt"]})
+                      training_questions={question_of(p) for p in self.dataset["prompt"]}, rewards=self.rewards)
             if (cfg.eval.every or cfg.eval.at_end or cfg.eval.at_start) and self.parallel.is_main else None
         )
         # Last completed step; a resumed run continues after it with every state restored.
@@ -288,6 +289,8 @@ class Trainer:
                 **{f"rewards/{n}": (None if math.isnan(s[i].item()) else s[i].item())
                    for n, s in per_function.items()},
                 "advantage": advantages[i].flatten()[0].item(),
+                # What each reward model scored: its chat template applied to prompt + completion.
+                **{f"reward_inputs/{n}": texts[i] for n, texts in self.rewards.inputs().items()},
             })
         self.trackers.log_samples(samples, step)
 
@@ -302,6 +305,8 @@ class Trainer:
         try:
             # Inside the try: a tracker that fails to start still gets local files closed.
             self.trackers.log_config(OmegaConf.to_container(cfg, resolve=True), self._manifest())
+            if self.parallel.is_main:  # the mix a run optimizes, stated before it starts
+                print(f"grpo-lab: {self.rewards.describe()}", flush=True)
             if cfg.eval.at_start and self.start_step == 0 and self.evaluator is not None:
                 # The untrained policy's scores: step 0 of every held-out curve.
                 self.start_eval = self.evaluator.evaluate(self.policy)

@@ -71,3 +71,75 @@ def test_reward_model_config_errors(reward_model_dir, tmp_path):
         Trainer(compose_config([*base, f"+reward.models.rm={reward_model_dir}"]))
     with pytest.raises(ConfigError, match="reward.models.rm"):
         Trainer(compose_config([*base, f"+reward.models.rm={tmp_path / 'none'}", "+reward.weights.rm=1"]))
+
+
+TLDR_PROMPTS = ["SUBREDDIT: r/cooking\n\nPOST: My bread is dense.\n\nTL;DR:",
+                "SUBREDDIT: r/cars\n\nPOST: The engine light is on after getting gas.\n\nTL;DR:"]
+TLDR_COMPLETIONS = [" dense bread", " engine light on after refuelling, is it the gas cap?"]
+
+
+def test_scores_equal_calling_the_model_by_hand(reward_model_dir):
+    scorer = RewardModelScorer("rm", str(reward_model_dir), torch.device("cpu"), torch.float32, batch_size=4)
+    tokenizer = AutoTokenizer.from_pretrained(reward_model_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(reward_model_dir).eval()
+    texts = [p + c for p, c in zip(TLDR_PROMPTS, TLDR_COMPLETIONS)]  # plain prompts: concatenated
+    texts += [tokenizer.apply_chat_template(p + c, tokenize=False) for p, c in zip(PROMPTS, COMPLETIONS)]
+    with torch.no_grad():
+        by_hand = [model(**tokenizer(t, return_tensors="pt", add_special_tokens=False)).logits[0, 0].item()
+                   for t in texts]
+    scores = scorer(TLDR_PROMPTS + PROMPTS, TLDR_COMPLETIONS + COMPLETIONS)
+    assert scores == pytest.approx(by_hand, abs=1e-5)
+    assert scorer.last_texts == texts  # what the model saw, chat template included
+
+
+def test_running_normalization_by_hand(reward_model_dir):
+    from grpo_lab.rewards.reward_model import RunningMoments
+
+    moments = RunningMoments()
+    assert moments.normalize([1.0, 2.0, 3.0]) == pytest.approx([-1.224745, 0.0, 1.224745])  # mean 2, std sqrt(2/3)
+    # Over all five values seen: mean 3, population std sqrt(2): (4-3)/1.414214, (5-3)/1.414214
+    assert moments.normalize([4.0, 5.0]) == pytest.approx([0.707107, 1.414214])
+    assert (moments.count, moments.mean) == (5, pytest.approx(3.0))
+    scorer = RewardModelScorer("rm", str(reward_model_dir), torch.device("cpu"), torch.float32, normalize=True)
+    raw = RewardModelScorer("rm", str(reward_model_dir), torch.device("cpu"), torch.float32)(PROMPTS, COMPLETIONS)
+    scorer.frozen = True  # held-out scoring: statistics untouched
+    scorer(PROMPTS, COMPLETIONS)
+    assert scorer.moments.count == 0
+    scorer.frozen = False
+    # Two values: each one population std (half their gap) from their mean, so +-1.
+    assert scorer(PROMPTS, COMPLETIONS) == pytest.approx([1.0 if r > min(raw) else -1.0 for r in raw], abs=1e-4)
+    assert scorer.moments.mean == pytest.approx(sum(raw) / 2, abs=1e-5)
+
+
+def test_own_device_and_dtype(reward_model_dir, tmp_path):
+    from grpo_lab.rewards.reward_model import build_reward_models
+
+    cfg = compose_config([*TINY, f"paths.output_dir={tmp_path}", f"+reward.models.rm={reward_model_dir}",
+                          "+reward.weights.rm=1", "reward.model_dtype=bfloat16", "reward.model_device=cpu"])
+    (scorer,) = build_reward_models(cfg.reward, torch.device("cpu"), torch.float32).values()
+    assert scorer.model.dtype == torch.bfloat16 and scorer.device == torch.device("cpu")
+    cfg.reward.model_dtype = "float8"
+    with pytest.raises(ConfigError, match="reward.model_dtype='float8'; allowed: float32, bfloat16, float16"):
+        build_reward_models(cfg.reward, torch.device("cpu"), torch.float32)
+
+
+def test_two_step_tldr_run_scored_by_the_reward_model_alone(reward_model_dir, tmp_path):
+    import json
+
+    rows = tmp_path / "tldr.jsonl"
+    rows.write_text("\n".join(json.dumps({"prompt": p, "completion": c}) for p, c in zip(TLDR_PROMPTS, TLDR_COMPLETIONS)))
+    run = tmp_path / "run"
+    summary = Trainer(compose_config([
+        *TINY, *FAST, f"paths.output_dir={run}", "task=tldr", f"task.path={rows}", "reward=empty",
+        f"+reward.models.rm={reward_model_dir}", "+reward.weights.rm=1", "reward.model_normalize=true",
+        "logger.sample_every=1", "logger.num_samples=2", "eval.at_end=true", f"eval.path={rows}",
+    ])).train()
+    records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2]
+    assert all(r["reward"] == pytest.approx(r["rewards/rm/mean"], abs=1e-5) for r in records)  # rm alone
+    samples = [json.loads(x) for x in (run / "samples.jsonl").read_text().splitlines()]
+    assert samples[0]["reward_inputs/rm"] == samples[0]["prompt"] + samples[0]["completion"]
+    assert "eval/reward" in summary and "eval/rewards/rm" in summary
+    # The running statistics are in the checkpoint: 2 steps x 2 prompts x 4 samples.
+    state = torch.load(next((run / "checkpoints").glob("step_*")) / "trainer_state.pt", weights_only=True)
+    assert state["rewards"]["rm"]["moments"]["count"] == 16
