@@ -98,7 +98,7 @@ def hardware() -> dict[str, Any]:
 
 
 def data_fingerprint(rows: Iterable[Any]) -> str:
-    """SHA-256 over the JSON of each row (prompt, answer): equal iff the data are equal."""
+    """SHA-256 over the JSON of each row (prompt, answer or reference): equal iff the data are equal."""
     digest = hashlib.sha256()
     for row in rows:
         digest.update(json.dumps(row, sort_keys=True, ensure_ascii=False).encode())
@@ -107,7 +107,9 @@ def data_fingerprint(rows: Iterable[Any]) -> str:
 
 
 def dataset_entry(dataset: Any) -> dict[str, Any]:
-    rows = zip(dataset["prompt"], dataset["answer"])
+    # The target of each row: a question task's answer, a TL;DR task's reference summary.
+    target = next((c for c in ("answer", "reference") if c in dataset.column_names), None)
+    rows = zip(dataset["prompt"], dataset[target]) if target else ((p,) for p in dataset["prompt"])
     return {"rows": len(dataset), "sha256": data_fingerprint(rows)}
 
 

@@ -126,13 +126,14 @@ def test_own_device_and_dtype(reward_model_dir, tmp_path):
 def test_two_step_tldr_run_scored_by_the_reward_model_alone(reward_model_dir, tmp_path):
     import json
 
-    rows = tmp_path / "tldr.jsonl"
+    rows, held_out = tmp_path / "tldr.jsonl", tmp_path / "tldr_test.jsonl"
     rows.write_text("\n".join(json.dumps({"prompt": p, "completion": c}) for p, c in zip(TLDR_PROMPTS, TLDR_COMPLETIONS)))
+    held_out.write_text(json.dumps({"prompt": "POST: My cat ignores me.\n\nTL;DR:", "completion": " cat ignores me"}))
     run = tmp_path / "run"
     summary = Trainer(compose_config([
         *TINY, *FAST, f"paths.output_dir={run}", "task=tldr", f"task.path={rows}", "reward=empty",
         f"+reward.models.rm={reward_model_dir}", "+reward.weights.rm=1", "reward.model_normalize=true",
-        "logger.sample_every=1", "logger.num_samples=2", "eval.at_end=true", f"eval.path={rows}",
+        "logger.sample_every=1", "logger.num_samples=2", "eval.at_end=true", f"eval.path={held_out}",
     ])).train()
     records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [1, 2]
