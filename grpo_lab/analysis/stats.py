@@ -37,9 +37,14 @@ def x_metric(x: str) -> str | None:
     return None if x == STEP else (x if x.startswith(BUDGET_PREFIX) else BUDGET_PREFIX + x)
 
 
+HELD_OUT_OUTCOMES = ("eval/accuracy", "eval/reward")  # tasks with answers; tasks scored by rewards
+
+
 def default_outcome(frame: pd.DataFrame) -> str:
-    """Held-out greedy accuracy when the runs were evaluated, else the training reward."""
-    return "eval/accuracy" if (frame["metric"] == "eval/accuracy").any() else "reward"
+    """Held-out greedy accuracy (or, for tasks without answers such as TL;DR, the held-out
+    reward) when the runs were evaluated, else the training reward."""
+    present = set(frame["metric"].unique())
+    return next((m for m in HELD_OUT_OUTCOMES if m in present), "reward")
 
 
 def _metric_rows(frame: pd.DataFrame, metric: str) -> pd.DataFrame:

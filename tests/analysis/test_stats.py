@@ -124,6 +124,12 @@ def test_held_out_outcome_is_the_last_evaluation():
     assert curves(frame, "eval/accuracy")["step"].tolist() == [0, 2, 4]
 
 
+def test_tasks_without_answers_are_compared_by_held_out_reward():
+    frame = runs_frame([RunRecord(run="r", seed=0, history=[{"step": 1, "reward": 0.1, "eval/reward": 0.3}])])
+    assert default_outcome(frame) == "eval/reward"
+    assert default_outcome(runs_frame([RunRecord(run="r", seed=0, history=[{"step": 1, "reward": 0.1}])])) == "reward"
+
+
 def test_final_table_per_variant_best_first():
     frame = sweep({("std", 0): [0.0, 1.0], ("std", 1): [0.0, 3.0], ("mean", 0): [0.0, 5.0], ("mean", 1): [0.0, 5.0]})
     table = final_table(frame)
