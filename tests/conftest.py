@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,11 @@ from grpo_lab.config import register_configs
 REPO = Path(__file__).resolve().parents[1]
 CONF_DIR = REPO / "conf"
 GSM8K_DIR = REPO.parent / "shared" / "data" / "gsm8k"
+
+# The project's programs, started from the running interpreter (not looked up on PATH), so
+# `.venv/bin/python -m pytest` works without an activated virtual environment.
+TRAIN_CMD = [sys.executable, "-m", "grpo_lab.cli"]
+COMPARE_CMD = [sys.executable, "-m", "grpo_lab.analysis.compare_cli"]
 
 # Small and fast: the random-init tiny model, 2 prompts x 4 samples, 12 new tokens, one
 # thread (a model this small gains nothing from more, and loses a lot when cores are busy).

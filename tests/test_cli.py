@@ -4,13 +4,13 @@ import json
 import os
 import subprocess
 
-from tests.conftest import REPO, TINY
+from tests.conftest import REPO, TINY, TRAIN_CMD
 
 
 def run_cli(*args, cwd):
     # The repo on PYTHONPATH, so `tests.helpers:<fn>` reward functions import from any cwd.
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run(["grpo-lab-train", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
+    return subprocess.run([*TRAIN_CMD, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
 
 
 def test_cli_run_writes_hydra_folder_and_records(tmp_path):

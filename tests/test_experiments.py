@@ -12,7 +12,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from grpo_lab.config import register_configs
-from tests.conftest import CONF_DIR, TINY
+from tests.conftest import CONF_DIR, TINY, TRAIN_CMD
 
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
 LAUNCHERS = ["basic", *sorted(p.stem for p in (CONF_DIR / "hydra" / "launcher").glob("*.yaml"))]
@@ -123,7 +123,7 @@ def test_slurm_tasks_become_a_torch_process_group(monkeypatch):
 def test_experiment_runs_as_a_real_multirun_with_its_report(tmp_path):
     sweep = tmp_path / "sweep"
     result = subprocess.run(
-        ["grpo-lab-train", "-m", "experiment=adv_norm", *TINY, "logger=local",
+        [*TRAIN_CMD, "-m", "experiment=adv_norm", *TINY, "logger=local",
          "advantage=group_std,group_mean", "trainer.seed=0", f"hydra.sweep.dir={sweep}"],
         capture_output=True, text=True, timeout=900, cwd=tmp_path,
     )

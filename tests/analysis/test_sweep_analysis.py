@@ -11,6 +11,7 @@ import pytest
 from grpo_lab.analysis import find_run_dirs, final_table, load_runs, load_wandb_runs
 from grpo_lab.analysis.compare_cli import main as compare_main
 from grpo_lab.analysis.wandb_api import wandb_filters
+from tests.conftest import COMPARE_CMD
 
 
 def rewards_of(run_dir):
@@ -67,7 +68,7 @@ def test_one_run_folder_loads_alone(sweep_root):
 
 
 def test_compare_command_report_matches_the_metrics_files(sweep_root, tmp_path):
-    result = subprocess.run(["grpo-lab-compare", str(sweep_root), "--out", str(tmp_path)],
+    result = subprocess.run([*COMPARE_CMD, str(sweep_root), "--out", str(tmp_path)],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     text = (tmp_path / "report.md").read_text()

@@ -16,7 +16,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from tests.conftest import REPO, TINY
+from tests.conftest import REPO, TINY, TRAIN_CMD
 
 STEPS = 3
 COMMON = [
@@ -37,7 +37,7 @@ def start_multirun(sweep_dir: Path, log: Path, *overrides: str) -> subprocess.Po
     # tests.helpers must be importable by the job; W&B is not what is tested here.
     env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONPATH": str(REPO)}
     return subprocess.Popen(
-        ["grpo-lab-train", "-m", *COMMON, *overrides, f"hydra.sweep.dir={sweep_dir}"],
+        [*TRAIN_CMD, "-m", *COMMON, *overrides, f"hydra.sweep.dir={sweep_dir}"],
         stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=sweep_dir.parent, env=env,
     )
 

@@ -13,7 +13,7 @@ import yaml
 
 from grpo_lab.errors import RewardFunctionError
 from grpo_lab.trainer import train
-from tests.conftest import TINY
+from tests.conftest import TINY, TRAIN_CMD
 from tests.tracking import failing_reward
 from tests.tracking.wandb_records import offline_runs
 
@@ -29,7 +29,7 @@ def offline_sweep(tmp_path_factory):
     env = {**os.environ, "WANDB_MODE": "offline"}
     env.pop("WANDB_API_KEY", None)
     result = subprocess.run(
-        ["grpo-lab-train", "-m", *TINY, "logger.sample_every=1", "logger.num_samples=3",
+        [*TRAIN_CMD, "-m", *TINY, "logger.sample_every=1", "logger.num_samples=3",
          "trainer.seed=0,1", f"hydra.sweep.dir={sweep}", "~hydra.callbacks.report"],
         capture_output=True, text=True, cwd=sweep, env=env, timeout=600,
     )

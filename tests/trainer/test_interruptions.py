@@ -14,7 +14,7 @@ from grpo_lab.trainer import Trainer
 from grpo_lab.trainer.algorithm import Advantages
 from grpo_lab.trainer.checkpoint import checkpoint_name
 from grpo_lab.trainer.metrics import measures_machine
-from tests.conftest import REPO, TINY
+from tests.conftest import REPO, TINY, TRAIN_CMD
 
 
 def read_metrics(run_dir):
@@ -23,7 +23,7 @@ def read_metrics(run_dir):
 
 def test_sigterm_checkpoints_flushes_and_resumes(tmp_path):
     out = tmp_path / "run"
-    cmd = ["grpo-lab-train", *TINY, "trainer.max_steps=200", "logger=local", f"hydra.run.dir={out}"]
+    cmd = [*TRAIN_CMD, *TINY, "trainer.max_steps=200", "logger=local", f"hydra.run.dir={out}"]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
