@@ -1,20 +1,37 @@
-"""Rewinding a run's step records to a checkpoint before it is resumed.
+"""One run's records per folder: rewound to the checkpoint on resume, set aside on a fresh start.
 
-A run that stopped after its last checkpoint has already appended records for steps
-that the resumed run will redo. Those lines are moved out of ``metrics.jsonl`` /
-``samples.jsonl`` so each step appears once, and kept in ``<name>.superseded.jsonl``
-rather than deleted: nothing a run wrote is lost. The superseded copy is written
-before the main file is replaced, so a crash in between duplicates lines, never
-drops them.
+Every reader of a run folder (``grpo-lab-compare``, the notebooks, a user's pandas)
+takes ``metrics.jsonl`` to be one run, so before the trackers open it for appending:
+
+- Resuming: a run that stopped after its last checkpoint has already appended records
+  for steps that the resumed run will redo. Those lines are moved out of
+  ``metrics.jsonl`` / ``samples.jsonl`` so each step appears once, and kept in
+  ``<name>.superseded.jsonl`` rather than deleted. The superseded copy is written before
+  the main file is replaced, so a crash in between duplicates lines, never drops them.
+- Starting fresh in a folder that holds an earlier run (killed before its first
+  checkpoint, or ``trainer.resume`` not set): that run's files are renamed to
+  ``<stem>.set-aside-<n><suffix>`` (checkpoints and the W&B run id included, so the new
+  run is a new W&B run and ``resume=auto`` never picks the earlier run's checkpoint),
+  and one line says so. Nothing a run wrote is deleted.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import sys
 from pathlib import Path
 
+from grpo_lab.trainer.checkpoint import CHECKPOINT_DIR, checkpoint_step, list_checkpoints
+from grpo_lab.tracking.wandb_tracker import RUN_ID_FILE
+
 RECORD_FILES = ("metrics.jsonl", "samples.jsonl")
+# Everything in a run folder that belongs to one run (Hydra's .hydra/ is rewritten by
+# every start; W&B's offline folders are named by run id and never mix).
+RUN_FILES = (*RECORD_FILES, "metrics.superseded.jsonl", "samples.superseded.jsonl", "summary.json",
+             "config.yaml", RUN_ID_FILE, CHECKPOINT_DIR)
+_SET_ASIDE = re.compile(r"\.set-aside-(\d+)(\.|$)")
 
 
 def _step_of(line: str) -> int | None:
@@ -48,3 +65,63 @@ def rewind_records(output_dir: str | os.PathLike, step: int) -> dict[str, int]:
         os.replace(tmp, path)
         moved[name] = len(drop)
     return moved
+
+
+def _set_aside_name(path: Path, n: int) -> Path:
+    if path.suffix and not path.is_dir():
+        return path.with_name(f"{path.stem}.set-aside-{n}{path.suffix}")
+    return path.with_name(f"{path.name}.set-aside-{n}")
+
+
+def _holds_a_run(folder: Path) -> bool:
+    """Records with content or a summary. An empty metrics.jsonl (a run that died before
+    its first step) mixes nothing, nor does a checkpoint without records (saved through
+    the Python API)."""
+    files = [folder / n for n in (*RECORD_FILES, "summary.json")]
+    return any(f.is_file() and f.stat().st_size > 0 for f in files)
+
+
+def _steps(path: Path) -> list[int]:
+    if not path.is_file():
+        return []
+    return [s for s in map(_step_of, path.read_text(encoding="utf-8").splitlines()) if s is not None]
+
+
+def set_aside_earlier_run(output_dir: str | os.PathLike) -> tuple[int, list[Path]] | None:
+    """Renames the run files in ``output_dir`` with the first free ``set-aside-<n>``;
+    returns n and the new paths, or None when the folder holds no earlier run."""
+    folder = Path(output_dir)
+    if not _holds_a_run(folder):
+        return None
+    taken = [int(m.group(1)) for p in folder.iterdir() for m in [_SET_ASIDE.search(p.name)] if m]
+    n = max(taken, default=0) + 1
+    moved = []
+    for name in RUN_FILES:
+        path = folder / name
+        if path.exists():
+            target = _set_aside_name(path, n)
+            os.replace(path, target)
+            moved.append(target)
+    return n, moved
+
+
+def one_run_per_folder(output_dir: str | os.PathLike, resume_from: str | os.PathLike | None) -> None:
+    """Before the trackers open the record files: rewinds them to the checkpoint being
+    resumed from, or sets an earlier run aside on a fresh start (with one line on stderr)."""
+    if resume_from is not None:
+        rewind_records(output_dir, checkpoint_step(resume_from))
+        return
+    folder = Path(output_dir)
+    if not folder.is_dir():
+        return
+    steps = _steps(folder / "metrics.jsonl")
+    checkpoints = [s for s, _ in list_checkpoints(folder)]
+    set_aside = set_aside_earlier_run(folder)
+    if set_aside is None:
+        return
+    n, _ = set_aside
+    what = f"steps {min(steps)}-{max(steps)} recorded" if steps else "no step recorded"
+    why = (f"checkpoint step {checkpoints[-1]}, but trainer.resume is not set (auto would continue it)"
+           if checkpoints else "no checkpoint to resume from")
+    print(f"grpo-lab: {folder} holds an earlier run ({what}, {why}); starting fresh, its files "
+          f"are renamed *.set-aside-{n}*, not deleted", file=sys.stderr, flush=True)
