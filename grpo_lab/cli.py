@@ -11,6 +11,7 @@ import hydra
 from omegaconf import DictConfig
 
 from grpo_lab.config import register_configs
+from grpo_lab.console import quiet_library_bars
 from grpo_lab.errors import exit_on_user_error
 
 log = logging.getLogger("grpo_lab")
@@ -41,7 +42,13 @@ def format_summary(summary: dict) -> str:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    # Heavy imports after Hydra has parsed the command line.
+    from grpo_lab.config.validate import validate_config
+
+    with exit_on_user_error("grpo-lab", records=cfg.paths.output_dir):
+        # Before the trainer's imports (seconds of transformers, datasets, peft): a bad
+        # value is reported at once.
+        validate_config(cfg)
+    # Heavy imports after the config is known to be usable.
     from accelerate import PartialState
 
     from grpo_lab.trainer import train
@@ -50,6 +57,7 @@ def main(cfg: DictConfig) -> float | None:
     if trains_in_fresh_process(cfg):  # a multirun job: its costs must be its own
         summary = train_in_fresh_process(cfg)
     else:
+        quiet_library_bars(cfg.trainer.progress_bar)
         with exit_on_user_error("grpo-lab", records=cfg.paths.output_dir):
             summary = train(cfg)
     if PartialState().is_main_process:  # one summary per run, not one per process

@@ -247,8 +247,10 @@ class TrainerConfig:
     # In a multirun, train each job in a fresh process (trainer/job_process.py), so its
     # peak memory and step times are its own, not inherited from the jobs before it.
     process_per_job: bool = True
-    # Show a tqdm progress bar.
-    progress_bar: bool = True
+    # true: a tqdm bar over the training steps. all: also the libraries' own bars while
+    # the run is set up (datasets' Map), quiet otherwise so that a setup error is the only
+    # line printed. false: no bar.
+    progress_bar: Any = True
     # Stop with an error after this many consecutive steps whose loss or gradient was
     # NaN/inf (each such update is skipped and counted); 0 never stops.
     max_nonfinite_steps: int = 3
@@ -256,6 +258,10 @@ class TrainerConfig:
     # end; 0: only at the end. Each is written to a temporary folder and renamed, so a
     # crash mid-save leaves the previous one intact.
     checkpoint_every: int = 0
+    # Also save after the first step that ends this many minutes of training after the
+    # previous save (or the start): bounds what a hard kill (OOM killer, node failure,
+    # kill -9) can lose, whatever a step costs; 0: off. Short runs never reach it.
+    checkpoint_every_minutes: float = 30.0
     # Checkpoints kept (the newest ones); 0 keeps all.
     checkpoint_keep: int = 2
     # Save at all; false writes no checkpoint.

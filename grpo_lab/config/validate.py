@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import Any, Iterator
+
+from omegaconf import OmegaConf
 
 from grpo_lab.algos.advantages import ADVANTAGE_ESTIMATORS
 from grpo_lab.algos.kl import KL_ESTIMATORS
 from grpo_lab.algos.policy_loss import LOSS_AGGREGATIONS
+from grpo_lab.config.device import check_device
 from grpo_lab.errors import ConfigError
 from grpo_lab.rewards.mix import EMPTY_WEIGHTS
+from grpo_lab.rewards.registry import GOAL_REWARDS
+
+# trainer.progress_bar: the training bar (true), none (false), or also the libraries' own
+# bars while the run is set up (all).
+PROGRESS_BARS = (True, False, "all")
 
 
 def _one_of(key: str, value: Any, allowed: Any) -> None:
@@ -21,8 +30,41 @@ def _at_least(key: str, value: float, minimum: float) -> None:
         raise ConfigError(f"{key}={value} must be >= {minimum}")
 
 
+def _non_finite(node: Any, key: str = "") -> Iterator[tuple[str, float]]:
+    """(key, value) of every NaN or infinite number in a plain config tree."""
+    if isinstance(node, dict):
+        for name, value in node.items():
+            yield from _non_finite(value, f"{key}.{name}" if key else str(name))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _non_finite(value, f"{key}[{i}]")
+    elif isinstance(node, float) and not math.isfinite(node):
+        yield key, node
+
+
+def _check_numbers_finite(cfg: Any) -> None:
+    """The schema's float type lets ``nan`` and ``inf`` through (``trainer.lr=nan``,
+    ``reward.weights.format=nan``); no setting means anything with them, and a NaN
+    fails every range check below silently (``nan < 0`` is false)."""
+    # Unresolved: interpolations such as paths.output_dir need Hydra's runtime.
+    for key, value in _non_finite(OmegaConf.to_container(cfg, resolve=False)):
+        raise ConfigError(f"{key}={value} is not a finite number")
+
+
+def _check_reward_weights(reward: Any) -> None:
+    custom = set(reward.functions or {}) | set(reward.models or {})
+    for name, weight in reward.weights.items():
+        if name in GOAL_REWARDS and name not in custom and weight < 0:
+            raise ConfigError(
+                f"reward.weights.{name}={weight} would train the policy away from {name}; allowed: "
+                f"a weight >= 0 (negative weights are for reward.functions / reward.models penalties)"
+            )
+
+
 def validate_config(cfg: Any) -> None:
+    _check_numbers_finite(cfg)
     algo, trainer = cfg.algorithm, cfg.trainer
+    check_device(trainer.device)
     _one_of("algorithm.name", algo.name, ["grpo", "ppo"])
     _one_of("algorithm.critic.mode", algo.critic.mode, ["separate", "shared"])
     _one_of("kl.placement", cfg.kl.placement, ["loss", "reward"])
@@ -62,3 +104,8 @@ def validate_config(cfg: Any) -> None:
         )
     if not cfg.reward.weights:
         raise ConfigError(EMPTY_WEIGHTS)
+    _check_reward_weights(cfg.reward)
+    _at_least("trainer.checkpoint_every", trainer.checkpoint_every, 0)
+    _at_least("trainer.checkpoint_every_minutes", trainer.checkpoint_every_minutes, 0.0)
+    if trainer.progress_bar not in PROGRESS_BARS or not isinstance(trainer.progress_bar, (bool, str)):
+        raise ConfigError(f"trainer.progress_bar={trainer.progress_bar!r} is not allowed; allowed: true, false, all")

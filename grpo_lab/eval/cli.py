@@ -23,6 +23,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from grpo_lab.config import register_configs
+from grpo_lab.console import quiet_library_bars
 from grpo_lab.errors import exit_on_user_error
 
 register_configs()
@@ -36,7 +37,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     from grpo_lab.eval.evaluator import Evaluator
     from grpo_lab.models.loading import load_policy_and_tokenizer, resolve_dtype
     from grpo_lab.trainer.checkpoint import CONFIG_FILE, load_policy_weights, resolve_resume
-    from grpo_lab.trainer.loop import resolve_device
+    from grpo_lab.config.device import resolve_device
 
     if cfg.trainer.num_threads:
         torch.set_num_threads(cfg.trainer.num_threads)
@@ -80,6 +81,7 @@ def _reward_mix(cfg: DictConfig, device: Any, dtype: Any) -> Any:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def main(cfg: DictConfig) -> float | None:
+    quiet_library_bars(cfg.trainer.progress_bar)
     with exit_on_user_error("grpo-lab-eval"):
         result = evaluate(cfg)
     scores = "  ".join(f"{k}={v:.4f}" for k, v in result.items() if k.startswith("eval/") and k != "eval/time")

@@ -19,6 +19,11 @@ from typing import Any, Callable
 
 RewardFn = Callable[..., list[Any]]
 REWARD_FUNCTIONS: dict[str, RewardFn] = {}
+# The rewards grpo-lab ships (builtin.py, summary.py). Each scores what its task asks for,
+# higher is better (the right answer, the tags, overlap with the reference summary, the
+# reference's length), so a negative weight would train the policy away from the task:
+# the config check refuses one.
+GOAL_REWARDS = ("correctness", "correctness_lenient", "format", "rouge_l", "summary_length")
 
 
 def register_reward(name: str) -> Callable[[RewardFn], RewardFn]:

@@ -41,8 +41,10 @@ def _train_child(cfg: DictConfig, hydra_root: Any, results: Any) -> None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.core.utils import configure_log, setup_globals
 
+    from grpo_lab.console import quiet_library_bars
     from grpo_lab.trainer import train
 
+    quiet_library_bars(cfg.trainer.progress_bar)  # a fresh interpreter: as the job process does
     setup_globals()
     HydraConfig.instance().cfg = hydra_root
     hydra_cfg = HydraConfig.get()

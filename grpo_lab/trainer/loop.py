@@ -29,6 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
 from grpo_lab.algos.kl import kl_penalty
+from grpo_lab.config.device import resolve_device
 from grpo_lab.config.validate import validate_config
 from grpo_lab.errors import TrainingDivergedError
 from grpo_lab.eval.evaluator import Evaluator, question_of
@@ -43,7 +44,8 @@ from grpo_lab.tracking.budget import Budget
 from grpo_lab.tracking.manifest import build_manifest
 from grpo_lab.tracking.run_identity import current_hydra_job
 from grpo_lab.trainer.algorithm import build_algorithm
-from grpo_lab.trainer.checkpoint import checkpoint_step, load_checkpoint, resolve_resume, save_checkpoint
+from grpo_lab.trainer.checkpoint import load_checkpoint, resolve_resume, save_checkpoint
+from grpo_lab.trainer.checkpoint_schedule import CheckpointSchedule
 from grpo_lab.trainer.data import PromptSampler
 from grpo_lab.tracking.base import Trackers
 from grpo_lab.trainer.distributed import Parallel
@@ -51,15 +53,9 @@ from grpo_lab.trainer.forward import TrainForward, batched_forward, batched_logp
 from grpo_lab.trainer.metrics import advantage_metrics, completion_metrics, peak_memory_mb, reward_metrics
 from grpo_lab.trainer.optim import build_optimizer, build_scheduler
 from grpo_lab.trainer.rng import sample_seeds
-from grpo_lab.trainer.rollback import rewind_records
+from grpo_lab.trainer.rollback import one_run_per_folder
 from grpo_lab.trainer.signals import GracefulStop
 from grpo_lab.trainer.update import UpdateBatch, policy_update
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def enable_activation_checkpointing(model: torch.nn.Module) -> None:
@@ -104,11 +100,12 @@ class Trainer:
         # Every process's Hydra computes its own run folder (timestamps can differ by a
         # second): the main process's is the run's.
         self.output_dir = Path(self.parallel.broadcast(str(cfg.paths.output_dir)))
-        # Resuming: records of steps after the checkpoint are set aside before the
-        # trackers open the record files for appending (see trainer/rollback.py).
+        # One run's records per folder: rewound to the checkpoint on resume, an earlier
+        # run set aside on a fresh start, before the trackers open the record files for
+        # appending (see trainer/rollback.py).
         self.resume_from = resolve_resume(trainer_cfg.resume, self.output_dir)
-        if self.resume_from is not None and self.parallel.is_main:
-            rewind_records(self.output_dir, checkpoint_step(self.resume_from))
+        if self.parallel.is_main:
+            one_run_per_folder(self.output_dir, self.resume_from)
         # Only the main process writes records.
         self.trackers = build_trackers(cfg, self.output_dir) if self.parallel.is_main else Trackers([])
 
@@ -302,6 +299,7 @@ class Trainer:
                    disable=not (cfg.trainer.progress_bar and self.parallel.is_main), dynamic_ncols=True,
                    initial=self.start_step, total=cfg.trainer.max_steps)
         nonfinite_in_a_row = 0
+        checkpoints = CheckpointSchedule.from_config(cfg.trainer)
         try:
             # Inside the try: a tracker that fails to start still gets local files closed.
             self.trackers.log_config(OmegaConf.to_container(cfg, resolve=True), self._manifest())
@@ -323,9 +321,10 @@ class Trainer:
                     # After the step's record is written: a checkpoint never runs ahead of it.
                     # A signal to any process stops them all after the same step.
                     stop_now = self.parallel.any(stop.requested)
-                    due = self._due(step, cfg.trainer.checkpoint_every, True) or stop_now
+                    due = checkpoints.due(step) or stop_now
                     if cfg.trainer.save_checkpoints and due and self.parallel.is_main:
                         save_checkpoint(self, step, cfg.trainer.checkpoint_keep)
+                        checkpoints.saved()
                     if stop_now:
                         self.stopped_by = stop.name or "SIGTERM"
                         break

@@ -1,0 +1,68 @@
+"""Values the schema's types let through but no run can use: one ConfigError each, naming
+the key, before anything is loaded."""
+
+import pytest
+
+from grpo_lab.config.validate import validate_config
+from grpo_lab.errors import ConfigError
+from tests.conftest import compose_config
+
+
+def validate(*overrides: str) -> None:
+    validate_config(compose_config(["paths.output_dir=/tmp/x", *overrides]))
+
+
+@pytest.mark.parametrize("override, key", [
+    ("trainer.lr=nan", "trainer.lr=nan"),
+    ("kl.coef=inf", "kl.coef=inf"),
+    ("algorithm.epsilon_low=nan", "algorithm.epsilon_low=nan"),
+    ("algorithm.epsilon_high=inf", "algorithm.epsilon_high=inf"),
+    ("rollout.temperature=nan", "rollout.temperature=nan"),
+    ("reward.weights.format=nan", "reward.weights.format=nan"),
+    ("reward.weights.format=-inf", "reward.weights.format=-inf"),
+    ("trainer.adam_betas=[0.9,nan]", "trainer.adam_betas[1]=nan"),
+])
+def test_nan_and_inf_are_refused_naming_the_key(override, key):
+    # Without this a NaN passes every range check (nan < 0 is false) and the run goes on
+    # with null rewards or a NaN learning rate, every update skipped.
+    with pytest.raises(ConfigError) as err:
+        validate(override)
+    assert str(err.value) == f"{key} is not a finite number"
+
+
+def test_negative_weight_on_a_builtin_reward_is_refused():
+    with pytest.raises(ConfigError, match=r"^reward.weights.format=-0.5 would train the policy away from format"):
+        validate("reward.weights.format=-0.5")
+
+
+def test_negative_weight_is_a_penalty_for_a_user_reward():
+    validate("+reward.weights.length=-0.01", "+reward.functions.length=tests.helpers:completion_length_reward")
+    # A user function registered under a built-in's name is the user's to weight.
+    validate("reward.weights.format=-1", "+reward.functions.format=tests.helpers:completion_length_reward")
+    validate("reward.weights.format=0")  # logged, not trained on
+
+
+@pytest.mark.parametrize("value", ["true", "false", "all"])
+def test_progress_bar_values(value):
+    validate(f"trainer.progress_bar={value}")
+
+
+@pytest.mark.parametrize("value", ["yes", "1"])
+def test_progress_bar_other_values_are_refused(value):
+    with pytest.raises(ConfigError, match=r"^trainer.progress_bar=.* is not allowed; allowed: true, false, all$"):
+        validate(f"trainer.progress_bar={value}")
+
+
+def test_checkpoint_intervals_are_not_negative():
+    with pytest.raises(ConfigError, match=r"^trainer.checkpoint_every_minutes=-1.0 must be >= 0"):
+        validate("trainer.checkpoint_every_minutes=-1")
+    with pytest.raises(ConfigError, match=r"^trainer.checkpoint_every=-2 must be >= 0"):
+        validate("trainer.checkpoint_every=-2")
+
+
+def test_every_reward_grpo_lab_ships_is_a_goal_reward():
+    from grpo_lab.rewards import REWARD_FUNCTIONS
+    from grpo_lab.rewards.registry import GOAL_REWARDS
+
+    shipped = {name for name, fn in REWARD_FUNCTIONS.items() if fn.__module__.startswith("grpo_lab.")}
+    assert shipped == set(GOAL_REWARDS)
