@@ -10,7 +10,7 @@ takes ``metrics.jsonl`` to be one run, so before the trackers open it for append
   the main file is replaced, so a crash in between duplicates lines, never drops them.
 - Starting fresh in a folder that holds an earlier run (killed before its first
   checkpoint, or ``trainer.resume`` not set): that run's files are renamed to
-  ``<stem>.set-aside-<n><suffix>`` (checkpoints and the W&B run id included, so the new
+  ``<stem>.set-aside-<n><suffix>`` (manifest, checkpoints and the W&B run id included: the new
   run is a new W&B run and ``resume=auto`` never picks the earlier run's checkpoint),
   and one line says so. Nothing a run wrote is deleted.
 """
@@ -24,13 +24,14 @@ import sys
 from pathlib import Path
 
 from grpo_lab.trainer.checkpoint import CHECKPOINT_DIR, checkpoint_step, list_checkpoints
+from grpo_lab.tracking.manifest import MANIFEST_FILE
 from grpo_lab.tracking.wandb_tracker import RUN_ID_FILE
 
 RECORD_FILES = ("metrics.jsonl", "samples.jsonl")
 # Everything in a run folder that belongs to one run (Hydra's .hydra/ is rewritten by
 # every start; W&B's offline folders are named by run id and never mix).
 RUN_FILES = (*RECORD_FILES, "metrics.superseded.jsonl", "samples.superseded.jsonl", "summary.json",
-             "config.yaml", RUN_ID_FILE, CHECKPOINT_DIR)
+             "config.yaml", MANIFEST_FILE, RUN_ID_FILE, CHECKPOINT_DIR)
 _SET_ASIDE = re.compile(r"\.set-aside-(\d+)(\.|$)")
 
 

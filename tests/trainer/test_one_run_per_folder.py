@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from grpo_lab.trainer.checkpoint import checkpoint_name, list_checkpoints
+from grpo_lab.trainer.metrics import measures_machine
 from grpo_lab.trainer.rollback import one_run_per_folder, set_aside_earlier_run
 from tests.conftest import REPO, TINY, TRAIN_CMD
 
@@ -32,8 +33,7 @@ def steps(path: Path) -> list[int]:
 
 def comparable(path: Path) -> list[dict]:
     """The records without the fields that measure the machine."""
-    return [{k: v for k, v in json.loads(line).items()
-             if not k.startswith(("time/", "memory/")) and k != "tokens_per_second"}
+    return [{k: v for k, v in json.loads(line).items() if not measures_machine(k)}
             for line in path.read_text().splitlines()]
 
 
@@ -105,14 +105,16 @@ def test_fresh_start_renames_every_file_of_the_earlier_run(tmp_path, capsys):
     _write(tmp_path, "samples.jsonl", '{"step": 2}\n')
     _write(tmp_path, "summary.json", "{}")
     _write(tmp_path, "config.yaml", "a: 1\n")
+    _write(tmp_path, "manifest.json", "{}")  # else the new run's would list it as its own earlier process
     _write(tmp_path, "wandb_run_id", "abc123\n")  # the next run must be a new W&B run
     (tmp_path / "checkpoints" / checkpoint_name(2)).mkdir(parents=True)
     (tmp_path / "checkpoints" / checkpoint_name(2) / "trainer_state.pt").write_bytes(b"x")
 
     one_run_per_folder(tmp_path, resume_from=None)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "checkpoints.set-aside-1", "config.set-aside-1.yaml", "metrics.set-aside-1.jsonl",
-        "samples.set-aside-1.jsonl", "summary.set-aside-1.json", "wandb_run_id.set-aside-1",
+        "checkpoints.set-aside-1", "config.set-aside-1.yaml", "manifest.set-aside-1.json",
+        "metrics.set-aside-1.jsonl", "samples.set-aside-1.jsonl", "summary.set-aside-1.json",
+        "wandb_run_id.set-aside-1",
     ]
     assert (tmp_path / "metrics.set-aside-1.jsonl").read_text().endswith('{"st')  # moved as it was
     (line,) = capsys.readouterr().err.splitlines()
