@@ -182,8 +182,12 @@ def test_checkpoint_names(peft_name, plain):
 
 
 def test_distributed_env_defaults_to_one_process_on_the_training_gpu(monkeypatch):
+    # Set, then removed: monkeypatch then undoes what set_distributed_env writes. A
+    # leftover RANK without WORLD_SIZE makes every later run in this process's children
+    # try to join a process group (delenv of an absent key records nothing to undo).
     for key in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
-        monkeypatch.delenv(key, raising=False)
+        monkeypatch.setenv(key, "")
+        monkeypatch.delenv(key)
     monkeypatch.setenv("WORLD_SIZE", "4")  # set by a launcher: kept
     set_distributed_env(torch.device("cuda:1"))
     assert (os.environ["RANK"], os.environ["LOCAL_RANK"], os.environ["WORLD_SIZE"]) == ("0", "1", "4")
