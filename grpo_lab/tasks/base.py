@@ -11,9 +11,13 @@ from __future__ import annotations
 
 from grpo_lab.errors import ConfigError
 
+import os
 from typing import Any, Callable
 
-from datasets import Dataset
+from datasets import Dataset, load_dataset
+
+# Local data files by suffix -> the `datasets` builder that reads them.
+LOCAL_BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}
 
 TaskBuilder = Callable[[Any], Dataset]
 TASK_BUILDERS: dict[str, TaskBuilder] = {}
@@ -25,6 +29,30 @@ def register_task(name: str) -> Callable[[TaskBuilder], TaskBuilder]:
         return fn
 
     return wrap
+
+
+def first_line(err: Exception) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def load_rows(path: str, split: str, subset: str | None = None, key: str = "task.path") -> Dataset:
+    """Rows from a local .jsonl / .json / .parquet file, a local dataset folder or a hub id,
+    loaded with ``datasets`` as users load them; every failure is one ConfigError naming
+    ``key``. A missing file with a data suffix is never sent to the hub."""
+    suffix = os.path.splitext(path)[1].lower()
+    if os.path.isfile(path) and suffix not in LOCAL_BUILDERS:
+        raise ConfigError(f"{key}={path!r}: unknown file type; allowed: {', '.join(LOCAL_BUILDERS)}")
+    if not os.path.isfile(path) and suffix in LOCAL_BUILDERS:
+        raise ConfigError(f"{key}={path!r}: no such file")
+    if not (os.path.isfile(path) or os.path.isdir(path) or "/" in path):
+        raise ConfigError(f"{key}={path!r} is neither a file, a directory nor a hub id")
+    try:
+        if os.path.isfile(path):
+            return load_dataset(LOCAL_BUILDERS[suffix], data_files=path, split="train")
+        return load_dataset(path, subset, split=split)
+    except Exception as err:  # noqa: BLE001 - hub, network and parse errors alike
+        raise ConfigError(f"{key}={path!r} could not be loaded ({first_line(err)})") from None
 
 
 def to_chat_prompts(dataset: Dataset, system_prompt: str, question_column: str = "question") -> Dataset:

@@ -7,10 +7,10 @@ import json
 import os
 from typing import Any
 
-from datasets import Dataset, load_dataset
+from datasets import Dataset
 
 from grpo_lab.errors import ConfigError
-from grpo_lab.tasks.base import register_task
+from grpo_lab.tasks.base import load_rows, register_task
 
 REQUIRED_FIELDS = ("question", "answer")
 LOCAL_SUFFIXES = (".jsonl", ".json")
@@ -45,18 +45,9 @@ def check_jsonl(path: str) -> None:
 
 
 def load_gsm8k(path: str, split: str, subset: str | None) -> Dataset:
-    if os.path.isfile(path):
-        check_jsonl(path)
-        return load_dataset("json", data_files=path, split="train")
-    if path.endswith(LOCAL_SUFFIXES):
-        raise ConfigError(f"task.path={path!r}: no such file")
-    if os.path.isdir(path) or "/" in path:
-        try:
-            return load_dataset(path, subset, split=split)
-        except Exception as err:  # noqa: BLE001 - hub / network / format errors alike
-            first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise ConfigError(f"task.path={path!r} could not be loaded ({first_line})") from None
-    raise ConfigError(f"task.path={path!r} is neither a file, a directory nor a hub id")
+    if os.path.isfile(path) and path.endswith(LOCAL_SUFFIXES):
+        check_jsonl(path)  # names the bad line, which datasets' parser does not
+    return load_rows(path, split, subset)
 
 
 @register_task("gsm8k")

@@ -9,43 +9,19 @@ mislead).
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-from datasets import Dataset, load_dataset
+from datasets import Dataset
 
 from grpo_lab.errors import ConfigError
-from grpo_lab.tasks.base import register_task
+from grpo_lab.tasks.base import load_rows, register_task
 
 REQUIRED_COLUMNS = ("prompt", "completion")
-# Local files by suffix -> the `datasets` builder that reads them.
-LOCAL_BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}
-
-
-def _first_line(err: Exception) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
 
 
 def load_prompt_completion(path: str, split: str, key: str = "task.path") -> Dataset:
-    """Rows with ``prompt`` and ``completion`` from a hub id, a local dataset folder, or a
-    local .jsonl / .json / .parquet file, loaded with ``datasets`` as users load them."""
-    suffix = os.path.splitext(path)[1].lower()
-    try:
-        if os.path.isfile(path):
-            if suffix not in LOCAL_BUILDERS:
-                raise ConfigError(f"{key}={path!r}: unknown file type; allowed: {', '.join(LOCAL_BUILDERS)}")
-            raw = load_dataset(LOCAL_BUILDERS[suffix], data_files=path, split="train")
-        elif suffix in LOCAL_BUILDERS:
-            raise ConfigError(f"{key}={path!r}: no such file")
-        elif os.path.isdir(path) or "/" in path:
-            raw = load_dataset(path, split=split)
-        else:
-            raise ConfigError(f"{key}={path!r} is neither a file, a directory nor a hub id")
-    except ConfigError:
-        raise
-    except Exception as err:  # noqa: BLE001 - hub, network and parse errors alike
-        raise ConfigError(f"{key}={path!r} could not be loaded ({_first_line(err)})") from None
+    """Rows with ``prompt`` and ``completion`` (see :func:`~grpo_lab.tasks.base.load_rows`)."""
+    raw = load_rows(path, split, key=key)
     missing = [c for c in REQUIRED_COLUMNS if c not in raw.column_names]
     if missing:
         raise ConfigError(
