@@ -35,9 +35,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     import torch
 
     from grpo_lab.eval.evaluator import Evaluator
+    from grpo_lab.rewards.mix import RewardMix
     from grpo_lab.models.loading import load_policy_and_tokenizer, resolve_dtype
-    from grpo_lab.trainer.checkpoint import CONFIG_FILE, load_policy_weights, resolve_resume
     from grpo_lab.config.device import resolve_device
+    from grpo_lab.trainer.checkpoint import CONFIG_FILE, load_policy_weights, resolve_resume
 
     if cfg.trainer.num_threads:
         torch.set_num_threads(cfg.trainer.num_threads)
@@ -51,7 +52,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     policy, tokenizer = load_policy_and_tokenizer(cfg.model, device, dtype)
     if checkpoint is not None:
         load_policy_weights(policy, checkpoint)
-    evaluator = Evaluator(cfg, tokenizer, device, rewards=lambda: _reward_mix(cfg, device, dtype))
+    evaluator = Evaluator(cfg, tokenizer, device, reward_mix=lambda: RewardMix.from_config(cfg.reward, device, dtype))
     metrics = evaluator.evaluate(policy)
     result = {
         "model": cfg.model.path,
@@ -68,15 +69,6 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             target = {k: row[k] for k in ("answer", "reference") if k in row}
             f.write(json.dumps({"prompt": prompt, **target, "completion": text}) + "\n")
     return result
-
-
-def _reward_mix(cfg: DictConfig, device: Any, dtype: Any) -> Any:
-    """The run's reward mix, which scores tasks without answers (TL;DR)."""
-    from grpo_lab.rewards.mix import RewardMix
-    from grpo_lab.rewards.reward_model import build_reward_models
-
-    return RewardMix(cfg.reward.weights, cfg.reward.functions,
-                     build_reward_models(cfg.reward, device, dtype), on_fault=cfg.reward.on_fault)
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")

@@ -29,7 +29,7 @@ import logging
 import math
 import os
 import time
-from typing import Any, Collection
+from typing import Any, Callable, Collection
 
 import torch
 from omegaconf import OmegaConf
@@ -92,10 +92,11 @@ class Evaluator:
     """Scores a policy on the held-out set named by ``cfg.eval`` / ``cfg.task``."""
 
     def __init__(self, cfg: Any, tokenizer: Any, device: torch.device,
-                 training_questions: Collection[str] | None = None, rewards: Any = None):
-        """``rewards``: the run's :class:`~grpo_lab.rewards.RewardMix`, or a function that
-        builds it (called only when needed), which scores the held-out completions of
-        tasks without an ``answer`` column."""
+                 training_questions: Collection[str] | None = None,
+                 reward_mix: Callable[[], Any] | None = None):
+        """``reward_mix``: gives the run's :class:`~grpo_lab.rewards.RewardMix`, which scores
+        the held-out completions of tasks without an ``answer`` column; called only for
+        those (building one may load reward models)."""
         self.cfg = cfg
         self.eval_cfg = cfg.eval
         if self.eval_cfg.num_samples < 0:
@@ -108,11 +109,9 @@ class Evaluator:
         if len(self.dataset) == 0:
             raise ConfigError("the held-out set is empty (eval.num_examples / eval.task)")
         self.by_reward = "answer" not in self.dataset.column_names
-        if self.by_reward and rewards is None:
+        if self.by_reward and reward_mix is None:
             raise ConfigError(f"task.name={cfg.task.name!r} has no answers to check; its evaluation needs a reward mix")
-        if self.by_reward and callable(rewards) and not hasattr(rewards, "weights"):
-            rewards = rewards()
-        self.rewards = rewards
+        self.rewards = reward_mix() if self.by_reward else None
         self.tokenizer = tokenizer
         self.device = device
         # Greedy completions of the last evaluation, for inspection (grpo-lab-eval).
@@ -190,7 +189,7 @@ class Evaluator:
             for name, scores in per_function.items():
                 finite = [x for x in scores if not math.isnan(x)]  # NaN: "not applicable"
                 metrics[f"eval/rewards/{name}"] = sum(finite) / len(finite) if finite else float("nan")
-            metrics["eval/mean_length"] = sum(row[0] for row in lengths) / len(lengths)
+            metrics["eval/mean_length"] = _mean([row[0] for row in lengths])
             self.last_greedy = [row[0] for row in texts]
         k = self.eval_cfg.num_samples
         if k:

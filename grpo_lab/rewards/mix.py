@@ -51,6 +51,16 @@ class RewardMix:
         }
         self.faults: dict[str, int] = {}  # faulty scores of the last call, per function
 
+    @classmethod
+    def from_config(cls, reward_cfg: Any, device: Any, dtype: Any, sum_fn: Any = None) -> "RewardMix":
+        """The mix of a ``reward`` config: registry and import-path functions plus its
+        reward models on their device (``sum_fn``: sums over processes, for the models'
+        running normalization)."""
+        from grpo_lab.rewards.reward_model import build_reward_models
+
+        return cls(reward_cfg.weights, reward_cfg.functions, build_reward_models(reward_cfg, device, dtype, sum_fn),
+                   on_fault=reward_cfg.on_fault)
+
     def describe(self) -> str:
         """The mix in one line: ``reward = 1.0 x correctness (built in) + ...``."""
         terms = [f"{w:g} x {name} ({self.sources[name]})" for name, w in self.weights.items()]

@@ -36,7 +36,6 @@ from grpo_lab.eval.evaluator import Evaluator, question_of
 from grpo_lab.models.loading import load_policy_and_tokenizer, resolve_dtype
 from grpo_lab.models.lora import build_reference
 from grpo_lab.rewards.mix import RewardMix
-from grpo_lab.rewards.reward_model import build_reward_models
 from grpo_lab.rollout.factory import build_rollout_backend
 from grpo_lab.tasks import build_task
 from grpo_lab.tracking import build_trackers
@@ -91,9 +90,7 @@ class Trainer:
 
         # Everything that can fail on user input is built before the model is loaded.
         self.dataset = build_task(cfg.task)
-        self.rewards = RewardMix(cfg.reward.weights, cfg.reward.functions,
-                                 build_reward_models(cfg.reward, self.device, self.dtype, self.parallel.sum),
-                                 on_fault=cfg.reward.on_fault)
+        self.rewards = RewardMix.from_config(cfg.reward, self.device, self.dtype, self.parallel.sum)
         self.rewards.check_columns([c for c in self.dataset.column_names if c != "prompt"], cfg.task.name)
         self.sampler = PromptSampler(self.dataset, trainer_cfg.batch_size, trainer_cfg.seed)
         self.parallel.local_slice(trainer_cfg.batch_size)  # fails early if it does not split
@@ -135,7 +132,8 @@ class Trainer:
         # problems that are also training questions are left out of the held-out set.
         self.evaluator = (
             Evaluator(cfg, self.tokenizer, self.device,
-                      training_questions={question_of(p) for p in self.dataset["prompt"]}, rewards=self.rewards)
+                      training_questions={question_of(p) for p in self.dataset["prompt"]},
+                      reward_mix=lambda: self.rewards)
             if (cfg.eval.every or cfg.eval.at_end or cfg.eval.at_start) and self.parallel.is_main else None
         )
         # Last completed step; a resumed run continues after it with every state restored.
