@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 import yaml
 
-from grpo_lab.tracking.manifest import MANIFEST_FILE, write_manifest
+from grpo_lab.tracking.manifest import MANIFEST_FILE
 
 
 def _jsonable(value: Any) -> Any:
@@ -38,7 +38,7 @@ class LocalTracker:
         with open(self.dir / "config.yaml", "w", encoding="utf-8") as f:
             yaml.safe_dump(config, f, sort_keys=False)
         if manifest is not None:
-            write_manifest(self.dir, {**manifest, "earlier": self._earlier_manifests()})
+            self._write_json(MANIFEST_FILE, {**manifest, "earlier": self._earlier_manifests()})
 
     def _earlier_manifests(self) -> list[dict[str, Any]]:
         """The manifests already in the folder (a resumed run), oldest first."""
@@ -65,6 +65,10 @@ class LocalTracker:
     def finish(self, summary: dict[str, Any], failed: bool = False) -> None:
         self._metrics.close()
         self._samples.close()
-        tmp = self.dir / "summary.json.tmp"
-        tmp.write_text(json.dumps({k: _jsonable(v) for k, v in summary.items()}, indent=2))
-        os.replace(tmp, self.dir / "summary.json")
+        self._write_json("summary.json", {k: _jsonable(v) for k, v in summary.items()})
+
+    def _write_json(self, name: str, data: dict[str, Any]) -> None:
+        """Written to a temporary file and renamed: a crash leaves the old file or the new."""
+        tmp = self.dir / f"{name}.tmp"
+        tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
+        os.replace(tmp, self.dir / name)

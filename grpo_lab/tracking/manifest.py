@@ -138,12 +138,3 @@ def build_manifest(cfg: Any, output_dir: Path, train_data: Any, heldout_data: An
         "pid": os.getpid(),
         "rerun": shlex.join(rerun),
     }
-
-
-def write_manifest(output_dir: Path, manifest: dict[str, Any]) -> Path:
-    path = Path(output_dir) / MANIFEST_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(manifest, indent=2))
-    os.replace(tmp, path)
-    return path

@@ -9,7 +9,6 @@ from grpo_lab.config.validate import validate_config
 from grpo_lab.errors import ConfigError
 from grpo_lab.rewards.mix import RewardMix
 from grpo_lab.trainer import Trainer, train
-from tests.conftest import compose_config
 
 BRIEF = [
     "reward=empty",
