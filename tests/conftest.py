@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import socket
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,13 @@ TINY = [
     "rollout.max_new_tokens=12",
     "task.num_examples=50",
 ]
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now (for accelerate's process group)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def compose_config(overrides: list[str] | None = None) -> DictConfig:

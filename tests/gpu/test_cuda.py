@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +17,7 @@ from grpo_lab.algos import logprobs
 from grpo_lab.algos.logprobs import token_logprobs
 from grpo_lab.trainer import Trainer, train
 from grpo_lab.trainer.checkpoint import list_checkpoints
-from tests.conftest import REPO
+from tests.conftest import REPO, free_port
 from tests.gpu.conftest import QWEN2_5_0_5B
 from tests.trainer.test_checkpoint import comparable, read_metrics
 
@@ -137,12 +136,6 @@ def test_lora_two_steps(device, device_config):
     assert all(math.isfinite(r["loss/policy"]) and r["grad_norm"] > 0 for r in trainer.history)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.parametrize("wrap", [
     ["--fsdp_auto_wrap_policy", "NO_WRAP"],
     ["--fsdp_auto_wrap_policy", "TRANSFORMER_BASED_WRAP", "--fsdp_transformer_layer_cls_to_wrap", "Qwen2DecoderLayer"],
@@ -158,7 +151,7 @@ def test_two_steps_through_accelerate_with_fsdp_at_world_size_1(device, model_di
     command = [
         sys.executable, "-m", "accelerate.commands.launch", "--use_fsdp", "--num_processes", "1",
         "--num_machines", "1", "--fsdp_version", "1", "--fsdp_use_orig_params", "true", *wrap,
-        "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port()),
+        "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(free_port()),
         "-m", "grpo_lab.cli",
         f"model.path={model_dir}", "model.name=synthetic-qwen2", "model.random_init=true",
         "trainer.device=cuda", "trainer.dtype=bfloat16", "trainer.max_steps=2", "trainer.batch_size=2",

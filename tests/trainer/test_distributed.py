@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -16,7 +15,7 @@ from grpo_lab.errors import ConfigError
 from grpo_lab.trainer import train
 from grpo_lab.trainer.checkpoint import list_checkpoints
 from grpo_lab.trainer.distributed import Parallel
-from tests.conftest import REPO, TINY, compose_config
+from tests.conftest import REPO, TINY, compose_config, free_port
 
 # The settings whose global statistics cross processes: batch-wide reward std, the
 # per-token loss mean over the global token count, KL against the reference. The
@@ -38,18 +37,12 @@ COMPARED = ["reward", "reward_std", "loss/policy", "kl", "grad_norm", "entropy",
             "completions/mean_length", "clip_ratio/region_mean"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _launch(num_processes: int, overrides: list[str], cwd) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO), "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
     command = [
         sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(num_processes),
         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-        "--main_process_port", str(_free_port()), "-m", "grpo_lab.cli", *overrides,
+        "--main_process_port", str(free_port()), "-m", "grpo_lab.cli", *overrides,
     ]
     return subprocess.run(command, capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
 
