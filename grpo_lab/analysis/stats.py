@@ -24,9 +24,9 @@ import pandas as pd
 
 from grpo_lab.analysis.frame import with_variants
 from grpo_lab.analysis.seed_stats import compare_pair, summarize
+from grpo_lab.tracking.budget import PREFIX as BUDGET_PREFIX
 
 STEP = "step"
-BUDGET_PREFIX = "budget/"
 HELD_OUT_PREFIX = "eval/"
 GRID_POINTS = 60
 SUMMARY_COLUMNS = ["runs", "mean", "iqm", "ci_low", "ci_high", "std", "min", "max"]

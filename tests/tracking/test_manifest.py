@@ -14,7 +14,7 @@ from grpo_lab.trainer import train
 from grpo_lab.trainer.metrics import measures_machine
 from grpo_lab.tracking import manifest as manifest_module
 from grpo_lab.tracking.manifest import data_fingerprint, git_state
-from tests.conftest import REPO, TINY
+from tests.conftest import REPO, TINY, TRAIN_CMD
 
 
 def test_manifest_records_code_libraries_machine_data_and_seeds(tiny_config, tmp_path):
@@ -70,9 +70,9 @@ def test_no_git_checkout_gives_nones(tmp_path, monkeypatch):
 
 def run_program(args, cwd):
     """A grpo-lab program started from the running interpreter (no PATH lookup)."""
-    program = {"grpo-lab-train": "grpo_lab.cli"}[args[0]]
+    assert args[0] == "grpo-lab-train", args
     env = {**os.environ, "WANDB_MODE": "disabled"}
-    result = subprocess.run([sys.executable, "-m", program, *args[1:]], cwd=cwd, env=env,
+    result = subprocess.run([*TRAIN_CMD, *args[1:]], cwd=cwd, env=env,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
 

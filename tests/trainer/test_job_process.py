@@ -3,9 +3,8 @@
 import json
 import os
 import subprocess
-import sys
 
-from tests.conftest import TINY
+from tests.conftest import TINY, TRAIN_CMD
 
 # Job 0 is a much larger model than job 1: run in one process, job 1 would report job 0's
 # peak (peak RSS never goes down).
@@ -15,7 +14,7 @@ SWEEP = [*TINY, "model.config_overrides.hidden_size=512,64", "~hydra.callbacks.r
 def run_sweep(tmp_path, *extra):
     sweep = tmp_path / "sweep"
     env = {**os.environ, "WANDB_MODE": "disabled"}
-    result = subprocess.run([sys.executable, "-m", "grpo_lab.cli", "-m", *SWEEP, *extra,
+    result = subprocess.run([*TRAIN_CMD, "-m", *SWEEP, *extra,
                              f"hydra.sweep.dir={sweep}"], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=600)
     return sweep, result
