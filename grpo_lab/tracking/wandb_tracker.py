@@ -82,6 +82,11 @@ def print_sync_hint(output_dir: Path, job: HydraJob) -> None:
           f"upload the run(s) later with: wandb sync {target}", file=sys.stderr)
 
 
+def _with_manifest(config: dict[str, Any], manifest: dict[str, Any] | None) -> dict[str, Any]:
+    """The run config W&B keeps: the resolved config, plus ``manifest`` when there is one."""
+    return {**config, "manifest": manifest} if manifest else dict(config)
+
+
 class WandbTracker:
     """One W&B run per training run; implements the ``Tracker`` protocol."""
 
@@ -130,8 +135,8 @@ class WandbTracker:
             dir=str(self.dir),
             mode=self.mode,
             # What the analysis needs to rebuild the run's variant from W&B alone.
-            config={**(config or {}), "hydra": {"overrides": self.job.overrides, "choices": self.job.choices},
-                    **({"manifest": manifest} if manifest else {})},
+            config={**_with_manifest(config or {}, manifest),
+                    "hydra": {"overrides": self.job.overrides, "choices": self.job.choices}},
             reinit="create_new",
             # Offline, W&B's closing lines repeat the sync hint for every run; ours is once.
             settings=wandb.Settings(quiet=self.mode == "offline"),
@@ -147,8 +152,7 @@ class WandbTracker:
         if self.run is None:
             self._start(config, manifest)
         else:
-            self.run.config.update({**config, **({"manifest": manifest} if manifest else {})},
-                                   allow_val_change=True)
+            self.run.config.update(_with_manifest(config, manifest), allow_val_change=True)
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         self._start().log(dict(metrics), step=step)
