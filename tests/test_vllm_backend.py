@@ -15,7 +15,7 @@ from grpo_lab.config.validate import validate_config
 from grpo_lab.errors import ConfigError
 from grpo_lab.models.loading import load_policy_and_tokenizer
 from grpo_lab.rollout.assemble import encode_prompts
-from grpo_lab.rollout.factory import build_rollout_backend
+from grpo_lab.rollout.base import build_rollout_backend
 from grpo_lab.rollout.vllm_backend import (
     batch_from_token_lists,
     checkpoint_name,

@@ -3,26 +3,31 @@
 Rewards arrive flat, shape ``[num_prompts * group_size]``, with the ``group_size``
 completions of each prompt contiguous (the order the rollout produces them).
 
-Every estimator has the same signature ``fn(rewards, group_size, eps) -> advantages``
-and is registered by name, so the trainer never special-cases one.
+Every estimator has the same signature and is registered by name (or named by import
+path, ``advantage.normalization=my_pkg.module:fn``), so the trainer never special-cases
+one::
+
+    fn(rewards, group_size, eps, lengths) -> advantages
+
+``rewards``: float ``[N]`` of the whole batch (every process's rows), groups contiguous;
+``lengths``: float ``[N]``, each completion's number of tokens (its mask's sum; for
+length-aware baselines or token-weighted statistics), or None when unknown;
+``advantages``: ``[N]``, one per completion, applied to each of its tokens.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Optional
 
 import torch
 
-AdvantageFn = Callable[[torch.Tensor, int, float], torch.Tensor]
-ADVANTAGE_ESTIMATORS: dict[str, AdvantageFn] = {}
+from grpo_lab.registry import Registry
 
-
-def register_advantage(name: str) -> Callable[[AdvantageFn], AdvantageFn]:
-    def wrap(fn: AdvantageFn) -> AdvantageFn:
-        ADVANTAGE_ESTIMATORS[name] = fn
-        return fn
-
-    return wrap
+AdvantageFn = Callable[[torch.Tensor, int, float, Optional[torch.Tensor]], torch.Tensor]
+ADVANTAGE_ESTIMATORS: Registry[AdvantageFn] = Registry(
+    "advantage estimator", "advantage.normalization", user_code=True
+)
+register_advantage = ADVANTAGE_ESTIMATORS.register
 
 
 def _grouped(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
@@ -48,7 +53,9 @@ def _centered(grouped: torch.Tensor) -> torch.Tensor:
 
 
 @register_advantage("group_std")
-def group_std_advantages(rewards: torch.Tensor, group_size: int, eps: float) -> torch.Tensor:
+def group_std_advantages(
+    rewards: torch.Tensor, group_size: int, eps: float, lengths: torch.Tensor | None = None
+) -> torch.Tensor:
     """(r - mean_group) / (std_group + eps): the outcome-supervision advantage of
     DeepSeekMath (Shao et al. 2024, arXiv:2402.03300, sec. 4.1.2).
 
@@ -62,7 +69,9 @@ def group_std_advantages(rewards: torch.Tensor, group_size: int, eps: float) -> 
 
 
 @register_advantage("group_mean")
-def group_mean_advantages(rewards: torch.Tensor, group_size: int, eps: float) -> torch.Tensor:
+def group_mean_advantages(
+    rewards: torch.Tensor, group_size: int, eps: float, lengths: torch.Tensor | None = None
+) -> torch.Tensor:
     """r - mean_group, without division by the std: Dr. GRPO (Liu et al. 2025,
     "Understanding R1-Zero-Like Training", arXiv:2503.20783), which shows the std
     term up-weights groups that are nearly all right or all wrong. ``eps`` is unused.
@@ -71,7 +80,9 @@ def group_mean_advantages(rewards: torch.Tensor, group_size: int, eps: float) ->
 
 
 @register_advantage("batch_std")
-def batch_std_advantages(rewards: torch.Tensor, group_size: int, eps: float) -> torch.Tensor:
+def batch_std_advantages(
+    rewards: torch.Tensor, group_size: int, eps: float, lengths: torch.Tensor | None = None
+) -> torch.Tensor:
     """(r - mean_group) / (std_batch + eps): the group baseline with the std taken over
     the whole batch (TRL ``scale_rewards="batch"``; REINFORCE++-style global scaling,
     Hu et al. 2025, arXiv:2501.03262), which keeps the relative scale of groups.
@@ -82,14 +93,12 @@ def batch_std_advantages(rewards: torch.Tensor, group_size: int, eps: float) -> 
 
 
 def group_advantages(
-    rewards: torch.Tensor, group_size: int, normalization: str = "group_std", eps: float = 1e-4
+    rewards: torch.Tensor,
+    group_size: int,
+    normalization: str = "group_std",
+    eps: float = 1e-4,
+    lengths: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Advantages of one batch of grouped rewards with the named normalization."""
-    try:
-        estimator = ADVANTAGE_ESTIMATORS[normalization]
-    except KeyError:
-        raise ValueError(
-            f"unknown advantage normalization {normalization!r}; "
-            f"allowed: {', '.join(sorted(ADVANTAGE_ESTIMATORS))}"
-        ) from None
-    return estimator(rewards.float(), group_size, eps)
+    """Advantages of one batch of grouped rewards with the named (or imported) estimator."""
+    estimator = ADVANTAGE_ESTIMATORS.get_entry(normalization)
+    return estimator(rewards.float(), group_size, eps, lengths)

@@ -18,17 +18,24 @@ from typing import Callable
 
 import torch
 
+from grpo_lab.registry import Registry
+
+# fn(log_ratio = logp_ref - logp) -> per-token estimate, same shape.
 KLFn = Callable[[torch.Tensor], torch.Tensor]
+KL_ESTIMATORS: Registry[KLFn] = Registry("KL estimator", "kl.estimator")
 
 
+@KL_ESTIMATORS.register("k1")
 def _k1(log_ratio: torch.Tensor) -> torch.Tensor:
     return -log_ratio
 
 
+@KL_ESTIMATORS.register("k2")
 def _k2(log_ratio: torch.Tensor) -> torch.Tensor:
     return 0.5 * log_ratio.square()
 
 
+@KL_ESTIMATORS.register("k3")
 def _k3(log_ratio: torch.Tensor) -> torch.Tensor:
     # Clamp before exp: a token the reference finds far likelier than the policy
     # would overflow to inf and poison the whole loss.
@@ -36,18 +43,9 @@ def _k3(log_ratio: torch.Tensor) -> torch.Tensor:
     return torch.exp(log_ratio) - 1.0 - log_ratio
 
 
-KL_ESTIMATORS: dict[str, KLFn] = {"k1": _k1, "k2": _k2, "k3": _k3}
-
-
 def kl_penalty(logp: torch.Tensor, ref_logp: torch.Tensor, estimator: str = "k3") -> torch.Tensor:
     """Per-token KL estimate, same shape as ``logp``; gradients flow through ``logp``."""
-    try:
-        fn = KL_ESTIMATORS[estimator]
-    except KeyError:
-        raise ValueError(
-            f"unknown KL estimator {estimator!r}; allowed: {', '.join(sorted(KL_ESTIMATORS))}"
-        ) from None
-    return fn(ref_logp - logp)
+    return KL_ESTIMATORS.get_entry(estimator)(ref_logp - logp)
 
 
 def importance_weighted_kl(kl: torch.Tensor, logp: torch.Tensor, old_logp: torch.Tensor) -> torch.Tensor:

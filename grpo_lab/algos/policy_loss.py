@@ -1,4 +1,18 @@
-"""The clipped surrogate objective and how per-token losses are averaged.
+"""Policy losses (the clipped surrogate first) and how per-token losses are averaged.
+
+A policy loss is registered by name (or named by import path,
+``algorithm.policy_loss=my_pkg.module:fn``) and has one signature::
+
+    fn(logp, old_logp, advantages, mask, cfg) -> (per_token_loss, metrics)
+
+``logp``: ``[B, T]`` log-probs of the completion tokens under the policy being trained
+(with gradient); ``old_logp``: the same under the sampling policy (no gradient; equal
+to ``logp.detach()`` on-policy); ``advantages``: ``[B, 1]`` (one per completion) or
+``[B, T]`` (per token, PPO); ``mask``: float ``[B, T]``, 1 on real completion tokens,
+each row one whole completion (sequence-level ratios sum over it); ``cfg``: the
+``algorithm`` config (clip ranges and any key a loss adds). ``per_token_loss``:
+``[B, T]``, to be minimized, aggregated by ``algorithm.loss_aggregation``; ``metrics``:
+name -> ``[B, T]`` (or ``[B, 1]``) tensor, logged as its mean over real tokens.
 
 Aggregation is expressed as per-token *weights* that sum the batch's per-token losses
 into one scalar. Weights are computed once for the whole batch, so splitting it into
@@ -7,9 +21,20 @@ micro-batches for gradient accumulation gives exactly the full-batch loss.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import torch
+
+from grpo_lab.registry import Registry
+
+PolicyLossFn = Callable[
+    [torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, Any],
+    "tuple[torch.Tensor, dict[str, torch.Tensor]]",
+]
+POLICY_LOSSES: Registry[PolicyLossFn] = Registry("policy loss", "algorithm.policy_loss", user_code=True)
+# fn(mask, max_completion_length, num_tokens) -> per-token weights (see loss_weights).
+AggregationFn = Callable[[torch.Tensor, int, float], torch.Tensor]
+LOSS_AGGREGATIONS: Registry[AggregationFn] = Registry("loss aggregation", "algorithm.loss_aggregation")
 
 
 def clipped_surrogate(
@@ -39,6 +64,21 @@ def clipped_surrogate(
     return loss, {"low": low, "high": high}
 
 
+@POLICY_LOSSES.register("clip")
+def clip_loss(
+    logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor, cfg: Any
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """:func:`clipped_surrogate` with ``algorithm.epsilon_low`` / ``epsilon_high``, and
+    TRL's clip metrics (share of tokens clipped below, above, either)."""
+    loss, clipped = clipped_surrogate(logp, old_logp, advantages, cfg.epsilon_low, cfg.epsilon_high)
+    return loss, {
+        "clip_ratio/low_mean": clipped["low"],
+        "clip_ratio/high_mean": clipped["high"],
+        "clip_ratio/region_mean": clipped["low"] | clipped["high"],
+    }
+
+
+@LOSS_AGGREGATIONS.register("seq_mean")
 def _seq_mean(mask: torch.Tensor, max_completion_length: int, num_tokens: float) -> torch.Tensor:
     # GRPO as written (arXiv:2402.03300 eq. 3): mean over each sequence's tokens,
     # then mean over sequences. Long sequences get less weight per token.
@@ -46,23 +86,18 @@ def _seq_mean(mask: torch.Tensor, max_completion_length: int, num_tokens: float)
     return mask / lengths / mask.shape[0]
 
 
+@LOSS_AGGREGATIONS.register("token_mean")
 def _token_mean(mask: torch.Tensor, max_completion_length: int, num_tokens: float) -> torch.Tensor:
     # DAPO's token-level loss (arXiv:2503.14476 sec. 3.3): every token of the batch
     # weighs the same.
     return mask / max(num_tokens, 1.0)
 
 
+@LOSS_AGGREGATIONS.register("dr_grpo")
 def _dr_grpo(mask: torch.Tensor, max_completion_length: int, num_tokens: float) -> torch.Tensor:
     # Dr. GRPO (arXiv:2503.20783 sec. 3.1): a constant normalizer (sequences x max
     # completion length) so no length bias enters through the denominator.
     return mask / (mask.shape[0] * max_completion_length)
-
-
-LOSS_AGGREGATIONS: dict[str, Callable[[torch.Tensor, int, float], torch.Tensor]] = {
-    "seq_mean": _seq_mean,
-    "token_mean": _token_mean,
-    "dr_grpo": _dr_grpo,
-}
 
 
 def loss_weights(
@@ -74,13 +109,7 @@ def loss_weights(
     Data-parallel processes pass their share of the global count (global / processes),
     so that the processes' averaged gradients equal the global batch's.
     """
-    try:
-        fn = LOSS_AGGREGATIONS[aggregation]
-    except KeyError:
-        raise ValueError(
-            f"unknown loss aggregation {aggregation!r}; "
-            f"allowed: {', '.join(sorted(LOSS_AGGREGATIONS))}"
-        ) from None
+    fn = LOSS_AGGREGATIONS.get_entry(aggregation)
     mask = mask.float()
     return fn(mask, max_completion_length, float(mask.sum()) if num_tokens is None else num_tokens)
 

@@ -57,7 +57,8 @@ class ModelConfig:
 
 @dataclass
 class TaskConfig:
-    # Registered task: arithmetic | gsm8k | tldr.
+    # Registered task: arithmetic | gsm8k | tldr, or your own builder by import path,
+    # "my_pkg.module:fn" (fn(task_cfg) -> datasets.Dataset; see grpo_lab/tasks/base.py).
     name: str = MISSING
     # System message of question tasks' chat prompts (tldr rows bring their own prompts).
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
@@ -110,7 +111,8 @@ class RewardConfig:
 
 @dataclass
 class AdvantageConfig:
-    # group_std (DeepSeekMath GRPO) | group_mean (Dr. GRPO) | batch_std.
+    # group_std (DeepSeekMath GRPO) | group_mean (Dr. GRPO) | batch_std, or your own
+    # estimator by import path, "my_pkg.module:fn" (signature: grpo_lab/algos/advantages.py).
     normalization: str = "group_std"
     # Added to the std before dividing.
     eps: float = 1e-4
@@ -148,7 +150,7 @@ class CriticConfig:
 
 @dataclass
 class AlgorithmConfig:
-    # grpo | ppo.
+    # grpo | ppo (grpo_lab/methods).
     name: str = "grpo"
     # Completions sampled per prompt (G; TRL num_generations). Must be >= 2.
     group_size: int = 4
@@ -161,6 +163,9 @@ class AlgorithmConfig:
     num_minibatches: int = 1
     # seq_mean (GRPO) | token_mean (DAPO) | dr_grpo (constant normalizer).
     loss_aggregation: str = "seq_mean"
+    # Per-token policy loss: clip (PPO's clipped surrogate with epsilon_low/high), or
+    # your own by import path, "my_pkg.module:fn" (signature: grpo_lab/algos/policy_loss.py).
+    policy_loss: str = "clip"
     # PPO only: GAE discount and lambda (Schulman et al. 2016), value clip range,
     # value-loss weight for the shared head, advantage whitening, the critic.
     gamma: float = 1.0

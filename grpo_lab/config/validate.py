@@ -1,4 +1,10 @@
-"""Checks that need more than a type: run before any model or dataset is loaded."""
+"""Checks that need more than a type: run before any model or dataset is loaded.
+
+Names are checked against the registries (grpo_lab/registry.py), which list what is
+allowed; user code named by import path is imported here, so a typo in it fails now.
+Task and reward names are checked when the task and the reward mix are built, also
+before the model loads.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +15,15 @@ from omegaconf import OmegaConf
 
 from grpo_lab.algos.advantages import ADVANTAGE_ESTIMATORS
 from grpo_lab.algos.kl import KL_ESTIMATORS
-from grpo_lab.algos.policy_loss import LOSS_AGGREGATIONS
+from grpo_lab.algos.policy_loss import LOSS_AGGREGATIONS, POLICY_LOSSES
 from grpo_lab.config.device import check_device
 from grpo_lab.errors import ConfigError
+from grpo_lab.methods import ALGORITHMS, CRITIC_MODES
 from grpo_lab.rewards.mix import EMPTY_WEIGHTS
 from grpo_lab.rewards.registry import GOAL_REWARDS
+from grpo_lab.rollout.base import ROLLOUT_BACKENDS
+from grpo_lab.trainer.kl_term import PLACEMENTS
+from grpo_lab.trainer.optim import OPTIMIZERS
 
 # trainer.progress_bar: the training bar (true), none (false), or also the libraries' own
 # bars while the run is set up (all).
@@ -65,13 +75,15 @@ def validate_config(cfg: Any) -> None:
     _check_numbers_finite(cfg)
     algo, trainer = cfg.algorithm, cfg.trainer
     check_device(trainer.device)
-    _one_of("algorithm.name", algo.name, ["grpo", "ppo"])
-    _one_of("algorithm.critic.mode", algo.critic.mode, ["separate", "shared"])
-    _one_of("kl.placement", cfg.kl.placement, ["loss", "reward"])
-    _one_of("advantage.normalization", cfg.advantage.normalization, ADVANTAGE_ESTIMATORS)
-    _one_of("algorithm.loss_aggregation", algo.loss_aggregation, LOSS_AGGREGATIONS)
-    _one_of("kl.estimator", cfg.kl.estimator, KL_ESTIMATORS)
-    _one_of("rollout.backend", cfg.rollout.backend, ["hf", "vllm"])
+    ALGORITHMS.check(algo.name)
+    _one_of("algorithm.critic.mode", algo.critic.mode, CRITIC_MODES)
+    _one_of("kl.placement", cfg.kl.placement, PLACEMENTS)
+    ADVANTAGE_ESTIMATORS.check(cfg.advantage.normalization)
+    POLICY_LOSSES.check(algo.policy_loss)
+    LOSS_AGGREGATIONS.check(algo.loss_aggregation)
+    KL_ESTIMATORS.check(cfg.kl.estimator)
+    ROLLOUT_BACKENDS.check(cfg.rollout.backend)
+    OPTIMIZERS.check(trainer.optimizer)
     if cfg.kl.bias_correction and cfg.kl.placement != "loss":
         raise ConfigError(
             f"kl.bias_correction=true needs kl.placement=loss (got {cfg.kl.placement!r}): "

@@ -12,13 +12,15 @@ means "not applicable to this sample".
 
 from __future__ import annotations
 
-from grpo_lab.errors import ConfigError
-
-import importlib
 from typing import Any, Callable
 
+from grpo_lab.errors import ConfigError
+from grpo_lab.registry import Registry, import_object
+
 RewardFn = Callable[..., list[Any]]
-REWARD_FUNCTIONS: dict[str, RewardFn] = {}
+# User functions come in by import path under their own name (reward.functions.<name>),
+# so this registry itself takes names only.
+REWARD_FUNCTIONS: Registry[RewardFn] = Registry("reward function", "reward.weights")
 # The rewards grpo-lab ships (builtin.py, summary.py). Each scores what its task asks for,
 # higher is better (the right answer, the tags, overlap with the reference summary, the
 # reference's length), so a negative weight would train the policy away from the task:
@@ -26,30 +28,14 @@ REWARD_FUNCTIONS: dict[str, RewardFn] = {}
 GOAL_REWARDS = ("correctness", "correctness_lenient", "format", "rouge_l", "summary_length")
 
 
-def register_reward(name: str) -> Callable[[RewardFn], RewardFn]:
-    def wrap(fn: RewardFn) -> RewardFn:
-        REWARD_FUNCTIONS[name] = fn
-        return fn
-
-    return wrap
-
-
-def import_object(path: str) -> Any:
-    """``"package.module:attribute"`` -> the attribute."""
-    module_name, sep, attr = path.partition(":")
-    if not sep or not module_name or not attr:
-        raise ConfigError(f"import path {path!r} must look like 'package.module:function'")
-    try:
-        return getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as err:
-        raise ConfigError(f"cannot import {path!r}: {err}") from None
+register_reward = REWARD_FUNCTIONS.register
 
 
 def resolve_reward(name: str, import_paths: dict[str, str] | None = None) -> RewardFn:
     """A registered reward by name, or a user function named in ``import_paths``."""
     import_paths = import_paths or {}
     if name in import_paths:
-        fn = import_object(import_paths[name])
+        fn = import_object(import_paths[name], f"reward.functions.{name}")
         if not callable(fn):
             raise ConfigError(f"reward.functions.{name}={import_paths[name]!r} is not callable")
         return fn

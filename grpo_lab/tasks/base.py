@@ -9,26 +9,22 @@ other column is passed to reward functions as a keyword argument, as TRL does.
 
 from __future__ import annotations
 
-from grpo_lab.errors import ConfigError
-
 import os
 from typing import Any, Callable
 
 from datasets import Dataset, load_dataset
 
+from grpo_lab.errors import ConfigError
+from grpo_lab.registry import Registry
+
 # Local data files by suffix -> the `datasets` builder that reads them.
 LOCAL_BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}
 
+# fn(task cfg) -> Dataset with a `question` column (prompts are built from it) or a
+# `prompt` column; every other column reaches reward functions by name.
 TaskBuilder = Callable[[Any], Dataset]
-TASK_BUILDERS: dict[str, TaskBuilder] = {}
-
-
-def register_task(name: str) -> Callable[[TaskBuilder], TaskBuilder]:
-    def wrap(fn: TaskBuilder) -> TaskBuilder:
-        TASK_BUILDERS[name] = fn
-        return fn
-
-    return wrap
+TASK_BUILDERS: Registry[TaskBuilder] = Registry("task", "task.name", user_code=True)
+register_task = TASK_BUILDERS.register
 
 
 def first_line(err: Exception) -> str:
@@ -68,14 +64,9 @@ def to_chat_prompts(dataset: Dataset, system_prompt: str, question_column: str =
 
 
 def build_task(cfg: Any) -> Dataset:
-    """The dataset named by ``cfg.name``, with chat prompts and at most ``cfg.num_examples`` rows."""
-    try:
-        builder = TASK_BUILDERS[cfg.name]
-    except KeyError:
-        raise ConfigError(
-            f"unknown task.name {cfg.name!r}; allowed: {', '.join(sorted(TASK_BUILDERS))}"
-        ) from None
-    dataset = builder(cfg)
+    """The dataset named by ``cfg.name`` (a registered task or ``package.module:fn``),
+    with chat prompts and at most ``cfg.num_examples`` rows."""
+    dataset = TASK_BUILDERS.get_entry(cfg.name)(cfg)
     if "prompt" not in dataset.column_names:
         dataset = to_chat_prompts(dataset, cfg.system_prompt)
     if cfg.num_examples is not None:

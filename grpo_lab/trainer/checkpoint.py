@@ -3,9 +3,13 @@
 A checkpoint is a folder ``<output_dir>/checkpoints/step_<N>/``:
 
 - ``policy.safetensors``: the policy's weights (only the adapters with LoRA);
-- ``critic.safetensors``: PPO's critic (separate model or shared value head), if any;
-- ``trainer_state.pt``: optimizers, LR scheduler, every random stream, the prompt
-  order and position, the step and the metrics history (``torch.load(weights_only=True)``);
+- ``<name>.safetensors`` for each model the algorithm keeps besides the policy
+  (``Algorithm.modules()``: PPO's ``critic.safetensors``, separate model or shared
+  value head);
+- ``trainer_state.pt``: the optimizer, LR scheduler, every random stream, the prompt
+  order and position, the step, the metrics history and the algorithm's own state
+  (``Algorithm.state_dict()``: PPO's critic optimizer and generator)
+  (``torch.load(weights_only=True)``);
 - ``config.yaml``: the resolved config of the run (``grpo-lab-eval`` rebuilds the model
   from it).
 
@@ -34,7 +38,6 @@ from grpo_lab.trainer.rng import capture_rng, restore_rng
 
 CHECKPOINT_DIR = "checkpoints"
 POLICY_FILE = "policy.safetensors"
-CRITIC_FILE = "critic.safetensors"
 STATE_FILE = "trainer_state.pt"
 CONFIG_FILE = "config.yaml"
 _NAME = re.compile(r"^step_(\d+)$")
@@ -91,21 +94,15 @@ def resolve_resume(resume: str | None, output_dir: str | os.PathLike) -> Path | 
 
 # -- what a trainer holds -------------------------------------------------------------
 def _generators(trainer: Any) -> dict[str, torch.Generator]:
-    generators = {"sampler": trainer.sampler.generator, "update": trainer.update_generator}
-    algo_generator = getattr(trainer.algorithm, "generator", None)
-    if algo_generator is not None:
-        generators["algorithm"] = algo_generator
-    return generators
+    return {"sampler": trainer.sampler.generator, "update": trainer.update_generator}
 
 
 def _trainer_state(trainer: Any, step: int) -> dict[str, Any]:
-    algorithm = trainer.algorithm
-    critic_optimizer = getattr(algorithm, "critic_optimizer", None)
     return {
         "step": step,
         "optimizer": trainer.optimizer.state_dict(),
         "scheduler": trainer.scheduler.state_dict(),
-        "critic_optimizer": critic_optimizer.state_dict() if critic_optimizer is not None else None,
+        "algorithm": trainer.algorithm.state_dict(),
         "rng": capture_rng(_generators(trainer)),
         "sampler": {"order": list(trainer.sampler.order), "position": trainer.sampler.position},
         "history": list(trainer.history),
@@ -119,9 +116,8 @@ def _write(trainer: Any, step: int, folder: Path) -> None:
         save_file({k: v.contiguous() for k, v in lora_state_dict(trainer.policy).items()}, folder / POLICY_FILE)
     else:
         save_model(trainer.policy, str(folder / POLICY_FILE))
-    critic = getattr(trainer.algorithm, "critic", None)
-    if critic is not None:
-        save_model(critic, str(folder / CRITIC_FILE))
+    for name, module in trainer.algorithm.modules().items():
+        save_model(module, str(folder / f"{name}.safetensors"))
     OmegaConf.save(trainer.cfg, folder / CONFIG_FILE, resolve=True)
     torch.save(_trainer_state(trainer, step), folder / STATE_FILE)
 
@@ -162,16 +158,14 @@ def load_checkpoint(trainer: Any, folder: str | os.PathLike) -> int:
     folder = Path(folder)
     state = torch.load(folder / STATE_FILE, map_location="cpu", weights_only=True)
     load_policy_weights(trainer.policy, folder)
-    critic = getattr(trainer.algorithm, "critic", None)
-    if critic is not None:
-        if not (folder / CRITIC_FILE).is_file():
-            raise ConfigError(f"checkpoint {folder} has no critic; algorithm.name differs from the saved run")
-        load_model(critic, str(folder / CRITIC_FILE), device=str(_device_of(critic)))
+    for name, module in trainer.algorithm.modules().items():
+        path = folder / f"{name}.safetensors"
+        if not path.is_file():
+            raise ConfigError(f"checkpoint {folder} has no {name}; algorithm.name differs from the saved run")
+        load_model(module, str(path), device=str(_device_of(module)))
     trainer.optimizer.load_state_dict(state["optimizer"])
     trainer.scheduler.load_state_dict(state["scheduler"])
-    critic_optimizer = getattr(trainer.algorithm, "critic_optimizer", None)
-    if critic_optimizer is not None:
-        critic_optimizer.load_state_dict(state["critic_optimizer"])
+    trainer.algorithm.load_state_dict(state["algorithm"] if "algorithm" in state else _older_algorithm_state(state))
     trainer.sampler.order = list(state["sampler"]["order"])
     trainer.sampler.position = int(state["sampler"]["position"])
     trainer.history = list(state["history"])
@@ -179,6 +173,13 @@ def load_checkpoint(trainer: Any, folder: str | os.PathLike) -> int:
     trainer.rewards.load_state_dict(state.get("rewards", {}))  # older checkpoints: none
     restore_rng(state["rng"], _generators(trainer))
     return int(state["step"])
+
+
+def _older_algorithm_state(state: dict[str, Any]) -> dict[str, Any]:
+    """The algorithm's state in a checkpoint written before algorithms kept their own:
+    the critic optimizer at the top level, the critic's generator among the streams."""
+    generator = state["rng"]["generators"].get("algorithm")
+    return {"critic_optimizer": state.get("critic_optimizer"), "generator": generator} if generator is not None else {}
 
 
 def load_policy_weights(policy: torch.nn.Module, folder: str | os.PathLike) -> None:

@@ -1,8 +1,11 @@
 """The trainer core shared by every algorithm.
 
 One step: draw ``batch_size`` prompts -> sample ``group_size`` completions each ->
-score them with the reward mix -> ``algorithm.advantages`` -> (old / reference
-log-probs only when the settings need them) -> clipped policy update -> records.
+score them with the reward mix -> (old / reference log-probs only when the settings
+need them) -> ``algorithm.advantages`` -> policy update -> the algorithm's own update
+(PPO's critic) -> records. The loop does no algorithm math: advantages come from the
+algorithm (grpo_lab/methods), the KL from its owner (trainer/kl_term.py), the loss
+from the update (trainer/update.py).
 
 Departures from textbook GRPO (DeepSeekMath, arXiv:2402.03300), stated here once:
 - With ``num_iterations == 1`` and one mini-batch the policy has not moved since
@@ -28,7 +31,6 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
-from grpo_lab.algos.kl import kl_penalty
 from grpo_lab.config.device import resolve_device
 from grpo_lab.config.validate import validate_config
 from grpo_lab.errors import TrainingDivergedError
@@ -36,13 +38,13 @@ from grpo_lab.eval.evaluator import Evaluator, question_of
 from grpo_lab.models.loading import load_policy_and_tokenizer, resolve_dtype
 from grpo_lab.models.lora import build_reference
 from grpo_lab.rewards.mix import RewardMix
-from grpo_lab.rollout.factory import build_rollout_backend
+from grpo_lab.rollout.base import build_rollout_backend
 from grpo_lab.tasks import build_task
 from grpo_lab.tracking import build_trackers
 from grpo_lab.tracking.budget import Budget
 from grpo_lab.tracking.manifest import build_manifest
 from grpo_lab.tracking.run_identity import current_hydra_job
-from grpo_lab.trainer.algorithm import build_algorithm
+from grpo_lab.methods import build_algorithm
 from grpo_lab.trainer.checkpoint import load_checkpoint, resolve_resume, save_checkpoint
 from grpo_lab.trainer.checkpoint_schedule import CheckpointSchedule
 from grpo_lab.trainer.data import PromptSampler
@@ -54,7 +56,8 @@ from grpo_lab.trainer.optim import build_optimizer, build_scheduler
 from grpo_lab.trainer.rng import sample_seeds
 from grpo_lab.trainer.rollback import one_run_per_folder
 from grpo_lab.trainer.signals import GracefulStop
-from grpo_lab.trainer.update import UpdateBatch, policy_update
+from grpo_lab.trainer.kl_term import KLTerm
+from grpo_lab.trainer.update import UpdateBatch, UpdateSettings, policy_update
 
 
 def enable_activation_checkpointing(model: torch.nn.Module) -> None:
@@ -110,8 +113,9 @@ class Trainer:
         self.policy.train()
         if trainer_cfg.gradient_checkpointing:
             enable_activation_checkpointing(self.policy)
+        self.kl = KLTerm.from_config(cfg.kl)
         self.reference = None
-        if cfg.kl.coef > 0:  # with LoRA: the policy with adapters disabled, no copy
+        if self.kl.enabled:  # with LoRA: the policy with adapters disabled, no copy
             self.reference = build_reference(self.policy)
         self.algorithm = build_algorithm(cfg, self.policy, self.device, self.parallel)
         self.rollout = build_rollout_backend(cfg.rollout, self.tokenizer, self.device)
@@ -122,12 +126,13 @@ class Trainer:
         self.optimizer = self.parallel.prepare_optimizer(build_optimizer(self.train_module.parameters(), trainer_cfg))
         self.scheduler = build_scheduler(self.optimizer, trainer_cfg, trainer_cfg.max_steps * updates_per_step)
         self.update_generator = torch.Generator().manual_seed(trainer_cfg.seed + 1)
+        # Forward passes run each group's shared prompt once (see completion_forward).
+        self.prefix_group_size = prefix_group_size(cfg)
+        self.update_settings = UpdateSettings.from_config(cfg, self.prefix_group_size)
         self.history: list[dict[str, float]] = []
         self.budget = Budget()
         self.start_eval: dict[str, float] = {}  # held-out scores before training (eval.at_start)
         self.stopped_by: str | None = None  # the signal that ended the run early
-        # Forward passes run each group's shared prompt once (see completion_forward).
-        self.prefix_group_size = prefix_group_size(cfg)
         # Held-out evaluation runs on the main process (the others wait at the next step);
         # problems that are also training questions are left out of the held-out set.
         self.evaluator = (
@@ -145,16 +150,15 @@ class Trainer:
     def _rollout_passes(self, batch: Any) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
         """No-grad passes over the rollouts, only where needed: the sampling policy's
         log-probs when the policy moves before the last use of this batch, when the
-        samples came from another engine or when the KL goes into the reward; the
+        samples came from another engine or when the KL term asks for them; the
         reference's when KL is on. The policy pass also returns its last hidden states
         when a value head sits on the policy (PPO's values come from the same pass).
 
         Returns (old log-probs, reference log-probs, policy hidden states), each or None."""
         cfg = self.cfg
         algo = cfg.algorithm
-        needs_old = algo.num_iterations > 1 or algo.num_minibatches > 1 or self.rollout.samples_off_policy or (
-            self.reference is not None and cfg.kl.placement == "reward"
-        )
+        needs_old = (algo.num_iterations > 1 or algo.num_minibatches > 1 or self.rollout.samples_off_policy
+                     or self.kl.needs_sampling_logp)
         args = (batch.input_ids, batch.attention_mask, batch.completion_ids,
                 cfg.trainer.micro_batch_size, cfg.rollout.temperature, self.prefix_group_size)
         needs_hidden = self.algorithm.value_head is not None
@@ -184,17 +188,10 @@ class Trainer:
         t_reward = time.perf_counter()
 
         old_logp, ref_logp, policy_hidden = self._rollout_passes(batch)
-        kl_in_reward = ref_logp is not None and cfg.kl.placement == "reward"
-        token_kl = kl_metrics = None
-        if kl_in_reward:
-            kl = kl_penalty(old_logp, ref_logp, cfg.kl.estimator)
-            token_kl = cfg.kl.coef * kl
-            mask = batch.completion_mask.float()
-            kl_sum, tokens = self.parallel.sum([float((kl * mask).sum()), float(mask.sum())])
-            kl_metrics = {"kl": kl_sum / max(tokens, 1.0)}
+        penalty, kl_metrics = self.kl.reward_penalty(old_logp, ref_logp, batch.completion_mask, self.parallel)
         t_ref = time.perf_counter()
 
-        adv = self.algorithm.advantages(batch, rewards, token_kl, policy_hidden)
+        adv = self.algorithm.advantages(batch, rewards, penalty, policy_hidden)
         update: dict[str, float] = {}
         trains_policy = self.algorithm.trains_policy(step)
         if trains_policy:
@@ -202,27 +199,19 @@ class Trainer:
                 self.train_module, self.optimizer, self.scheduler,
                 UpdateBatch(batch.input_ids, batch.attention_mask, batch.completion_ids,
                             batch.completion_mask, adv.advantages.to(self.device), old_logp,
-                            None if kl_in_reward else ref_logp),
-                cfg.algorithm, cfg.kl,
-                micro_batch_size=cfg.trainer.micro_batch_size,
-                max_grad_norm=cfg.trainer.max_grad_norm,
-                max_completion_length=cfg.rollout.max_new_tokens,
-                temperature=cfg.rollout.temperature,
-                with_entropy=cfg.trainer.log_entropy,
-                generator=self.update_generator,
-                parallel=self.parallel,
-                shared_value=self.algorithm.shared_value(adv),
-                group_size=self.prefix_group_size,
+                            ref_logp if self.kl.in_loss else None),
+                self.update_settings, self.kl, self.update_generator, self.parallel,
+                self.algorithm.auxiliary_loss(adv),
             )
             self.rollout.sync_weights(self.policy)
-        critic = self.algorithm.update_critic(batch, adv)
+        critic = self.algorithm.after_update(batch, adv)
         t_end = time.perf_counter()
 
         step_time = t_end - t0
         lengths = self.parallel.gather(batch.completion_mask.sum(dim=1).float().cpu())
         metrics = {
             **self._batch_metrics(batch, rewards, per_function, lengths),
-            **(kl_metrics or {}),
+            **kl_metrics,
             **update,
             **self.parallel.mean_metrics(adv.metrics),
             **advantage_metrics(adv.advantages, batch.completion_mask, self.parallel.sum),

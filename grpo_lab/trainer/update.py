@@ -1,7 +1,8 @@
-"""The updates shared by every algorithm: the clipped policy step (plus KL in the loss,
-plus a value loss when the value head sits on the policy) and the separate critic step.
+"""The policy update shared by every algorithm: the configured policy loss (plus the KL
+term when it goes into the loss, plus an algorithm's auxiliary loss such as PPO's shared
+value head), and the schedule and optimizer step that PPO's separate critic reuses.
 
-Both walk the same schedule: ``num_iterations`` passes over the batch, each split into
+The schedule: ``num_iterations`` passes over the batch, each split into
 ``num_minibatches`` optimizer steps, each accumulated over micro-batches. Loss weights
 are computed per mini-batch, so micro-batching never changes the loss. With several
 processes (see trainer/distributed.py) each walks its share of the batch, gradients
@@ -18,10 +19,9 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
-from grpo_lab.algos.gae import clipped_value_loss
-from grpo_lab.algos.kl import importance_weighted_kl, kl_penalty
-from grpo_lab.algos.policy_loss import aggregate, clipped_surrogate, loss_weights
+from grpo_lab.algos.policy_loss import POLICY_LOSSES, PolicyLossFn, aggregate, loss_weights
 from grpo_lab.trainer.distributed import Parallel
+from grpo_lab.trainer.kl_term import KLTerm
 
 
 @dataclass
@@ -35,21 +35,34 @@ class UpdateBatch:
     ref_logp: torch.Tensor | None  # [N, T]; None: no KL term in the loss
 
 
-@dataclass
-class ValueTargets:
-    """What a value loss needs: rollout-time values and GAE returns, ``[N, T]``."""
+@dataclass(frozen=True)
+class UpdateSettings:
+    """What the policy update reads from the config, built once per run."""
 
-    returns: torch.Tensor
-    old_values: torch.Tensor
-    clip_range: float
+    num_iterations: int
+    num_minibatches: int
+    micro_batch_size: int
+    max_grad_norm: float
+    max_completion_length: int
+    temperature: float
+    with_entropy: bool
+    aggregation: str
+    policy_loss: PolicyLossFn
+    # The `algorithm` config, handed to the policy loss (clip ranges, a loss's own keys).
+    loss_cfg: Any
+    # Rows share prompts in groups of this size (see trainer/forward.py); 1: none.
+    group_size: int = 1
 
-
-@dataclass
-class SharedValueLoss:
-    """The value loss of a head on the policy backbone, added to the policy loss."""
-
-    targets: ValueTargets
-    coef: float
+    @classmethod
+    def from_config(cls, cfg: Any, group_size: int = 1) -> "UpdateSettings":
+        algo = cfg.algorithm
+        return cls(
+            num_iterations=algo.num_iterations, num_minibatches=algo.num_minibatches,
+            micro_batch_size=cfg.trainer.micro_batch_size, max_grad_norm=cfg.trainer.max_grad_norm,
+            max_completion_length=cfg.rollout.max_new_tokens, temperature=cfg.rollout.temperature,
+            with_entropy=cfg.trainer.log_entropy, aggregation=algo.loss_aggregation,
+            policy_loss=POLICY_LOSSES.get_entry(algo.policy_loss), loss_cfg=algo, group_size=group_size,
+        )
 
 
 class MaskedMeans:
@@ -86,10 +99,10 @@ def update_schedule(
             yield minibatch, micros
 
 
-def _step(optimizer: torch.optim.Optimizer, scheduler: Any, max_grad_norm: float, parallel: Parallel) -> float:
+def optimizer_step(optimizer: torch.optim.Optimizer, scheduler: Any, max_grad_norm: float, parallel: Parallel) -> float:
     """Clips and applies the accumulated gradients; returns their norm. A NaN or inf
     norm (a NaN/inf loss or gradient anywhere) skips the update entirely, so one bad
-    batch cannot poison the weights; the caller counts it (see :func:`_skip_metrics`)."""
+    batch cannot poison the weights; the caller counts it (see :func:`skip_metrics`)."""
     params = [p for group in optimizer.param_groups for p in group["params"]]
     norm = parallel.clip_grad_norm(params, max_grad_norm if max_grad_norm > 0 else float("inf"))
     # With fp16 loss scaling the scaler's step itself skips a non-finite update, and it
@@ -102,7 +115,7 @@ def _step(optimizer: torch.optim.Optimizer, scheduler: Any, max_grad_norm: float
     return norm
 
 
-def _skip_metrics(grad_norms: list[float], parallel: Parallel, name: str) -> dict[str, float]:
+def skip_metrics(grad_norms: list[float], parallel: Parallel, name: str) -> dict[str, float]:
     """Updates skipped for a non-finite gradient norm: faults (``nonfinite/``, which stop
     a run after trainer.max_nonfinite_steps in a row), or with fp16 loss scaling the
     scaler's overflow steps (``mixed_precision/``), part of its normal working."""
@@ -112,12 +125,12 @@ def _skip_metrics(grad_norms: list[float], parallel: Parallel, name: str) -> dic
     return {f"nonfinite/skipped_{name}": skipped}
 
 
-def _finite_mean(values: list[float]) -> float:
+def finite_mean(values: list[float]) -> float:
     finite = [v for v in values if math.isfinite(v)]
     return sum(finite) / len(finite) if finite else float("nan")
 
 
-def _token_share(mask: torch.Tensor, parallel: Parallel) -> float:
+def token_share(mask: torch.Tensor, parallel: Parallel) -> float:
     """This process's share of the mini-batch's tokens over all processes."""
     return parallel.sum([float(mask.sum())])[0] / parallel.world_size
 
@@ -127,32 +140,29 @@ def policy_update(
     optimizer: torch.optim.Optimizer,
     scheduler: Any,
     batch: UpdateBatch,
-    algo_cfg: Any,
-    kl_cfg: Any,
-    micro_batch_size: int,
-    max_grad_norm: float,
-    max_completion_length: int,
-    temperature: float,
-    with_entropy: bool,
+    settings: UpdateSettings,
+    kl: KLTerm,
     generator: torch.Generator,
     parallel: Parallel,
-    shared_value: SharedValueLoss | None = None,
-    group_size: int = 1,
+    auxiliary_loss: Any = None,
 ) -> dict[str, float]:
     """``model``: a :class:`~grpo_lab.trainer.forward.TrainForward` as prepared by
-    ``parallel`` (its value head present exactly when ``shared_value`` is given)."""
+    ``parallel`` (its value head present exactly when ``auxiliary_loss`` is given, see
+    :data:`grpo_lab.methods.base.AuxiliaryLoss`). The KL term enters the loss when
+    ``batch.ref_logp`` is given."""
     means = MaskedMeans()
     losses, grad_norms = [], []
     optimizer_seconds = 0.0
+    s = settings
     schedule = update_schedule(
-        batch.completion_ids.shape[0], algo_cfg.num_iterations, algo_cfg.num_minibatches,
-        micro_batch_size, generator,
+        batch.completion_ids.shape[0], s.num_iterations, s.num_minibatches, s.micro_batch_size, generator,
     )
     for minibatch, micros in schedule:
         mb_mask = batch.completion_mask[minibatch]
-        tokens = _token_share(mb_mask, parallel)
-        weights = loss_weights(mb_mask, algo_cfg.loss_aggregation, max_completion_length, tokens)
-        value_weights = loss_weights(mb_mask, "token_mean", max_completion_length, tokens)
+        tokens = token_share(mb_mask, parallel)
+        weights = loss_weights(mb_mask, s.aggregation, s.max_completion_length, tokens)
+        # An auxiliary (value) loss is a per-token mean whatever the policy's aggregation.
+        aux_weights = loss_weights(mb_mask, "token_mean", s.max_completion_length, tokens)
         optimizer.zero_grad(set_to_none=True)
         minibatch_loss = 0.0
         for (idx, part), sync in zip(micros, parallel.accumulate(model, len(micros))):
@@ -160,90 +170,34 @@ def policy_update(
                 mask = batch.completion_mask[idx].float()
                 logp, entropy, values = model(
                     batch.input_ids[idx], batch.attention_mask[idx], batch.completion_ids[idx],
-                    temperature, with_entropy, group_size,
+                    s.temperature, s.with_entropy, s.group_size,
                 )
                 old_logp = logp.detach() if batch.old_logp is None else batch.old_logp[idx]
-                per_token, clipped = clipped_surrogate(
-                    logp, old_logp, batch.advantages[idx], algo_cfg.epsilon_low, algo_cfg.epsilon_high
-                )
-                tracked = {
-                    "clip_ratio/low_mean": clipped["low"],
-                    "clip_ratio/high_mean": clipped["high"],
-                    "clip_ratio/region_mean": clipped["low"] | clipped["high"],
-                }
+                per_token, tracked = s.policy_loss(logp, old_logp, batch.advantages[idx], mask, s.loss_cfg)
+                tracked = dict(tracked)
                 if batch.ref_logp is not None:
-                    kl = kl_penalty(logp, batch.ref_logp[idx], kl_cfg.estimator)
-                    if kl_cfg.bias_correction:
-                        kl = importance_weighted_kl(kl, logp, old_logp)
-                    per_token = per_token + kl_cfg.coef * kl
-                    tracked["kl"] = kl
+                    kl_loss, kl_value = kl.loss_term(logp, batch.ref_logp[idx], old_logp)
+                    per_token = per_token + kl_loss
+                    tracked["kl"] = kl_value
                 if entropy is not None:
                     tracked["entropy"] = entropy
                 loss = aggregate(per_token, weights[part])
-                if shared_value is not None:
-                    t = shared_value.targets
-                    value_loss, value_clipped = clipped_value_loss(
-                        values, t.old_values[idx], t.returns[idx], t.clip_range
-                    )
-                    loss = loss + shared_value.coef * aggregate(value_loss, value_weights[part])
-                    tracked["critic/value_loss"] = value_loss
-                    tracked["critic/value_clipfrac"] = value_clipped
+                if auxiliary_loss is not None:
+                    aux_loss, aux_tracked = auxiliary_loss(values, idx, aux_weights[part])
+                    loss = loss + aux_loss
+                    tracked.update(aux_tracked)
                 parallel.backward(loss)
                 minibatch_loss += float(loss.detach())
                 means.add(mask, **tracked)
         start = time.perf_counter()
-        grad_norms.append(_step(optimizer, scheduler, max_grad_norm, parallel))
+        grad_norms.append(optimizer_step(optimizer, scheduler, s.max_grad_norm, parallel))
         optimizer_seconds += time.perf_counter() - start
         losses.append(minibatch_loss)
     # Each process's loss is scaled to its share; the global loss is their mean.
-    losses = [s / parallel.world_size for s in parallel.sum(losses)]
+    losses = [total / parallel.world_size for total in parallel.sum(losses)]
     metrics = means.means(parallel)
-    metrics["loss/policy"] = _finite_mean(losses)
-    metrics["grad_norm"] = _finite_mean(grad_norms)
+    metrics["loss/policy"] = finite_mean(losses)
+    metrics["grad_norm"] = finite_mean(grad_norms)
     metrics["time/optimizer"] = optimizer_seconds  # clipping + optimizer step, part of time/update
-    metrics.update(_skip_metrics(grad_norms, parallel, "updates"))
-    return metrics
-
-
-def critic_update(
-    critic: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    input_ids: torch.Tensor,
-    attention_mask: torch.Tensor,
-    completion_mask: torch.Tensor,
-    targets: ValueTargets,
-    algo_cfg: Any,
-    micro_batch_size: int,
-    max_grad_norm: float,
-    generator: torch.Generator,
-    parallel: Parallel,
-    group_size: int = 1,
-) -> dict[str, float]:
-    """Clipped value regression of a separate critic (as prepared by ``parallel``) onto
-    the GAE returns. ``group_size``: rows share prompts in such groups (see the policy's)."""
-    means = MaskedMeans()
-    grad_norms = []
-    width = completion_mask.shape[1]
-    schedule = update_schedule(
-        completion_mask.shape[0], algo_cfg.num_iterations, algo_cfg.num_minibatches,
-        micro_batch_size, generator,
-    )
-    for minibatch, micros in schedule:
-        mb_mask = completion_mask[minibatch]
-        weights = loss_weights(mb_mask, "token_mean", width, _token_share(mb_mask, parallel))
-        optimizer.zero_grad(set_to_none=True)
-        for (idx, part), sync in zip(micros, parallel.accumulate(critic, len(micros))):
-            with sync:
-                values = critic(input_ids[idx], attention_mask[idx], width, group_size)
-                value_loss, clipped = clipped_value_loss(
-                    values, targets.old_values[idx], targets.returns[idx], targets.clip_range
-                )
-                parallel.backward(aggregate(value_loss, weights[part]))
-                means.add(completion_mask[idx].float(), **{
-                    "critic/value_loss": value_loss, "critic/value_clipfrac": clipped,
-                })
-        grad_norms.append(_step(optimizer, None, max_grad_norm, parallel))
-    metrics = means.means(parallel)
-    metrics["critic/grad_norm"] = _finite_mean(grad_norms)
-    metrics.update(_skip_metrics(grad_norms, parallel, "critic_updates"))
+    metrics.update(skip_metrics(grad_norms, parallel, "updates"))
     return metrics

@@ -11,7 +11,7 @@ import torch
 
 from grpo_lab.errors import TrainingDivergedError
 from grpo_lab.trainer import Trainer
-from grpo_lab.trainer.algorithm import Advantages
+from grpo_lab.methods.base import Advantages
 from grpo_lab.trainer.checkpoint import checkpoint_name
 from grpo_lab.trainer.metrics import measures_machine
 from tests.conftest import REPO, TINY, TRAIN_CMD

@@ -8,9 +8,11 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from grpo_lab.config.schema import AlgorithmConfig, KLConfig
+from grpo_lab.algos.policy_loss import clip_loss
+from grpo_lab.config.schema import AlgorithmConfig
 from grpo_lab.trainer.distributed import Parallel
-from grpo_lab.trainer.update import UpdateBatch, policy_update
+from grpo_lab.trainer.kl_term import KLTerm
+from grpo_lab.trainer.update import UpdateBatch, UpdateSettings, policy_update
 
 LN2 = math.log(2)
 BETA = 0.04
@@ -38,13 +40,16 @@ def run_update(bias_correction: bool, old: list[float] | None):
         old_logp=None if old is None else torch.tensor(old).unsqueeze(1),
         ref_logp=torch.tensor([[math.log(0.25)], [math.log(0.5)]]),
     )
-    kl_cfg = OmegaConf.structured(KLConfig(coef=BETA, estimator="k3", bias_correction=bias_correction))
+    kl = KLTerm(coef=BETA, estimator="k3", placement="loss", bias_correction=bias_correction)
+    settings = UpdateSettings(
+        num_iterations=1, num_minibatches=1, micro_batch_size=2, max_grad_norm=0.0, max_completion_length=1,
+        temperature=1.0, with_entropy=False, aggregation="seq_mean", policy_loss=clip_loss,
+        loss_cfg=OmegaConf.structured(AlgorithmConfig()),
+    )
     before = model.logp.detach().clone()
     metrics = policy_update(
-        model, torch.optim.SGD(model.parameters(), lr=1.0), None, batch,
-        OmegaConf.structured(AlgorithmConfig()), kl_cfg, micro_batch_size=2, max_grad_norm=0.0,
-        max_completion_length=1, temperature=1.0, with_entropy=False,
-        generator=torch.Generator().manual_seed(0), parallel=Parallel(),
+        model, torch.optim.SGD(model.parameters(), lr=1.0), None, batch, settings, kl,
+        torch.Generator().manual_seed(0), Parallel(),
     )
     grad = (before - model.logp.detach()).squeeze(1)
     return metrics, grad

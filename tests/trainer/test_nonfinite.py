@@ -3,7 +3,7 @@
 import torch
 
 from grpo_lab.trainer import Trainer
-from grpo_lab.trainer.algorithm import Advantages
+from grpo_lab.methods.base import Advantages
 
 
 def test_nan_advantages_skip_the_update_and_are_counted(tiny_config):

@@ -1,0 +1,116 @@
+"""Named plug-ins: one small registry per ablation axis.
+
+Every axis a config switch selects (advantage estimators, policy losses, KL estimators,
+loss aggregations, algorithms, rollout backends, tasks, reward functions, optimizers)
+is a :class:`Registry`: built-in entries register themselves with a decorator, the
+config names one, and an unknown name is one :class:`~grpo_lab.errors.ConfigError`
+naming the key and the allowed names. Where a registry accepts user code, a value of
+the form ``package.module:attribute`` is imported instead (:func:`import_object`), so a
+user's own estimator, loss, task or reward needs no edit of grpo-lab.
+
+This module imports nothing heavy: the config check and ``--help`` read the names.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Callable, Generic, Iterator, Mapping, TypeVar
+
+from grpo_lab.errors import ConfigError
+
+T = TypeVar("T")
+
+
+def is_import_path(value: Any) -> bool:
+    """``package.module:attribute``, as opposed to a registered name."""
+    return isinstance(value, str) and ":" in value
+
+
+def import_object(path: str, key: str | None = None) -> Any:
+    """``"package.module:attribute"`` -> the attribute; ``key`` names the config key
+    in the error."""
+    where = f"{key}={path!r}" if key else f"import path {path!r}"
+    module_name, sep, attr = path.partition(":")
+    if not sep or not module_name or not attr:
+        raise ConfigError(f"{where} must look like 'package.module:function'")
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as err:
+        raise ConfigError(f"{where}: cannot import it ({err})") from None
+
+
+class _Lazy:
+    def __init__(self, path: str):
+        self.path = path
+
+
+class Registry(Mapping[str, T], Generic[T]):
+    """Entries by name for one config key (``key``, used in errors and ``--help``).
+
+    ``user_code``: whether ``package.module:attribute`` values are accepted for the key.
+    """
+
+    def __init__(self, kind: str, key: str, user_code: bool = False):
+        self.kind = kind
+        self.key = key
+        self.user_code = user_code
+        self._entries: dict[str, T] = {}
+
+    def register(self, name: str) -> Callable[[T], T]:
+        """Decorator: ``@REGISTRY.register("name")``."""
+
+        def wrap(entry: T) -> T:
+            self._entries[name] = entry
+            return entry
+
+        return wrap
+
+    def add(self, name: str, entry: T) -> T:
+        self._entries[name] = entry
+        return entry
+
+    def add_lazy(self, name: str, path: str) -> None:
+        """A built-in by import path, imported when first used: a registry whose entries
+        need heavy imports (transformers, vLLM) stays cheap to list and check."""
+        self._entries[name] = _Lazy(path)
+
+    def get_entry(self, name: str) -> T:
+        """The entry for a config value: a registered name, or (where allowed) an import
+        path; anything else is one ConfigError naming ``key`` and the allowed names."""
+        if self.user_code and is_import_path(name):
+            entry = import_object(name, self.key)
+            if not callable(entry):
+                raise ConfigError(f"{self.key}={name!r} is not callable")
+            return entry
+        try:
+            return self[name]
+        except (KeyError, TypeError):
+            raise ConfigError(f"{self.key}={name!r} is not allowed; allowed: {self.allowed()}") from None
+
+    def check(self, name: str) -> None:
+        """Fails as :meth:`get_entry` would, without importing lazy built-ins (user code
+        is imported, not run)."""
+        if self.user_code and is_import_path(name):
+            self.get_entry(name)
+        elif not isinstance(name, str) or name not in self._entries:
+            raise ConfigError(f"{self.key}={name!r} is not allowed; allowed: {self.allowed()}")
+
+    def allowed(self) -> str:
+        names = ", ".join(sorted(self._entries))
+        return f"{names}, or package.module:function" if self.user_code else names
+
+    # Mapping: `name in REGISTRY`, `sorted(REGISTRY)`, `REGISTRY.items()`.
+    def __getitem__(self, name: str) -> T:
+        entry = self._entries[name]
+        if isinstance(entry, _Lazy):
+            entry = self._entries[name] = import_object(entry.path)
+        return entry
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __repr__(self) -> str:
+        return f"Registry({self.key}: {', '.join(sorted(self._entries))})"

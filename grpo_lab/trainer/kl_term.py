@@ -1,0 +1,69 @@
+"""The KL to the reference policy, with one owner: whether there is one, which
+log-probs it needs, and whether it goes into the reward or into the loss.
+
+``kl.placement=loss`` (GRPO, DeepSeekMath eq. 3): ``coef * KL(policy || reference)``
+per token, added to the per-token policy loss, optionally importance-weighted
+(``kl.bias_correction``, see :func:`grpo_lab.algos.kl.importance_weighted_kl`).
+``kl.placement=reward`` (classic RLHF PPO, Ouyang et al. 2022, eq. 2): the estimate
+between the sampling policy and the reference, times ``coef``, is a per-token penalty
+the algorithm subtracts from the reward (no gradient).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from grpo_lab.algos.kl import importance_weighted_kl, kl_penalty
+
+PLACEMENTS = ("loss", "reward")
+
+
+class KLTerm:
+    def __init__(self, coef: float, estimator: str, placement: str, bias_correction: bool):
+        self.coef = coef
+        self.estimator = estimator
+        self.placement = placement
+        self.bias_correction = bias_correction
+
+    @classmethod
+    def from_config(cls, kl_cfg: Any) -> "KLTerm":
+        return cls(kl_cfg.coef, kl_cfg.estimator, kl_cfg.placement, kl_cfg.bias_correction)
+
+    @property
+    def enabled(self) -> bool:
+        """Whether a reference model is needed at all (``kl.coef > 0``)."""
+        return self.coef > 0
+
+    @property
+    def in_reward(self) -> bool:
+        return self.enabled and self.placement == "reward"
+
+    @property
+    def in_loss(self) -> bool:
+        return self.enabled and self.placement == "loss"
+
+    @property
+    def needs_sampling_logp(self) -> bool:
+        """The penalty in the reward is measured on the sampling policy's log-probs."""
+        return self.in_reward
+
+    def reward_penalty(self, sampling_logp: torch.Tensor | None, ref_logp: torch.Tensor | None,
+                       completion_mask: torch.Tensor, parallel: Any) -> tuple[torch.Tensor | None, dict[str, float]]:
+        """``(coef * KL per token [N, T], {"kl": mean over every process's tokens})``
+        when the KL goes into the reward; ``(None, {})`` otherwise."""
+        if not self.in_reward:
+            return None, {}
+        kl = kl_penalty(sampling_logp, ref_logp, self.estimator)
+        mask = completion_mask.float()
+        kl_sum, tokens = parallel.sum([float((kl * mask).sum()), float(mask.sum())])
+        return self.coef * kl, {"kl": kl_sum / max(tokens, 1.0)}
+
+    def loss_term(self, logp: torch.Tensor, ref_logp: torch.Tensor,
+                  old_logp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(coef * KL, KL)`` per token for the loss (the second one logged as ``kl``)."""
+        kl = kl_penalty(logp, ref_logp, self.estimator)
+        if self.bias_correction:
+            kl = importance_weighted_kl(kl, logp, old_logp)
+        return self.coef * kl, kl
