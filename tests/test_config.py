@@ -70,6 +70,12 @@ def test_help_lists_groups_and_options():
     ).stdout
     for group, option in OPTIONS:
         assert group in out and option in out
+    # The names each key takes, from the registries.
+    from grpo_lab.algos import LOSS_AGGREGATIONS, POLICY_LOSSES
+
+    assert f"algorithm.policy_loss: {POLICY_LOSSES.allowed()}" in out
+    assert f"algorithm.loss_aggregation: {LOSS_AGGREGATIONS.allowed()}" in out
+    assert "advantage.normalization: batch_std, group_mean, group_std, or package.module:function" in out
 
 
 

@@ -368,7 +368,15 @@ class TrainConfig:
 PACKAGE_DATA = Path(__file__).resolve().parent.parent / "tasks" / "data"
 
 
+def _plugin_help() -> str:
+    from grpo_lab.config.plugins import plugin_help
+
+    return plugin_help()
+
+
 def register_configs() -> None:
     if not OmegaConf.has_resolver("grpo_lab_data"):
         OmegaConf.register_new_resolver("grpo_lab_data", lambda rel: str(PACKAGE_DATA / rel))
+    if not OmegaConf.has_resolver("grpo_lab_plugins"):  # --help's list of registered names
+        OmegaConf.register_new_resolver("grpo_lab_plugins", _plugin_help)
     ConfigStore.instance().store(name="train_schema", node=TrainConfig)

@@ -1,0 +1,83 @@
+"""User code by import path for every axis that takes it, and the registries' errors."""
+
+import json
+
+import pytest
+
+from grpo_lab.config.validate import validate_config
+from grpo_lab.errors import ConfigError
+from grpo_lab.registry import Registry
+from grpo_lab.trainer import Trainer
+from tests import own_plugins
+from tests.conftest import compose_config
+
+
+def test_own_advantage_estimator_and_policy_loss_train_two_steps(tiny_config, tmp_path):
+    own_plugins.CALLS.update(advantage=0, policy_loss=0)
+    trainer = Trainer(tiny_config(
+        "advantage.normalization=tests.own_plugins:sign_advantages",
+        "algorithm.policy_loss=tests.own_plugins:unclipped_pg_loss",
+        "reward=empty", "+reward.functions.length=tests.helpers:completion_length_reward",
+        "+reward.weights.length=1",
+    ))
+    trainer.train()
+    # Once per step for the estimator; once per micro-batch (one per step here) for the loss.
+    assert own_plugins.CALLS["advantage"] == 2 and own_plugins.CALLS["policy_loss"] == 2
+    records = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2]
+    # The loss's own metric is logged; the clipped surrogate's are not.
+    assert all("own/ratio_mean" in r and "clip_ratio/low_mean" not in r for r in records)
+    # On-policy (one iteration, one mini-batch) the ratio is exactly 1.
+    assert all(r["own/ratio_mean"] == 1.0 for r in records)
+    samples = [json.loads(x) for x in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]
+    assert samples and {s["advantage"] for s in samples} <= {-1.0, 0.0, 1.0}
+
+
+def test_own_task_by_import_path(tiny_config):
+    from grpo_lab.tasks import build_task
+
+    cfg = tiny_config("task.name=tests.own_plugins:two_questions", "task.num_examples=null").task
+    dataset = build_task(cfg)
+    assert dataset["prompt"][1][-1] == {"role": "user", "content": "2 + 2 = ?"}
+
+
+@pytest.mark.parametrize("key", ["advantage.normalization", "algorithm.policy_loss"])
+def test_an_import_path_that_does_not_import_is_one_line_naming_the_key(key):
+    with pytest.raises(ConfigError, match=rf"^{key}='tests.nowhere:fn': cannot import it \(No module named"):
+        validate_config(compose_config(["paths.output_dir=/tmp/x", f"{key}=tests.nowhere:fn"]))
+
+
+def test_an_import_path_to_something_not_callable_is_refused():
+    with pytest.raises(ConfigError, match=r"^algorithm.policy_loss='tests.own_plugins:CALLS' is not callable$"):
+        validate_config(compose_config(["paths.output_dir=/tmp/x", "algorithm.policy_loss=tests.own_plugins:CALLS"]))
+
+
+@pytest.mark.parametrize("override, message", [
+    ("algorithm.name=trpo", "algorithm.name='trpo' is not allowed; allowed: grpo, ppo"),
+    ("algorithm.policy_loss=gspo", "algorithm.policy_loss='gspo' is not allowed; allowed: clip, or package.module:function"),
+    ("algorithm.loss_aggregation=sum", "algorithm.loss_aggregation='sum' is not allowed; allowed: dr_grpo, seq_mean, token_mean"),
+    ("kl.estimator=k4", "kl.estimator='k4' is not allowed; allowed: k1, k2, k3"),
+    ("rollout.backend=sglang", "rollout.backend='sglang' is not allowed; allowed: hf, vllm"),
+    ("trainer.optimizer=lion", "trainer.optimizer='lion' is not allowed; allowed: adam, adamw, sgd"),
+    ("kl.estimator=grpo_lab.algos.kl:_k3", "kl.estimator='grpo_lab.algos.kl:_k3' is not allowed; allowed: k1, k2, k3"),
+])
+def test_unknown_names_list_the_registered_ones(override, message):
+    with pytest.raises(ConfigError) as err:
+        validate_config(compose_config(["paths.output_dir=/tmp/x", override]))
+    assert str(err.value) == message
+
+
+def test_registry_lists_lazy_entries_without_importing_them():
+    registry = Registry("thing", "thing.name")
+    registry.add_lazy("later", "tests.nowhere:fn")
+    registry.check("later")  # listed and checked: nothing imported yet
+    assert list(registry) == ["later"]
+    with pytest.raises(ConfigError, match="cannot import it"):
+        registry.get_entry("later")
+
+
+def test_unknown_task_lists_the_registered_ones(tiny_config):
+    from grpo_lab.tasks import build_task
+
+    with pytest.raises(ConfigError, match=r"^task.name='gsm9k' is not allowed; allowed: arithmetic, gsm8k, tldr, or package"):
+        build_task(tiny_config("task.name=gsm9k").task)
