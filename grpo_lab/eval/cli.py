@@ -38,7 +38,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     from grpo_lab.rewards.mix import RewardMix
     from grpo_lab.models.loading import load_policy_and_tokenizer, resolve_dtype
     from grpo_lab.config.device import resolve_device
-    from grpo_lab.trainer.checkpoint import CONFIG_FILE, load_policy_weights, resolve_resume
+    from grpo_lab.checkpoint_folder import CONFIG_FILE, load_policy_weights, resolve_resume
 
     if cfg.trainer.num_threads:
         torch.set_num_threads(cfg.trainer.num_threads)

@@ -31,10 +31,12 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
+from grpo_lab.checkpoint_folder import resolve_resume
 from grpo_lab.config.device import resolve_device
 from grpo_lab.config.validate import validate_config
 from grpo_lab.errors import TrainingDivergedError
 from grpo_lab.eval.evaluator import Evaluator, question_of
+from grpo_lab.methods import build_algorithm
 from grpo_lab.models.loading import load_policy_and_tokenizer, resolve_dtype
 from grpo_lab.models.lora import build_reference
 from grpo_lab.rewards.mix import RewardMix
@@ -44,8 +46,7 @@ from grpo_lab.tracking import build_trackers
 from grpo_lab.tracking.budget import Budget
 from grpo_lab.tracking.manifest import build_manifest
 from grpo_lab.tracking.run_identity import current_hydra_job
-from grpo_lab.methods import build_algorithm
-from grpo_lab.trainer.checkpoint import load_checkpoint, resolve_resume, save_checkpoint
+from grpo_lab.trainer.checkpoint import load_checkpoint, save_checkpoint
 from grpo_lab.trainer.checkpoint_schedule import CheckpointSchedule
 from grpo_lab.trainer.data import PromptSampler
 from grpo_lab.tracking.base import Trackers

@@ -23,7 +23,7 @@ import re
 import sys
 from pathlib import Path
 
-from grpo_lab.trainer.checkpoint import CHECKPOINT_DIR, checkpoint_step, list_checkpoints
+from grpo_lab.checkpoint_folder import CHECKPOINT_DIR, checkpoint_step, list_checkpoints
 from grpo_lab.tracking.manifest import MANIFEST_FILE
 from grpo_lab.tracking.wandb_tracker import RUN_ID_FILE
 
