@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from grpo_lab.checkpoint_folder import resolve_resume
 from grpo_lab.errors import ConfigError
 from grpo_lab.trainer import Trainer, train
 from grpo_lab.trainer import checkpoint as ckpt
@@ -78,6 +79,8 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, algo):
     run_interrupted(tmp_path / "resumed", 4, *common)
     assert [r["step"] for r in read_metrics(tmp_path / "resumed")] == [1, 2, 3]
     assert [s for s, _ in list_checkpoints(tmp_path / "resumed")] == [2]
+    files = {p.name for p in list_checkpoints(tmp_path / "resumed")[0][1].iterdir()}
+    assert ("critic.safetensors" in files) == algo[0].startswith("algorithm=ppo")
     summary = train(config(tmp_path / "resumed", *common, "trainer.resume=auto"))
 
     straight, resumed = read_metrics(tmp_path / "straight"), read_metrics(tmp_path / "resumed")
@@ -105,11 +108,11 @@ def test_checkpoints_kept_and_resume_paths(tmp_path):
     assert [s for s, _ in list_checkpoints(run)] == [2, 3]
     newest = list_checkpoints(run)[-1][1]
     assert {p.name for p in newest.iterdir()} == {"policy.safetensors", "trainer_state.pt", "config.yaml"}
-    assert ckpt.resolve_resume(str(run), tmp_path / "elsewhere") == newest
-    assert ckpt.resolve_resume(str(newest), tmp_path / "elsewhere") == newest
-    assert ckpt.resolve_resume("auto", tmp_path / "fresh") is None
+    assert resolve_resume(str(run), tmp_path / "elsewhere") == newest
+    assert resolve_resume(str(newest), tmp_path / "elsewhere") == newest
+    assert resolve_resume("auto", tmp_path / "fresh") is None
     with pytest.raises(ConfigError, match="trainer.resume"):
-        ckpt.resolve_resume(str(tmp_path / "nothing"), run)
+        resolve_resume(str(tmp_path / "nothing"), run)
 
 
 def _params(module):
@@ -183,3 +186,25 @@ def test_resume_rejects_a_checkpoint_of_another_algorithm(tmp_path):
     train(config(run, "trainer.max_steps=1"))
     with pytest.raises(ConfigError, match="critic"):
         Trainer(config(run, "algorithm=ppo", "trainer.resume=auto"))
+
+
+def test_checkpoint_written_before_algorithms_kept_their_own_state_still_loads(tmp_path):
+    """Older trainer_state.pt files held PPO's critic optimizer at the top level and its
+    generator among the random streams; they resume to the same state."""
+    run = tmp_path / "run"
+    trainer = Trainer(config(run, "algorithm=ppo", "trainer.max_steps=2"))
+    trainer.step(1)
+    folder = ckpt.save_checkpoint(trainer, 1)
+    state = torch.load(folder / "trainer_state.pt", weights_only=True)
+    algo_state = state.pop("algorithm")
+    state["critic_optimizer"] = algo_state["critic_optimizer"]
+    state["rng"]["generators"]["algorithm"] = algo_state["generator"]
+    torch.save(state, folder / "trainer_state.pt")
+
+    fresh = Trainer(config(run, "algorithm=ppo", "trainer.max_steps=2"))
+    assert load_checkpoint(fresh, folder) == 1
+    assert torch.equal(fresh.algorithm.generator.get_state(), trainer.algorithm.generator.get_state())
+    saved, loaded = trainer.algorithm.critic_optimizer.state_dict(), fresh.algorithm.critic_optimizer.state_dict()
+    assert saved["state"].keys() == loaded["state"].keys()
+    for key, value in saved["state"].items():
+        torch.testing.assert_close(loaded["state"][key]["exp_avg"], value["exp_avg"])
