@@ -83,3 +83,15 @@ def test_spare_room_cache_layer_holds_what_concatenation_holds():
         expected, got = plain.update(k, v), spare.update(k, v)
         assert torch.equal(got[0], expected[0]) and torch.equal(got[1], expected[1])
     assert spare.get_seq_length() == plain.get_seq_length() == 11
+
+
+def test_both_backends_implement_the_rollout_protocol():
+    from grpo_lab.rollout import ROLLOUT_BACKENDS, RolloutBackend
+
+    for name in ("hf", "vllm"):
+        cls = ROLLOUT_BACKENDS.get_entry(name)
+        assert isinstance(cls.samples_off_policy, bool)
+        assert callable(cls.generate) and callable(cls.sync_weights), name
+    # An instance is checked structurally (the vLLM one needs a GPU to construct).
+    hf_backend = object.__new__(ROLLOUT_BACKENDS.get_entry("hf"))
+    assert isinstance(hf_backend, RolloutBackend)
