@@ -35,6 +35,9 @@ from grpo_lab.analysis.stats import (
 SIDE_METRICS = ("reward", "reward_std", "advantages/std", "grad_norm", "kl", "entropy",
                 "completions/mean_length", "eval/mean_length_wrong")
 DEFAULT_AXES = (STEP, "generated_tokens", "wall_s")
+# Held-out measures compared next to the outcome: Dr. GRPO's claim is about the length of
+# wrong answers (arXiv:2503.20783 sec. 3.1).
+SECONDARY_HELD_OUT = ("eval/mean_length_wrong", "eval/mean_length_correct")
 REPORT_NAME = "report.md"
 
 
@@ -79,6 +82,7 @@ def write_report(source: str | os.PathLike, out_dir: str | os.PathLike | None = 
     lines = _header(source, metric, keys, table)
     lines += [f"## Outcome: {metric}", "", _outcome_rule(metric), "", markdown_table(table), ""]
     lines += ["## Paired comparisons", "", PAIRS_NOTE, "", markdown_table(pair_table(finals)), ""]
+    lines += _secondary_section(frame, metric)
     lines += _equal_budget_section(frame, metric, axes)
     lines += _curve_section(frame, metric, axes, smooth, out)
     lines += _cost_sections(frame)
@@ -97,8 +101,31 @@ PAIRS_NOTE = (
     "A - B: mean over matched seeds (the same seed gives both arms the same prompts) of the "
     "difference in outcome, with its 95% Student-t interval (Welch's when seeds do not match). "
     "P(A > B): chance that a run of A beats a run of B (ties half). The verdict names a "
-    "winner only when the interval excludes 0."
+    "winner only when the interval excludes 0. Seeds needed: the matched seeds at which the "
+    "interval would exclude 0 if the observed mean difference and spread held (inf: no "
+    "difference), a figure for planning the next sweep."
 )
+
+
+def _secondary_section(frame: pd.DataFrame, metric: str) -> list[str]:
+    """The other held-out measures at the end of training, compared like the outcome."""
+    lines: list[str] = []
+    for other in SECONDARY_HELD_OUT:
+        if other == metric or not metric.startswith("eval/") or not (frame["metric"] == other).any():
+            continue
+        finals = final_values(frame, other)
+        table = summary_table(finals)[["variant", "runs", "mean", "ci_low", "ci_high"]]
+        starts = start_values(frame, other)
+        if not starts.empty:
+            table = table.merge(starts, on="variant", how="left")
+        pairs = pair_table(finals)[["A", "B", "A - B", "ci_low", "ci_high", "A wins", "verdict", "seeds needed"]]
+        lines += [f"### Also held out: {other}", "", markdown_table(table), ""]
+        if not pairs.empty:
+            lines += [markdown_table(pairs), ""]
+    if lines:
+        lines = ["## Other held-out measures", "",
+                 "The same comparison for each run's last evaluation of these measures (tokens).", "", *lines]
+    return lines
 
 
 def _header(source: Path, metric: str, keys: list[str], table: pd.DataFrame) -> list[str]:

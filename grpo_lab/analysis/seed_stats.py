@@ -16,7 +16,10 @@ Per pair of variants A, B:
 - the probability of improvement P(A > B): the chance that a random run of A beats a
   random run of B, ties counting half (the Mann-Whitney U statistic over n_A x n_B);
 - a verdict: "A > B" or "A < B" when the interval excludes 0, else "not
-  distinguishable at 95%"; "cannot tell" when there are too few runs for an interval.
+  distinguishable at 95%"; "cannot tell" when there are too few runs for an interval;
+- the seeds a decision would take: the smallest number of matched seeds whose 95%
+  interval would exclude 0 if the observed mean difference and spread held (a planning
+  figure for the next sweep, not a result).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ CONFIDENCE = 0.95
 BOOTSTRAP_RESAMPLES = 5000
 BOOTSTRAP_SEED = 0  # reports are reproducible: the same data give the same intervals
 MIN_SEEDS = 3
+MAX_SEEDS_NEEDED = 10_000  # beyond this, "seeds needed" is reported as infinite
 NOT_DISTINGUISHABLE = "not distinguishable at 95%"
 
 
@@ -96,6 +100,25 @@ def verdict(low: float, high: float, a: str = "A", b: str = "B") -> str:
     return NOT_DISTINGUISHABLE
 
 
+def seeds_needed(differences: Sequence[float]) -> float:
+    """Smallest n >= 2 with ``t(0.975, n - 1) * sd / sqrt(n) < |mean|`` for the paired
+    differences' mean and sample sd: the matched seeds at which the 95% interval would
+    exclude 0 if this mean and spread held. inf for no mean difference (or more than
+    MAX_SEEDS_NEEDED), NaN below 2 differences; 2 when they do not spread at all."""
+    data = _finite(differences)
+    if len(data) < 2:
+        return math.nan
+    mean, sd = abs(float(data.mean())), float(data.std(ddof=1))
+    if mean == 0.0:
+        return math.inf
+    if sd == 0.0:
+        return 2.0
+    for n in range(2, MAX_SEEDS_NEEDED + 1):
+        if stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * sd / math.sqrt(n) < mean:
+            return float(n)
+    return math.inf
+
+
 def compare_pair(a: Mapping[int, float], b: Mapping[int, float]) -> dict[str, float | str | bool]:
     """A vs B from their values by seed: paired when at least two seeds match."""
     matched = sorted(s for s in a.keys() & b.keys() if math.isfinite(a[s]) and math.isfinite(b[s]))
@@ -109,8 +132,9 @@ def compare_pair(a: Mapping[int, float], b: Mapping[int, float]) -> dict[str, fl
         else:
             low, high = stats.ttest_rel(x, y).confidence_interval(CONFIDENCE)
         paired, difference, wins = True, float(diffs.mean()), int((diffs > 0).sum())
+        needed = seeds_needed(diffs)
     else:
-        paired, wins = False, -1
+        paired, wins, needed = False, -1, math.nan
         difference = float(x_all.mean() - y_all.mean()) if len(x_all) and len(y_all) else math.nan
         if len(x_all) >= 2 and len(y_all) >= 2 and (x_all.std() > 0 or y_all.std() > 0):
             low, high = stats.ttest_ind(x_all, y_all, equal_var=False).confidence_interval(CONFIDENCE)
@@ -124,5 +148,6 @@ def compare_pair(a: Mapping[int, float], b: Mapping[int, float]) -> dict[str, fl
         "ci_high": float(high),
         "wins": wins,
         "p_improvement": probability_of_improvement(x_all, y_all),
+        "seeds_needed": needed,
         "verdict": verdict(float(low), float(high)),
     }

@@ -146,7 +146,8 @@ def final_table(frame: pd.DataFrame, metric: str = "reward", by: Sequence[str] |
 
 def pair_table(finals: pd.DataFrame) -> pd.DataFrame:
     """Every pair of variants, the better mean first: paired difference with its 95%
-    interval, P(A > B), seeds won by A, and the verdict."""
+    interval, P(A > B), seeds won by A, the verdict, and the matched seeds a verdict
+    would need if the observed difference and spread held (``seed_stats.seeds_needed``)."""
     by_variant = {v: dict(zip(g["seed"], g["final"])) for v, g in finals.groupby("variant", sort=False)}
     means = {v: np.mean(list(d.values())) for v, d in by_variant.items()}
     rows = []
@@ -156,9 +157,15 @@ def pair_table(finals: pd.DataFrame) -> pd.DataFrame:
         rows.append({"A": first, "B": second, "seeds": result["seeds"],
                      "paired": "yes" if result["paired"] else "no (Welch)",
                      "A - B": result["difference"], "ci_low": result["ci_low"], "ci_high": result["ci_high"],
-                     "P(A > B)": result["p_improvement"], "A wins": wins, "verdict": result["verdict"]})
+                     "P(A > B)": result["p_improvement"], "A wins": wins, "verdict": result["verdict"],
+                     "seeds needed": _count(result["seeds_needed"])})
     return pd.DataFrame(rows, columns=["A", "B", "seeds", "paired", "A - B", "ci_low", "ci_high",
-                                       "P(A > B)", "A wins", "verdict"])
+                                       "P(A > B)", "A wins", "verdict", "seeds needed"])
+
+
+def _count(value: float) -> int | float:
+    """A whole count as an int (printed without decimals); inf and NaN stay floats."""
+    return int(value) if math.isfinite(value) else value
 
 
 def values_at_budget(frame: pd.DataFrame, metric: str, x: str, by: Sequence[str] | str | None = None

@@ -7,7 +7,7 @@ import pytest
 
 from grpo_lab.analysis.frame import RunRecord, runs_frame
 from grpo_lab.analysis.seed_stats import (
-    NOT_DISTINGUISHABLE, bootstrap_ci, compare_pair, iqm, probability_of_improvement, summarize,
+    NOT_DISTINGUISHABLE, bootstrap_ci, compare_pair, iqm, probability_of_improvement, seeds_needed, summarize,
 )
 from grpo_lab.analysis.stats import (
     cost_table, curves, default_outcome, final_table, final_values, pair_table, values_at_budget,
@@ -99,11 +99,29 @@ def test_probability_of_improvement_counts_pairs_and_half_ties():
     assert probability_of_improvement([1, 2], [0, 1]) == 0.875
 
 
+def test_seeds_needed_for_a_verdict():
+    # Differences 0.1, 0.2, 0.15: mean 0.15, sd 0.05 (mean / sd = 3). Needed: the smallest
+    # n with t(0.975, n-1) / sqrt(n) < 3; n = 2: 12.706 / 1.414 = 8.98, n = 3:
+    # 4.303 / 1.732 = 2.48 -> 3 (the 3-seed interval above does exclude 0).
+    assert seeds_needed([0.1, 0.2, 0.15]) == 3
+    assert compare_pair({0: 0.6, 1: 0.7, 2: 0.65}, {0: 0.5, 1: 0.5, 2: 0.5})["seeds_needed"] == 3
+    # Differences 0.0, 0.1, 0.2: mean 0.1, sd 0.1 (ratio 1); n = 6: 2.5706 / 2.4495 = 1.049,
+    # n = 7: 2.4469 / 2.6458 = 0.925 < 1 -> 7 matched seeds.
+    assert seeds_needed([0.0, 0.1, 0.2]) == 7
+    assert seeds_needed([0.05, 0.05]) == 2  # no spread: any two seeds decide
+    assert seeds_needed([0.1, -0.15, 0.05]) == math.inf  # no mean difference: never
+    assert math.isnan(seeds_needed([0.1]))  # no spread to extrapolate from
+    assert math.isnan(compare_pair({0: 0.6, 1: 0.7}, {5: 0.5, 6: 0.5})["seeds_needed"])  # unpaired
+
+
 def test_pair_table_has_the_better_mean_first():
     frame = sweep({("std", 0): [0.2], ("std", 1): [0.3], ("std", 2): [0.25],
                    ("mean", 0): [0.5], ("mean", 1): [0.6], ("mean", 2): [0.56]})
     row = pair_table(final_values(frame)).iloc[0]
     assert (row["A"], row["B"], row["verdict"]) == ("advantage=mean", "advantage=std", "A > B")
+    # Differences 0.3, 0.3, 0.31: mean 0.3033, sd 0.00577, ratio 52.5 > 8.98 (n = 2, see
+    # above): two seeds would already decide. A whole number, printed without decimals.
+    assert row["seeds needed"] == 2 and float(row["seeds needed"]).is_integer()
 
 
 # -- outcomes and axes -------------------------------------------------------------
