@@ -54,6 +54,30 @@ def test_cpu_variant_inherits_and_shrinks():
     assert cpu.hydra.sweeper.params.algorithm == "grpo,ppo"
 
 
+# Its committed runs (results/report_example/runs/0-3) were made arms outer.
+ARMS_OUTER = {"report_example"}
+
+
+@pytest.mark.parametrize("name", sorted(set(EXPERIMENTS) - ARMS_OUTER))
+def test_sweeps_run_seeds_outer_so_a_partial_sweep_keeps_matched_pairs(name):
+    params = list(compose_with_hydra([f"experiment={name}"]).hydra.sweeper.params)
+    assert params[0] == "trainer.seed", params
+
+
+@pytest.mark.parametrize("name, min_seeds", [("grpo_vs_ppo_cpu", 5), ("adv_norm_cpu", 4)])
+def test_headline_cpu_comparisons_have_seeds_and_matched_arms(name, min_seeds):
+    params = compose_with_hydra([f"experiment={name}"]).hydra.sweeper.params
+    assert len(str(params["trainer.seed"]).split(",")) >= min_seeds
+    arm_key = next(k for k in params if k != "trainer.seed")
+    arms = [compose_with_hydra([f"experiment={name}", f"{arm_key}={arm}"]) for arm in str(params[arm_key]).split(",")]
+    assert len(arms) >= 2
+    # Same prompts x samples per step, updates per batch, learning rate, steps and evaluation.
+    for key in ("trainer.batch_size", "algorithm.group_size", "algorithm.num_iterations",
+                "algorithm.num_minibatches", "trainer.lr", "trainer.max_steps", "rollout.max_new_tokens", "eval"):
+        values = [OmegaConf.select(cfg, key) for cfg in arms]
+        assert all(v == values[0] for v in values), (key, values)
+
+
 def test_optuna_sweeper_searches_lr_and_kl():
     cfg = compose_with_hydra(["hydra/sweeper=optuna_lr_kl"])
     assert cfg.hydra.sweeper.direction == "maximize"
