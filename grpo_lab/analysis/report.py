@@ -27,8 +27,8 @@ from grpo_lab.analysis.local import load_runs
 from grpo_lab.analysis.plots import AXIS_LABELS, plot_curves, plot_metric_grid
 from grpo_lab.analysis.seed_stats import MIN_SEEDS
 from grpo_lab.analysis.stats import (
-    STEP, cost_table, default_outcome, final_values, pair_table, start_values, summary_table,
-    values_at_budget, variability_table, x_metric,
+    COST_METRICS, STEP, VARIABILITY_METRICS, cost_table, default_outcome, final_values, pair_table, start_values, summary_table,
+    per_run, per_run_pair_table, values_at_budget, variability_table, x_metric,
 )
 
 # Training-health metrics shown next to the outcome when the runs have them.
@@ -191,11 +191,26 @@ def _cost_sections(frame: pd.DataFrame) -> list[str]:
                   "on CPU, allocated on GPU), generated tokens per second and, for PPO, the critic's share "
                   "of step time and memory. Jobs of a multirun train in processes of their own "
                   "(`trainer.process_per_job`), so each peak is the job's own.", "", markdown_table(cost), ""]
+        lines += _paired_per_run(per_run(frame, COST_METRICS),
+                                 {"step_time_s": "mean step time (s)", "peak_memory_mb": "peak memory (MB)"})
     variability = variability_table(frame)
     if len(variability.columns) > 1:
         lines += ["## Variability", "", "Per variant, mean over runs of the per-step advantage std (over "
                   "completion tokens) and of the std of the gradient norm across steps.", "",
                   markdown_table(variability), ""]
+        lines += _paired_per_run(per_run(frame, VARIABILITY_METRICS),
+                                 {"grad_norm_std_over_steps": "std of the gradient norm across steps"})
+    return lines
+
+
+def _paired_per_run(runs: pd.DataFrame, labels: dict[str, str]) -> list[str]:
+    """Per-run figures compared between variants like the outcome (paired over seeds)."""
+    lines: list[str] = []
+    for column, label in labels.items():
+        pairs = per_run_pair_table(runs, column)
+        if not pairs.empty:
+            lines += [f"Paired over seeds, {label}:", "", markdown_table(
+                pairs[["A", "B", "A - B", "A / B", "ci_low", "ci_high", "A wins", "verdict"]]), ""]
     return lines
 
 

@@ -182,34 +182,62 @@ def values_at_budget(frame: pd.DataFrame, metric: str, x: str, by: Sequence[str]
     return budget, pd.DataFrame(rows, columns=["run", "variant", "seed", "steps", "final"])
 
 
+COST_METRICS = {  # record metric -> (cost column, how a run's records become one value)
+    "time/step": ("step_time_s", "mean"), "memory/peak_mb": ("peak_memory_mb", "max"),
+    "tokens_per_second": ("tokens_per_s", "mean"), "critic/time_share": ("critic_time_share", "mean"),
+    "critic/memory_share": ("critic_memory_share", "mean"),
+}
+VARIABILITY_METRICS = {
+    # How hard an update pushes (comparable between advantage estimators of one kind:
+    # whitened advantages have std 1 by construction) ...
+    "advantages/std": ("advantage_std", "mean"),
+    # ... and how steady it is from step to step.
+    "grad_norm": ("grad_norm_std_over_steps", "std"),
+}
+
+
+def per_run(frame: pd.DataFrame, metrics: dict[str, tuple[str, str]],
+            by: Sequence[str] | str | None = None) -> pd.DataFrame:
+    """One row per run: run, variant, seed and, for each recorded ``metric -> (column,
+    aggregation)``, the aggregation of the run's records. Empty when none was recorded."""
+    data = with_variants(frame, by)
+    data = data[data["metric"].isin(list(metrics))]
+    if data.empty:
+        return pd.DataFrame(columns=["run", "variant", "seed"])
+    columns = {name: data[data["metric"] == metric].groupby(["run", "variant", "seed"])["value"].agg(how)
+               for metric, (name, how) in metrics.items() if (data["metric"] == metric).any()}
+    return pd.DataFrame(columns).reset_index()
+
+
+def _variant_means(runs: pd.DataFrame) -> pd.DataFrame:
+    if runs.empty:
+        return pd.DataFrame(columns=["variant", "runs"])
+    columns = [c for c in runs.columns if c not in ("run", "variant", "seed")]
+    table = runs.groupby("variant", sort=False)[columns].mean()
+    counts = runs.groupby("variant", sort=False)["run"].nunique().rename("runs")
+    return table.join(counts).reset_index()[["variant", "runs", *columns]]
+
+
 def cost_table(frame: pd.DataFrame, by: Sequence[str] | str | None = None) -> pd.DataFrame:
     """Per variant: mean step time (s), peak memory (MB), generated tokens per second,
     and the critic's share of time and memory where there is one; each per run first
     (mean time, peak memory), then averaged over runs. Empty when nothing was recorded."""
-    data = with_variants(frame, by)
-    columns = {"time/step": ("step_time_s", "mean"), "memory/peak_mb": ("peak_memory_mb", "max"),
-               "tokens_per_second": ("tokens_per_s", "mean"), "critic/time_share": ("critic_time_share", "mean"),
-               "critic/memory_share": ("critic_memory_share", "mean")}
-    data = data[data["metric"].isin(list(columns))]
-    if data.empty:
-        return pd.DataFrame(columns=["variant", "runs"])
-    per_run = {name: data[data["metric"] == metric].groupby(["variant", "run"])["value"].agg(how)
-               for metric, (name, how) in columns.items() if (data["metric"] == metric).any()}
-    table = pd.DataFrame(per_run).groupby("variant", sort=False).mean()
-    runs = data.groupby("variant", sort=False)["run"].nunique().rename("runs")
-    return table.join(runs).reset_index()[["variant", "runs", *table.columns]]
+    return _variant_means(per_run(frame, COST_METRICS, by))
 
 
 def variability_table(frame: pd.DataFrame, by: Sequence[str] | str | None = None) -> pd.DataFrame:
     """Per variant, mean over runs of: the advantage std within a step (how hard the
     update pushes), and the std across steps of the gradient norm (how steady it is)."""
-    data = with_variants(frame, by)
-    rows = []
-    for variant, group in data.groupby("variant", sort=False):
-        row = {"variant": variant}
-        for metric, name, how in (("advantages/std", "advantage_std", "mean"), ("grad_norm", "grad_norm_std_over_steps", "std")):
-            values = group[group["metric"] == metric].groupby("run")["value"].agg(how)
-            if not values.empty:
-                row[name] = float(values.mean())
-        rows.append(row)
-    return pd.DataFrame(rows)
+    return _variant_means(per_run(frame, VARIABILITY_METRICS, by)).drop(columns="runs", errors="ignore")
+
+
+def per_run_pair_table(runs: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Every pair of variants compared on one column of :func:`per_run` like the outcome
+    (paired over seeds), with the ratio of their means ``A / B``; empty when not recorded."""
+    if column not in runs.columns:
+        return pd.DataFrame()
+    finals = runs.rename(columns={column: "final"})[["run", "variant", "seed", "final"]].dropna()
+    pairs = pair_table(finals)
+    means = finals.groupby("variant")["final"].mean()
+    pairs.insert(5, "A / B", [means[a] / means[b] for a, b in zip(pairs["A"], pairs["B"])])
+    return pairs

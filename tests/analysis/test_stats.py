@@ -10,7 +10,8 @@ from grpo_lab.analysis.seed_stats import (
     NOT_DISTINGUISHABLE, bootstrap_ci, compare_pair, iqm, probability_of_improvement, seeds_needed, summarize,
 )
 from grpo_lab.analysis.stats import (
-    cost_table, curves, default_outcome, final_table, final_values, pair_table, values_at_budget,
+    COST_METRICS, cost_table, curves, default_outcome, final_table, final_values, pair_table, per_run,
+    per_run_pair_table, values_at_budget,
 )
 
 
@@ -183,6 +184,29 @@ def test_cost_table_averages_step_time_and_peak_memory_over_runs():
     frame = sweep({("std", 0): [0.0, 1.0], ("std", 1): [0.0, 1.0]})
     row = cost_table(frame).iloc[0]
     assert (row["runs"], row["step_time_s"], row["peak_memory_mb"]) == (2, 2.5, 200.0)
+
+
+def test_costs_are_compared_paired_over_seeds():
+    # Mean step times per seed 0, 1, 2: ppo 12, 10, 14 (records 11 & 13, 9 & 11, 13 & 15),
+    # grpo 7, 6, 8: differences 5, 4, 6 -> mean 5, sd 1, t(0.975, 2) = 4.3027:
+    # 5 +- 4.3027 / sqrt(3) = [2.516, 7.484]; ratio of means 12 / 7.
+    records = []
+    for algo, per_seed in (("ppo", {0: 12.0, 1: 10.0, 2: 14.0}), ("grpo", {0: 7.0, 1: 6.0, 2: 8.0})):
+        for seed, mean in per_seed.items():
+            spread = 1.0 if algo == "ppo" else 0.0
+            history = [{"step": 1, "time/step": mean - spread, "memory/peak_mb": 500.0},
+                       {"step": 2, "time/step": mean + spread, "memory/peak_mb": 600.0 if algo == "ppo" else 400.0}]
+            records.append(RunRecord(run=f"{algo}-{seed}", overrides=[f"algorithm={algo}", f"trainer.seed={seed}"],
+                                     seed=seed, history=history))
+    frame = runs_frame(records)
+    costs = per_run(frame, COST_METRICS)
+    row = per_run_pair_table(costs, "step_time_s").iloc[0]
+    assert (row["A"], row["B"], row["A wins"], row["verdict"]) == ("algorithm=ppo", "algorithm=grpo", "3/3", "A > B")
+    assert row["A - B"] == pytest.approx(5.0) and row["A / B"] == pytest.approx(12 / 7)
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((2.516, 7.484), abs=1e-3)
+    memory = per_run_pair_table(costs, "peak_memory_mb").iloc[0]  # peaks 600 vs 500 on every seed
+    assert memory["A - B"] == 100.0 and memory["A / B"] == pytest.approx(1.2) and memory["verdict"] == "A > B"
+    assert per_run_pair_table(costs, "critic_time_share").empty  # not recorded
 
 
 def test_missing_metric_is_named():
