@@ -121,6 +121,16 @@ def rerun_command(output_dir: Path) -> list[str]:
             f"hydra.run.dir={Path(output_dir).resolve()}-rerun"]
 
 
+# Set for a multirun job trained in a spawned process (trainer/job_process.py), whose own
+# argv is multiprocessing's: the command line of the process that launched the sweep.
+LAUNCH_COMMAND_ENV = "GRPO_LAB_LAUNCH_COMMAND"
+
+
+def launch_command() -> str:
+    """The command line the user ran to start this run."""
+    return os.environ.get(LAUNCH_COMMAND_ENV) or shlex.join(sys.orig_argv)
+
+
 def build_manifest(cfg: Any, output_dir: Path, train_data: Any, heldout_data: Any = None,
                    overrides: list[str] | None = None) -> dict[str, Any]:
     data = {"task": cfg.task.name, "train": dataset_entry(train_data)}
@@ -133,7 +143,7 @@ def build_manifest(cfg: Any, output_dir: Path, train_data: Any, heldout_data: An
         "hardware": hardware(),
         "data": data,
         "seeds": {"trainer": cfg.trainer.seed, "task": cfg.task.get("seed"), "eval": cfg.eval.seed},
-        "command": shlex.join(sys.orig_argv),
+        "command": launch_command(),
         "overrides": list(overrides or []),
         "pid": os.getpid(),
         "rerun": shlex.join(rerun),

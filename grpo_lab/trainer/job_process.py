@@ -35,15 +35,18 @@ def trains_in_fresh_process(cfg: DictConfig) -> bool:
     return HydraConfig.get().mode == RunMode.MULTIRUN and not several_processes
 
 
-def _train_child(cfg: DictConfig, hydra_root: Any, results: Any) -> None:
+def _train_child(cfg: DictConfig, hydra_root: Any, results: Any, command: str) -> None:
     """The spawned job: the job's Hydra config (``${hydra:...}`` interpolations, run
-    identity) and logging as in the job process, then training."""
+    identity), logging and the launching command line (for the run's manifest) as in the
+    job process, then training."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.core.utils import configure_log, setup_globals
 
     from grpo_lab.console import quiet_library_bars
+    from grpo_lab.tracking.manifest import LAUNCH_COMMAND_ENV
     from grpo_lab.trainer import train
 
+    os.environ[LAUNCH_COMMAND_ENV] = command
     quiet_library_bars(cfg.trainer.progress_bar)  # a fresh interpreter: as the job process does
     setup_globals()
     HydraConfig.instance().cfg = hydra_root
@@ -60,9 +63,12 @@ def train_in_fresh_process(cfg: DictConfig) -> dict[str, Any]:
     is passed on to the child, which checkpoints and stops as a run in place would."""
     from hydra.core.hydra_config import HydraConfig
 
+    from grpo_lab.tracking.manifest import launch_command
+
     context = multiprocessing.get_context("spawn")
     receive, send = context.Pipe(duplex=False)
-    child = context.Process(target=_train_child, args=(cfg, HydraConfig.instance().cfg, send), name="grpo-lab-job")
+    child = context.Process(target=_train_child, args=(cfg, HydraConfig.instance().cfg, send, launch_command()),
+                            name="grpo-lab-job")
     child.start()
     send.close()
 

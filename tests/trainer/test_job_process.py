@@ -34,6 +34,9 @@ def test_each_job_reports_its_own_peak_memory(tmp_path):
     assert small_peak < 0.8 * big_peak
     # The job's log file is written as for a job trained in place.
     assert (sweep / "1" / "cli.log").exists()
+    # The manifest names the command the user ran, not the spawned interpreter's.
+    command = json.loads((sweep / "1" / "manifest.json").read_text())["command"]
+    assert " -m " in f" {command} " and "hydra.sweep.dir=" in command and "spawn_main" not in command
 
 
 def test_in_place_jobs_inherit_the_earlier_peak(tmp_path):
