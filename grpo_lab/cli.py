@@ -5,20 +5,17 @@ from __future__ import annotations
 import logging
 import signal
 import sys
-from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
 from grpo_lab.config import register_configs
+from grpo_lab.config.schema import CONFIG_DIR
 from grpo_lab.console import quiet_library_bars
 from grpo_lab.errors import exit_on_user_error
 
 log = logging.getLogger("grpo_lab")
 register_configs()
-
-# Absolute, so the console script finds conf/ whatever the working directory.
-CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
 
 def format_summary(summary: dict) -> str:
@@ -40,7 +37,7 @@ def format_summary(summary: dict) -> str:
     return "\n".join(lines)
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def main(cfg: DictConfig) -> float | None:
     from grpo_lab.config.validate import validate_config
 

@@ -70,6 +70,10 @@ def test_help_lists_groups_and_options():
     ).stdout
     for group, option in OPTIONS:
         assert group in out and option in out
+    # Experiment files are the experiment group's options; the folders of committed
+    # results below them are not groups.
+    assert "experiment: adv_norm, adv_norm_cpu, " in out
+    assert "experiment/results" not in out
     # The names each key takes, from the registries.
     from grpo_lab.algos import LOSS_AGGREGATIONS, POLICY_LOSSES
 

@@ -1,8 +1,24 @@
-"""Every registry a config key selects from, for ``grpo-lab-train --help``."""
+"""What ``grpo-lab-train --help`` lists: the config groups' options and every registry a
+config key selects from."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+
+def config_groups_help(conf_dir: Path) -> str:
+    """One line per config group: ``group: option, option, ...``.
+
+    Only each group folder's own YAML files are options: Hydra's listing would also show
+    every folder below ``conf/experiment`` (the committed results keep each run's
+    ``.hydra/config.yaml``, which a rerun loads) as a group of its own."""
+    lines = []
+    for group in sorted(p for p in conf_dir.iterdir() if p.is_dir() and p.name != "hydra"):
+        options = sorted(f.stem for f in group.glob("*.yaml"))
+        if options:
+            lines.append(f"{group.name}: {', '.join(options)}")
+    return "\n".join(lines)
 
 
 def registries() -> list[Any]:

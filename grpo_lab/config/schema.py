@@ -366,6 +366,9 @@ class TrainConfig:
 # Data files shipped inside the package (grpo_lab/tasks/data): ${grpo_lab_data:<relative path>}
 # in a config is the file's absolute path, wherever grpo-lab is installed or run from.
 PACKAGE_DATA = Path(__file__).resolve().parent.parent / "tasks" / "data"
+# The config groups (conf/ at the top of the repository); absolute, so the programs find it
+# whatever the working directory.
+CONFIG_DIR = Path(__file__).resolve().parent.parent.parent / "conf"
 
 
 def _plugin_help() -> str:
@@ -374,9 +377,17 @@ def _plugin_help() -> str:
     return plugin_help()
 
 
+def _groups_help() -> str:
+    from grpo_lab.config.plugins import config_groups_help
+
+    return config_groups_help(CONFIG_DIR)
+
+
 def register_configs() -> None:
     if not OmegaConf.has_resolver("grpo_lab_data"):
         OmegaConf.register_new_resolver("grpo_lab_data", lambda rel: str(PACKAGE_DATA / rel))
     if not OmegaConf.has_resolver("grpo_lab_plugins"):  # --help's list of registered names
         OmegaConf.register_new_resolver("grpo_lab_plugins", _plugin_help)
+    if not OmegaConf.has_resolver("grpo_lab_groups"):  # --help's config groups and their options
+        OmegaConf.register_new_resolver("grpo_lab_groups", _groups_help)
     ConfigStore.instance().store(name="train_schema", node=TrainConfig)

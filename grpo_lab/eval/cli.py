@@ -23,11 +23,11 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from grpo_lab.config import register_configs
+from grpo_lab.config.schema import CONFIG_DIR
 from grpo_lab.console import quiet_library_bars
 from grpo_lab.errors import exit_on_user_error
 
 register_configs()
-CONFIG_DIR = str(Path(__file__).resolve().parent.parent.parent / "conf")
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
@@ -71,7 +71,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     return result
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def main(cfg: DictConfig) -> float | None:
     quiet_library_bars(cfg.trainer.progress_bar)
     with exit_on_user_error("grpo-lab-eval"):
