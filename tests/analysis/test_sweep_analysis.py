@@ -85,8 +85,10 @@ def test_compare_command_report_matches_the_metrics_files(sweep_root, tmp_path):
         assert low - 1e-4 <= ci_low <= mean <= ci_high <= high + 1e-4  # the band stays in the data
     assert "fewer than 3 seeds" in text
     # Every pair of the three variants has a verdict, per step and at equal budgets.
-    pairs = section_rows(text, "## Paired comparisons", 10)
-    assert len(pairs) == 2 and all(cells[-1] for cells in pairs.values())
+    pairs = section_rows(text, "## Paired comparisons", 11)
+    assert len(pairs) == 2 and all(cells[-2] for cells in pairs.values())
+    # ... and the seeds a verdict would need: a count, inf (no difference) or – (unpaired).
+    assert all(re.fullmatch(r"[0-9]+|inf|–", cells[-1]) for cells in pairs.values())
     for axis in ("step", "generated tokens", "wall-clock seconds"):
         assert re.search(rf"### At [0-9.]+ {axis}", text), axis
     for png in ("reward_by_step.png", "reward_by_generated_tokens.png", "reward_by_wall_s.png",
