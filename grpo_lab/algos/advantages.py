@@ -92,6 +92,74 @@ def batch_std_advantages(
     return (centered / (std + eps)).flatten()
 
 
+@register_advantage("rloo")
+def rloo_advantages(
+    rewards: torch.Tensor, group_size: int, eps: float, lengths: torch.Tensor | None = None
+) -> torch.Tensor:
+    """r_i - mean_{j != i} r_j: the leave-one-out baseline of RLOO (Kool et al. 2019;
+    Ahmadian et al. 2024, "Back to Basics", arXiv:2402.14740, eq. 6), no std scaling.
+
+    Equal to ``G / (G - 1) * (r_i - mean_group)``: with G = 2 it is ``r_i - r_other``.
+    Tied groups get exactly 0. ``eps`` is unused. (verl ``rloo``; TRL ``RLOOTrainer``.)
+    """
+    if group_size < 2:
+        raise ValueError(f"rloo needs groups of at least 2 completions, got {group_size}")
+    centered = _centered(_grouped(rewards, group_size))
+    return (centered * (group_size / (group_size - 1))).flatten()
+
+
+def _whiten(values: torch.Tensor, weights: torch.Tensor, eps: float) -> torch.Tensor:
+    """(x - mean) / (std + eps) with ``weights``-weighted mean and unbiased variance
+    (``sum w (x - mean)^2 / sum w * n / (n - 1)``, n = sum w): with weights = token
+    counts, the masked whitening of every token of the batch (verl ``masked_whiten``)."""
+    total = weights.sum()
+    if total <= 1:
+        return torch.zeros_like(values)
+    mean = (weights * values).sum() / total
+    var = (weights * (values - mean).square()).sum() / total * (total / (total - 1))
+    return (values - mean) / (var.sqrt() + eps)
+
+
+def _token_weights(rewards: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+    # A completion's advantage applies to each of its tokens, so batch statistics count
+    # it once per token; unknown lengths: once per completion.
+    return torch.ones_like(rewards) if lengths is None else lengths.to(rewards).float()
+
+
+@register_advantage("reinforce_plus_plus")
+def reinforce_plus_plus_advantages(
+    rewards: torch.Tensor, group_size: int, eps: float, lengths: torch.Tensor | None = None
+) -> torch.Tensor:
+    """REINFORCE++ (Hu et al. 2025, arXiv:2501.03262, sec. 3): no group baseline; the
+    outcome reward (gamma = 1, so every token's return is the completion's reward) is
+    whitened over every completion token of the global batch, ``(r - mean) / (std + eps)``.
+
+    Token-weighted (each completion counts ``lengths`` times), as verl's and OpenRLHF's
+    ``masked_whiten``; ``(std + eps)`` where they use ``sqrt(var + 1e-8)``. The paper
+    puts the KL per token into the return; here a KL in the reward is summed per
+    completion first (see GRPO). Groups whose rewards tie still get advantages: the
+    baseline is the batch's, not the group's.
+    """
+    _grouped(rewards, group_size)
+    return _whiten(rewards, _token_weights(rewards, lengths), eps)
+
+
+@register_advantage("reinforce_plus_plus_baseline")
+def reinforce_plus_plus_baseline_advantages(
+    rewards: torch.Tensor, group_size: int, eps: float, lengths: torch.Tensor | None = None
+) -> torch.Tensor:
+    """REINFORCE++-baseline (Hu et al. 2025, arXiv:2501.03262, sec. 3.2): the group mean
+    is subtracted first (``r - mean_group``, exactly 0 in tied groups), then the result
+    is whitened over every completion token of the global batch, as verl's
+    ``reinforce_plus_plus_baseline`` and OpenRLHF's ``reinforce_baseline``.
+
+    With token weights the batch mean of the centered rewards is not 0, so whitening
+    shifts tied groups by ``-mean / std`` (as in verl); with ``lengths=None`` it is 0.
+    """
+    centered = _centered(_grouped(rewards, group_size)).flatten()
+    return _whiten(centered, _token_weights(rewards, lengths), eps)
+
+
 def group_advantages(
     rewards: torch.Tensor,
     group_size: int,

@@ -6,7 +6,12 @@ logp_ref - logp`` for tokens sampled from the policy:
 - k1 = -log_ratio: unbiased, high variance, can be negative per token;
 - k2 = log_ratio**2 / 2: biased, low variance, always >= 0;
 - k3 = exp(log_ratio) - 1 - log_ratio: unbiased and >= 0; the estimator of
-  DeepSeekMath's GRPO objective (arXiv:2402.03300, eq. 4).
+  DeepSeekMath's GRPO objective (arXiv:2402.03300, eq. 4);
+- abs = |log_ratio|: >= 0, an upper bound of |k1| (verl's ``abs``);
+- k3_k2grad: the value of k3 with the gradient of k2 (a straight-through estimator,
+  verl's ``k3+``): on-policy, k2's gradient ``E[-log_ratio * grad log p]`` is the
+  gradient of KL(pi_theta || pi_ref), which k3's is not (see
+  :func:`importance_weighted_kl`), while the logged value stays the unbiased k3.
 
 :func:`importance_weighted_kl` multiplies a per-token estimate by the importance ratio
 pi_theta / pi_old, as TRL's ``use_bias_correction_kl`` does (see its docstring for why).
@@ -41,6 +46,18 @@ def _k3(log_ratio: torch.Tensor) -> torch.Tensor:
     # would overflow to inf and poison the whole loss.
     log_ratio = log_ratio.clamp(-20.0, 20.0)
     return torch.exp(log_ratio) - 1.0 - log_ratio
+
+
+@KL_ESTIMATORS.register("abs")
+def _abs(log_ratio: torch.Tensor) -> torch.Tensor:
+    return log_ratio.abs()
+
+
+@KL_ESTIMATORS.register("k3_k2grad")
+def _k3_k2grad(log_ratio: torch.Tensor) -> torch.Tensor:
+    # value k3, gradient k2: k2 - sg(k2) is 0 in value and carries k2's gradient.
+    k2 = _k2(log_ratio)
+    return k2 - k2.detach() + _k3(log_ratio).detach()
 
 
 def kl_penalty(logp: torch.Tensor, ref_logp: torch.Tensor, estimator: str = "k3") -> torch.Tensor:

@@ -9,7 +9,8 @@ the entropy all come from it while it is in cache (on CPU a block is ~2 MB; on a
 where each block costs kernel launches, ~256 MB). The backward is written out,
 ``d logp / d logits = (onehot - softmax) / T``, block by block, with the softmax
 recomputed from the saved log-normalizer instead of stored. Same numbers as the
-straightforward computation (tested, gradients included).
+straightforward computation (tested, gradients included). The entropy carries a
+gradient only when asked (an entropy bonus): ``dH / dx = -p (log p + H)`` per logit.
 """
 
 from __future__ import annotations
@@ -27,15 +28,19 @@ def token_logprobs(
     temperature: float = 1.0,
     with_entropy: bool = False,
     block_positions: int | None = None,
+    entropy_grad: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``log softmax(logits / temperature)`` at ``token_ids`` and, with ``with_entropy``,
-    the entropy of that distribution (no gradient: for logging). Logits ``[B, T, V]``
-    in any float dtype, ids ``[B, T]``; results ``[B, T]`` float32. ``block_positions``
-    overrides the block size (positions per block)."""
+    the entropy of that distribution (no gradient unless ``entropy_grad``: for logging,
+    or for an entropy bonus). Logits ``[B, T, V]`` in any float dtype, ids ``[B, T]``;
+    results ``[B, T]`` float32. ``block_positions`` overrides the block size (positions
+    per block)."""
     if block_positions is None:
         budget = CPU_BLOCK_ELEMENTS if logits.device.type == "cpu" else ACCELERATOR_BLOCK_ELEMENTS
         block_positions = max(1, budget // logits.shape[-1])
-    return _TokenLogProbs.apply(logits, token_ids, float(temperature), with_entropy, block_positions)
+    return _TokenLogProbs.apply(
+        logits, token_ids, float(temperature), with_entropy, block_positions, with_entropy and entropy_grad
+    )
 
 
 def _blocks(logits: torch.Tensor, size: int):
@@ -61,7 +66,7 @@ def _scaled(block: torch.Tensor, temperature: float) -> torch.Tensor:
 
 class _TokenLogProbs(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, logits, token_ids, temperature, with_entropy, size):
+    def forward(ctx, logits, token_ids, temperature, with_entropy, size, entropy_grad):
         ids = token_ids.reshape(-1, 1)
         logp = torch.empty(ids.shape[0], dtype=torch.float32, device=logits.device)
         log_norm = torch.empty_like(logp)
@@ -77,24 +82,36 @@ class _TokenLogProbs(torch.autograd.Function):
             if with_entropy:
                 # H = lse - E_p[x]
                 entropy[at] = lse - weights.mul_(x).sum(-1) / total.squeeze(-1)
-        ctx.save_for_backward(logits, ids, log_norm)
+        ctx.save_for_backward(logits, ids, log_norm, entropy if entropy_grad else None)
         ctx.temperature, ctx.size = temperature, size
         shape = token_ids.shape
         if entropy is not None:
             entropy = entropy.view(shape)
-            ctx.mark_non_differentiable(entropy)
+            if not entropy_grad:
+                ctx.mark_non_differentiable(entropy)
         return logp.view(shape), entropy
 
     @staticmethod
-    def backward(ctx, grad_logp, _grad_entropy):
-        logits, ids, log_norm = ctx.saved_tensors
+    def backward(ctx, grad_logp, grad_entropy):
+        logits, ids, log_norm, entropy = ctx.saved_tensors
         temperature = ctx.temperature
         grad = torch.empty(logits.shape, dtype=logits.dtype, device=logits.device)
         flat_grad = grad.view(-1, logits.shape[-1])
+        if grad_logp is None:
+            grad_logp = torch.zeros_like(log_norm)
         scaled = (grad_logp / temperature).reshape(-1, 1)
+        with_h = entropy is not None and grad_entropy is not None
+        if with_h:
+            scaled_h = (grad_entropy / temperature).reshape(-1, 1)
+            flat_h = entropy.reshape(-1, 1)
         for at, block in _blocks(logits, ctx.size):
             x = _scaled(block, temperature)
             g = scaled[at]
-            block_grad = (x - log_norm[at, None]).exp_().mul_(-g)  # -softmax * g
+            log_p = x - log_norm[at, None]
+            p = log_p.exp()
+            if with_h:  # dH/dx = -p (log p + H)
+                block_grad = log_p.add_(flat_h[at]).mul_(p).mul_(-scaled_h[at]).sub_(p.mul_(g))
+            else:
+                block_grad = p.mul_(-g)  # -softmax * g
             flat_grad[at] = block_grad.scatter_add_(-1, ids[at], g)  # + onehot * g
-        return grad, None, None, None, None
+        return grad, None, None, None, None, None

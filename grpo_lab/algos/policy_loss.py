@@ -71,11 +71,108 @@ def clip_loss(
     """:func:`clipped_surrogate` with ``algorithm.epsilon_low`` / ``epsilon_high``, and
     TRL's clip metrics (share of tokens clipped below, above, either)."""
     loss, clipped = clipped_surrogate(logp, old_logp, advantages, cfg.epsilon_low, cfg.epsilon_high)
-    return loss, {
-        "clip_ratio/low_mean": clipped["low"],
-        "clip_ratio/high_mean": clipped["high"],
-        "clip_ratio/region_mean": clipped["low"] | clipped["high"],
-    }
+    return loss, _clip_metrics(clipped["low"], clipped["high"])
+
+
+def _clip_metrics(low: torch.Tensor, high: torch.Tensor) -> dict[str, torch.Tensor]:
+    return {"clip_ratio/low_mean": low, "clip_ratio/high_mean": high, "clip_ratio/region_mean": low | high}
+
+
+@POLICY_LOSSES.register("dual_clip")
+def dual_clip_loss(
+    logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor, cfg: Any
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Dual-clip PPO (Ye et al. 2020, "Mastering Complex Control in MOBA Games with Deep
+    RL", arXiv:1912.09729, eq. 5): for A < 0 the clipped loss is further capped at
+    ``-c * A`` (``algorithm.dual_clip_c``, > 1), so a token whose ratio exploded while
+    its advantage is negative cannot produce an unbounded push. A >= 0: as ``clip``.
+
+    Per token: ``l = -min(rho A, clip(rho) A)``; ``A < 0``: ``min(l, -c A)``. Logs
+    ``clip_ratio/dual_mean``, the share of tokens where the cap is active (verl's
+    ``pg_clipfrac_lower``).
+    """
+    loss, clipped = clipped_surrogate(logp, old_logp, advantages, cfg.epsilon_low, cfg.epsilon_high)
+    advantages = advantages.expand_as(logp)
+    cap = -cfg.dual_clip_c * advantages
+    negative = advantages < 0
+    loss = torch.where(negative, torch.minimum(loss, cap), loss)
+    with torch.no_grad():
+        # |A| max(rho, clip(rho)) > c |A| exactly when rho > c.
+        dual = negative & (torch.exp(logp - old_logp) > cfg.dual_clip_c)
+    return loss, {**_clip_metrics(clipped["low"], clipped["high"]), "clip_ratio/dual_mean": dual}
+
+
+def sequence_log_ratio(logp: torch.Tensor, old_logp: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``[B, 1]`` mean over each row's real tokens of ``logp - old_logp``: the log of
+    GSPO's length-normalized sequence ratio ``(pi / pi_old)(y)^(1/|y|)``."""
+    lengths = mask.sum(dim=1, keepdim=True).clamp(min=1)
+    return ((logp - old_logp) * mask).sum(dim=1, keepdim=True) / lengths
+
+
+@POLICY_LOSSES.register("gspo")
+def gspo_loss(
+    logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor, cfg: Any
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """GSPO (Zheng et al. 2025, "Group Sequence Policy Optimization", arXiv:2507.18071,
+    eqs. 5-7): the PPO clip applied to the sequence-level ratio
+    ``s = exp(mean_t log(pi / pi_old))`` instead of each token's.
+
+    Written in GSPO-token form (eq. 13), ``s_t = sg[s] * pi_t / sg[pi_t]``: every token's
+    ratio has the value ``s`` and the gradient ``s * grad log pi_t``, so with
+    ``loss_aggregation=seq_mean`` (the paper's ``1/|y|`` per sequence) the gradient is
+    exactly that of eq. 5. ``epsilon_low/high`` clip ``s``; the paper uses 3e-4 / 4e-4
+    (``algorithm=gspo``). The log-ratio is capped at 10 before exp (verl does the same).
+    Needs one advantage per completion (``[B, 1]``), as GRPO's.
+    """
+    if advantages.shape[1] != 1:
+        raise ValueError("gspo needs one advantage per completion ([B, 1]), got per-token advantages")
+    log_s = sequence_log_ratio(logp, old_logp, mask).detach()
+    log_ratio = (logp - logp.detach() + log_s).clamp(max=10.0)
+    ratio = torch.exp(log_ratio)
+    clipped_ratio = ratio.clamp(1.0 - cfg.epsilon_low, 1.0 + cfg.epsilon_high)
+    adv = advantages.expand_as(logp)
+    loss = -torch.min(ratio * adv, clipped_ratio * adv)
+    with torch.no_grad():
+        low = (ratio < 1.0 - cfg.epsilon_low) & (adv < 0)
+        high = (ratio > 1.0 + cfg.epsilon_high) & (adv > 0)
+    return loss, _clip_metrics(low, high)
+
+
+@POLICY_LOSSES.register("cispo")
+def cispo_loss(
+    logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor, cfg: Any
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """CISPO (MiniMax-M1, arXiv:2506.13585, eq. 4): REINFORCE weighted by the clipped,
+    stop-gradient importance ratio, ``-sg(clip(rho, 1 - eps_low, 1 + eps_high)) * A *
+    log pi``. Unlike PPO's clip no token is dropped from the gradient: clipping only
+    bounds its weight. MiniMax sets no lower bound (``algorithm.epsilon_low=1``) and
+    tunes the upper one. On-policy (rho = 1) the gradient is the policy gradient
+    ``-A * grad log pi``; the loss value is not ``-A`` (it carries ``log pi``).
+    Logs ``clip_ratio/*``: tokens whose weight was clipped below / above.
+    """
+    ratio = torch.exp(logp - old_logp).detach()
+    weight = ratio.clamp(1.0 - cfg.epsilon_low, 1.0 + cfg.epsilon_high)
+    loss = -weight * advantages.expand_as(logp) * logp
+    return loss, _clip_metrics(ratio < 1.0 - cfg.epsilon_low, ratio > 1.0 + cfg.epsilon_high)
+
+
+@POLICY_LOSSES.register("sapo")
+def sapo_loss(
+    logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor, cfg: Any
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """SAPO (Gao et al. 2025, "Soft Adaptive Policy Optimization", arXiv:2511.20347):
+    the hard clip replaced by a smooth gate, ``-f(rho) * A`` with
+    ``f(rho) = sigmoid(tau (rho - 1)) * 4 / tau``, tau = ``algorithm.sapo_tau_pos`` where
+    A > 0 and ``sapo_tau_neg`` elsewhere. ``f(1) = 2 / tau`` and ``f'(1) = 1``: near
+    on-policy the gradient is the policy gradient; far from it the gate's slope decays
+    instead of dropping to 0. The paper aggregates per sequence (``seq_mean``).
+    Logs no clip ratios (nothing is clipped).
+    """
+    ratio = torch.exp((logp - old_logp).clamp(-20.0, 20.0))
+    adv = advantages.expand_as(logp)
+    tau = torch.where(adv > 0, torch.full_like(adv, cfg.sapo_tau_pos), torch.full_like(adv, cfg.sapo_tau_neg))
+    gate = torch.sigmoid(tau * (ratio - 1.0)) * (4.0 / tau)
+    return -gate * adv, {}
 
 
 @LOSS_AGGREGATIONS.register("seq_mean")
@@ -98,6 +195,13 @@ def _dr_grpo(mask: torch.Tensor, max_completion_length: int, num_tokens: float) 
     # Dr. GRPO (arXiv:2503.20783 sec. 3.1): a constant normalizer (sequences x max
     # completion length) so no length bias enters through the denominator.
     return mask / (mask.shape[0] * max_completion_length)
+
+
+@LOSS_AGGREGATIONS.register("seq_mean_token_sum")
+def _seq_mean_token_sum(mask: torch.Tensor, max_completion_length: int, num_tokens: float) -> torch.Tensor:
+    # verl's `seq-mean-token-sum`: each sequence's token losses summed, then the mean
+    # over sequences; a long completion weighs in proportion to its length.
+    return mask / mask.shape[0]
 
 
 def loss_weights(

@@ -107,12 +107,20 @@ class RewardConfig:
     # Standardize each reward model's scores by the running mean and std of all its
     # scores so far (kept in checkpoints).
     model_normalize: bool = False
+    # DAPO's overlong reward shaping (arXiv:2503.14476, eq. 13): a completion longer than
+    # rollout.max_new_tokens - overlong_buffer tokens loses overlong_penalty x the share
+    # of the buffer it used (the full penalty at max_new_tokens). 0: off. Logged as
+    # rewards/overlong/mean.
+    overlong_buffer: int = 0
+    overlong_penalty: float = 1.0
 
 
 @dataclass
 class AdvantageConfig:
-    # group_std (DeepSeekMath GRPO) | group_mean (Dr. GRPO) | batch_std, or your own
-    # estimator by import path, "my_pkg.module:fn" (signature: grpo_lab/algos/advantages.py).
+    # group_std (DeepSeekMath GRPO) | group_mean (Dr. GRPO) | batch_std | rloo
+    # (leave-one-out, Ahmadian et al. 2024) | reinforce_plus_plus (batch whitening, Hu et
+    # al. 2025) | reinforce_plus_plus_baseline (group mean, then batch whitening), or your
+    # own estimator by import path, "my_pkg.module:fn" (signature: grpo_lab/algos/advantages.py).
     normalization: str = "group_std"
     # Added to the std before dividing.
     eps: float = 1e-4
@@ -123,7 +131,8 @@ class KLConfig:
     # Weight of KL(policy || reference) in the loss (DeepSeekMath beta). 0 loads no
     # reference model at all.
     coef: float = 0.0
-    # k1 | k2 | k3 (Schulman, "Approximating KL Divergence").
+    # k1 | k2 | k3 (Schulman, "Approximating KL Divergence") | abs (|log ratio|) |
+    # k3_k2grad (k3's value, k2's gradient: verl's "k3+").
     estimator: str = "k3"
     # loss: beta * KL added to the per-token loss (GRPO, DeepSeekMath eq. 3).
     # reward: -beta * KL(rollout policy, reference) added to each token's reward (classic
@@ -135,6 +144,24 @@ class KLConfig:
     # reverse KL(policy || reference), on-policy too. Off: DeepSeekMath's eq. 4 and
     # verl's form. See grpo_lab/algos/kl.py.
     bias_correction: bool = False
+    # placement=reward only: adapt coef each step towards this KL (the logged `kl`, a mean
+    # per token), coef *= 1 + clip(kl / target - 1, -0.2, 0.2) * completions / horizon
+    # (Ziegler et al. 2019, arXiv:1909.08593, sec. 2.2). null: coef stays fixed. The
+    # coefficient is logged as kl_coef and kept in checkpoints.
+    target: Optional[float] = None
+    # Completions over which the controller closes the gap (its time constant).
+    horizon: float = 10000.0
+
+
+@dataclass
+class DynamicSamplingConfig:
+    # DAPO's dynamic sampling (Yu et al. 2025, arXiv:2503.14476, sec. 3.2): groups whose
+    # rewards are all equal (no signal for group advantages) are dropped and more prompts
+    # are sampled until trainer.batch_size groups have signal, or `max_rounds` rounds of
+    # generation are spent (then the batch is filled with the latest dropped groups).
+    # Every round's generation counts in budget/* and time/generation.
+    enabled: bool = False
+    max_rounds: int = 3
 
 
 @dataclass
@@ -161,11 +188,29 @@ class AlgorithmConfig:
     num_iterations: int = 1
     # Optimizer steps per iteration: the batch is split into this many mini-batches.
     num_minibatches: int = 1
-    # seq_mean (GRPO) | token_mean (DAPO) | dr_grpo (constant normalizer).
+    # seq_mean (GRPO) | token_mean (DAPO) | dr_grpo (constant normalizer) |
+    # seq_mean_token_sum (per-sequence token sums, mean over sequences; verl's
+    # seq-mean-token-sum).
     loss_aggregation: str = "seq_mean"
-    # Per-token policy loss: clip (PPO's clipped surrogate with epsilon_low/high), or
-    # your own by import path, "my_pkg.module:fn" (signature: grpo_lab/algos/policy_loss.py).
+    # Per-token policy loss: clip (PPO's clipped surrogate with epsilon_low/high) |
+    # dual_clip (Ye et al. 2020; dual_clip_c) | gspo (sequence-level ratio, Zheng et al.
+    # 2025) | cispo (clipped IS-weight REINFORCE, MiniMax-M1) | sapo (soft gate, Gao et al.
+    # 2025; sapo_tau_pos/neg), or your own by import path, "my_pkg.module:fn" (signature:
+    # grpo_lab/algos/policy_loss.py).
     policy_loss: str = "clip"
+    # dual_clip: the loss of a token with A < 0 is capped at -dual_clip_c * A (> 1).
+    dual_clip_c: float = 3.0
+    # sapo: gate temperatures for tokens with A > 0 and A <= 0.
+    sapo_tau_pos: float = 1.0
+    sapo_tau_neg: float = 1.05
+    # Entropy bonus: - entropy_coef * entropy per token, aggregated as the policy loss
+    # (verl entropy_coeff). 0: none.
+    entropy_coef: float = 0.0
+    # Leave completions that hit rollout.max_new_tokens without EOS out of the policy
+    # loss (DAPO's overlong filtering, arXiv:2503.14476 sec. 3.4).
+    mask_truncated: bool = False
+    # DAPO's dynamic sampling; see DynamicSamplingConfig.
+    dynamic_sampling: DynamicSamplingConfig = field(default_factory=DynamicSamplingConfig)
     # PPO only: GAE discount and lambda (Schulman et al. 2016), value clip range,
     # value-loss weight for the shared head, advantage whitening, the critic.
     gamma: float = 1.0

@@ -92,8 +92,8 @@ def validate_config(cfg: Any) -> None:
     _at_least("algorithm.group_size", algo.group_size, 2)
     _at_least("algorithm.epsilon_low", algo.epsilon_low, 0.0)
     _at_least("algorithm.epsilon_high", algo.epsilon_high, 0.0)
-    if algo.epsilon_low >= 1.0:
-        raise ConfigError(f"algorithm.epsilon_low={algo.epsilon_low} must be < 1 (ratio floor 1 - eps)")
+    if algo.epsilon_low > 1.0:
+        raise ConfigError(f"algorithm.epsilon_low={algo.epsilon_low} must be <= 1 (ratio floor 1 - eps >= 0)")
     _at_least("algorithm.num_iterations", algo.num_iterations, 1)
     _at_least("algorithm.num_minibatches", algo.num_minibatches, 1)
     _at_least("kl.coef", cfg.kl.coef, 0.0)
@@ -101,6 +101,7 @@ def validate_config(cfg: Any) -> None:
     for key in ("gamma", "lam"):
         if not 0.0 <= algo[key] <= 1.0:
             raise ConfigError(f"algorithm.{key}={algo[key]} must be in [0, 1]")
+    _check_arms(cfg)
     _at_least("trainer.max_steps", trainer.max_steps, 1)
     _at_least("trainer.batch_size", trainer.batch_size, 1)
     _at_least("trainer.micro_batch_size", trainer.micro_batch_size, 1)
@@ -121,3 +122,39 @@ def validate_config(cfg: Any) -> None:
     _at_least("trainer.checkpoint_every_minutes", trainer.checkpoint_every_minutes, 0.0)
     if trainer.progress_bar not in PROGRESS_BARS or not isinstance(trainer.progress_bar, (bool, str)):
         raise ConfigError(f"trainer.progress_bar={trainer.progress_bar!r} is not allowed; allowed: true, false, all")
+
+
+def _check_arms(cfg: Any) -> None:
+    """Settings of the optional arms (policy losses, adaptive KL, DAPO's pieces)."""
+    algo = cfg.algorithm
+    if algo.dual_clip_c <= 1.0:
+        raise ConfigError(f"algorithm.dual_clip_c={algo.dual_clip_c} must be > 1 (the cap -c * A sits below the clip)")
+    for key in ("sapo_tau_pos", "sapo_tau_neg"):
+        if algo[key] <= 0:
+            raise ConfigError(f"algorithm.{key}={algo[key]} must be > 0")
+    if algo.policy_loss == "gspo" and algo.name != "grpo":
+        raise ConfigError(
+            f"algorithm.policy_loss=gspo needs one advantage per completion: algorithm.name=grpo (got {algo.name!r})"
+        )
+    _at_least("algorithm.dynamic_sampling.max_rounds", algo.dynamic_sampling.max_rounds, 1)
+    max_new = cfg.rollout.max_new_tokens
+    if not 0 <= cfg.reward.overlong_buffer <= max_new:
+        raise ConfigError(
+            f"reward.overlong_buffer={cfg.reward.overlong_buffer} must be in [0, rollout.max_new_tokens={max_new}]"
+        )
+    _at_least("reward.overlong_penalty", cfg.reward.overlong_penalty, 0.0)
+    kl = cfg.kl
+    if kl.target is not None:
+        if kl.placement != "reward" or kl.coef <= 0:
+            raise ConfigError(
+                f"kl.target={kl.target} (adaptive KL) needs kl.placement=reward and kl.coef > 0 "
+                f"(got placement={kl.placement!r}, coef={kl.coef})"
+            )
+        if kl.target <= 0:
+            raise ConfigError(f"kl.target={kl.target} must be > 0")
+        completions = cfg.trainer.batch_size * algo.group_size
+        if kl.horizon <= 0.2 * completions:
+            raise ConfigError(
+                f"kl.horizon={kl.horizon} must exceed 0.2 x the {completions} completions of a step, "
+                "or one update could make the coefficient negative"
+            )

@@ -45,3 +45,46 @@ class RolloutBatch:
     @cached_property
     def attention_mask(self) -> torch.Tensor:
         return torch.cat([self.prompt_mask, self.completion_mask], dim=1)
+
+
+def _left_pad(t: torch.Tensor, width: int, value: int) -> torch.Tensor:
+    return torch.nn.functional.pad(t, (width - t.shape[1], 0), value=value)
+
+
+def _right_pad(t: torch.Tensor, width: int, value: float) -> torch.Tensor:
+    return torch.nn.functional.pad(t, (0, width - t.shape[1]), value=value)
+
+
+def join_groups(parts: list[tuple[RolloutBatch, list[int]]], pad_id: int) -> RolloutBatch:
+    """One batch of the chosen whole groups of several batches (rounds of dynamic
+    sampling): ``parts`` = (batch, indices of its groups to keep), in order. Prompts are
+    left-padded and completions right-padded to the widest of the kept rows, so the
+    layout of :class:`RolloutBatch` holds; ``pad_id`` fills the new padding (masked)."""
+    group_size = parts[0][0].group_size
+    rows = [(b, [g * group_size + i for g in groups for i in range(group_size)]) for b, groups in parts]
+    rows = [(b, r) for b, r in rows if r]
+    prompt_width = max(b.prompt_ids.shape[1] for b, _ in rows)
+    width = max(b.completion_ids.shape[1] for b, _ in rows)
+    cat = lambda f: torch.cat([f(b, torch.tensor(r, dtype=torch.long)) for b, r in rows])  # noqa: E731
+    pick = lambda values, r: [values[i] for i in r]  # noqa: E731
+    logprobs = None
+    if all(b.sampling_logprobs is not None for b, _ in rows):
+        logprobs = cat(lambda b, r: _right_pad(b.sampling_logprobs[r], width, 0.0))
+    names = [n for b, _ in rows for n in b.columns]
+    columns = {
+        n: [x for b, r in rows for x in (pick(b.columns[n], r) if n in b.columns else [None] * len(r))]
+        for n in dict.fromkeys(names)
+    }
+    return RolloutBatch(
+        prompt_ids=cat(lambda b, r: _left_pad(b.prompt_ids[r], prompt_width, pad_id)),
+        prompt_mask=cat(lambda b, r: _left_pad(b.prompt_mask[r], prompt_width, 0)),
+        completion_ids=cat(lambda b, r: _right_pad(b.completion_ids[r], width, pad_id)),
+        completion_mask=cat(lambda b, r: _right_pad(b.completion_mask[r], width, 0)),
+        truncated=cat(lambda b, r: b.truncated[r]),
+        prompts=[x for b, r in rows for x in pick(b.prompts, r)],
+        completions=[x for b, r in rows for x in pick(b.completions, r)],
+        completion_texts=[x for b, r in rows for x in pick(b.completion_texts, r)],
+        columns=columns,
+        group_size=group_size,
+        sampling_logprobs=logprobs,
+    )

@@ -7,7 +7,8 @@ A checkpoint is a folder ``<output_dir>/checkpoints/step_<N>/``:
   (``Algorithm.modules()``: PPO's ``critic.safetensors``, separate model or shared
   value head);
 - ``trainer_state.pt``: the optimizer, LR scheduler, every random stream, the prompt
-  order and position, the step, the metrics history and the algorithm's own state
+  order and position, the step, the metrics history, the KL coefficient (adaptive
+  with ``kl.target``) and the algorithm's own state
   (``Algorithm.state_dict()``: PPO's critic optimizer and generator)
   (``torch.load(weights_only=True)``);
 - ``config.yaml``: the resolved config of the run (``grpo-lab-eval`` rebuilds the model
@@ -65,6 +66,7 @@ def _trainer_state(trainer: Any, step: int) -> dict[str, Any]:
         "history": list(trainer.history),
         "budget": trainer.budget.state_dict(),
         "rewards": trainer.rewards.state_dict(),
+        "kl": trainer.kl.state_dict(),
     }
 
 
@@ -128,6 +130,7 @@ def load_checkpoint(trainer: Any, folder: str | os.PathLike) -> int:
     trainer.history = list(state["history"])
     trainer.budget.load_state_dict(state.get("budget", {}))  # absent in older checkpoints
     trainer.rewards.load_state_dict(state.get("rewards", {}))  # older checkpoints: none
+    trainer.kl.load_state_dict(state.get("kl", {}))
     restore_rng(state["rng"], _generators(trainer))
     return int(state["step"])
 

@@ -34,6 +34,7 @@ def completion_forward(
     with_entropy: bool = False,
     with_hidden: bool = False,
     group_size: int = 1,
+    entropy_grad: bool = False,
 ) -> CompletionForward:
     """One forward pass of the policy over prompt + completion.
 
@@ -41,7 +42,7 @@ def completion_forward(
     (``logits_to_keep``): the prompt's logits are never computed. Log-probs are taken at
     the sampling temperature: those of the distribution the tokens were drawn from.
     ``with_hidden`` also returns the final hidden states (for a value head on the policy
-    backbone).
+    backbone); ``entropy_grad``: the entropies carry a gradient (an entropy bonus).
 
     When the rows come in whole groups of ``group_size`` completions of the same prompt,
     each prompt runs once (:func:`~grpo_lab.models.inputs.shared_prompt_passes`).
@@ -57,8 +58,9 @@ def completion_forward(
         g = group_size
         # Log-probs of each piece, then joined: joining the [B, T, V] logits would copy them.
         pieces = [
-            token_logprobs(head.logits.repeat_interleave(g, dim=0), completion_ids[:, :1], temperature, with_entropy),
-            token_logprobs(tail.logits, completion_ids[:, 1:], temperature, with_entropy),
+            token_logprobs(head.logits.repeat_interleave(g, dim=0), completion_ids[:, :1], temperature,
+                           with_entropy, entropy_grad=entropy_grad),
+            token_logprobs(tail.logits, completion_ids[:, 1:], temperature, with_entropy, entropy_grad=entropy_grad),
         ]
         logp = torch.cat([p[0] for p in pieces], dim=1)
         entropy = torch.cat([p[1] for p in pieces], dim=1) if with_entropy else None
@@ -67,7 +69,8 @@ def completion_forward(
         out = model(input_ids=input_ids, attention_mask=attention_mask,
                     position_ids=position_ids_from_mask(attention_mask), logits_to_keep=width + 1,
                     output_hidden_states=with_hidden, use_cache=False)
-        logp, entropy = token_logprobs(out.logits[:, :-1], completion_ids, temperature, with_entropy)
+        logp, entropy = token_logprobs(out.logits[:, :-1], completion_ids, temperature, with_entropy,
+                                       entropy_grad=entropy_grad)
         hidden = out.hidden_states[-1][:, -(width + 1) : -1] if with_hidden else None
     return CompletionForward(logp=logp, entropy=entropy, hidden=hidden)
 
@@ -123,11 +126,12 @@ class TrainForward(torch.nn.Module):
         temperature: float = 1.0,
         with_entropy: bool = False,
         group_size: int = 1,
+        entropy_grad: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """Per-token (log-probs, entropies or None, values or None)."""
         out = completion_forward(
             self.policy, input_ids, attention_mask, completion_ids, temperature, with_entropy,
-            with_hidden=self.value_head is not None, group_size=group_size,
+            with_hidden=self.value_head is not None, group_size=group_size, entropy_grad=entropy_grad,
         )
         values = self.value_head(out.hidden) if self.value_head is not None else None
         return out.logp, out.entropy, values

@@ -6,7 +6,9 @@ per token, added to the per-token policy loss, optionally importance-weighted
 (``kl.bias_correction``, see :func:`grpo_lab.algos.kl.importance_weighted_kl`).
 ``kl.placement=reward`` (classic RLHF PPO, Ouyang et al. 2022, eq. 2): the estimate
 between the sampling policy and the reference, times ``coef``, is a per-token penalty
-the algorithm subtracts from the reward (no gradient).
+the algorithm subtracts from the reward (no gradient). There the coefficient can be
+adaptive (``kl.target``): :class:`AdaptiveKLController` moves it after every step
+towards the target KL, and the trainer logs it (``kl_coef``) and checkpoints it.
 """
 
 from __future__ import annotations
@@ -20,16 +22,39 @@ from grpo_lab.algos.kl import importance_weighted_kl, kl_penalty
 PLACEMENTS = ("loss", "reward")
 
 
+class AdaptiveKLController:
+    """The adaptive KL coefficient of Ziegler et al. 2019 ("Fine-Tuning Language Models
+    from Human Preferences", arXiv:1909.08593, sec. 2.2; their code and verl's
+    ``AdaptiveKLController``): after a step whose KL was ``kl``,
+
+        e = clip(kl / target - 1, -0.2, 0.2);   coef <- coef * (1 + e * n / horizon)
+
+    with ``n`` the completions of the step: a proportional controller whose time
+    constant is ``horizon`` completions. ``kl`` here is the logged per-token mean.
+    """
+
+    def __init__(self, target: float, horizon: float):
+        self.target = target
+        self.horizon = horizon
+
+    def next_coef(self, coef: float, kl: float, n: int) -> float:
+        error = min(max(kl / self.target - 1.0, -0.2), 0.2)
+        return coef * (1.0 + error * n / self.horizon)
+
+
 class KLTerm:
-    def __init__(self, coef: float, estimator: str, placement: str, bias_correction: bool):
+    def __init__(self, coef: float, estimator: str, placement: str, bias_correction: bool,
+                 controller: AdaptiveKLController | None = None):
         self.coef = coef
         self.estimator = estimator
         self.placement = placement
         self.bias_correction = bias_correction
+        self.controller = controller
 
     @classmethod
     def from_config(cls, kl_cfg: Any) -> "KLTerm":
-        return cls(kl_cfg.coef, kl_cfg.estimator, kl_cfg.placement, kl_cfg.bias_correction)
+        controller = AdaptiveKLController(kl_cfg.target, kl_cfg.horizon) if kl_cfg.target is not None else None
+        return cls(kl_cfg.coef, kl_cfg.estimator, kl_cfg.placement, kl_cfg.bias_correction, controller)
 
     @property
     def enabled(self) -> bool:
@@ -52,13 +77,28 @@ class KLTerm:
     def reward_penalty(self, sampling_logp: torch.Tensor | None, ref_logp: torch.Tensor | None,
                        completion_mask: torch.Tensor, parallel: Any) -> tuple[torch.Tensor | None, dict[str, float]]:
         """``(coef * KL per token [N, T], {"kl": mean over every process's tokens})``
-        when the KL goes into the reward; ``(None, {})`` otherwise."""
+        when the KL goes into the reward; ``(None, {})`` otherwise. With an adaptive
+        coefficient the step's penalty uses the current one, which then moves for the
+        next step; ``kl_coef`` is the one this step used."""
         if not self.in_reward:
             return None, {}
         kl = kl_penalty(sampling_logp, ref_logp, self.estimator)
         mask = completion_mask.float()
-        kl_sum, tokens = parallel.sum([float((kl * mask).sum()), float(mask.sum())])
-        return self.coef * kl, {"kl": kl_sum / max(tokens, 1.0)}
+        kl_sum, tokens, rows = parallel.sum([float((kl * mask).sum()), float(mask.sum()), float(mask.shape[0])])
+        metrics = {"kl": kl_sum / max(tokens, 1.0)}
+        penalty = self.coef * kl
+        if self.controller is not None:
+            metrics["kl_coef"] = self.coef
+            self.coef = self.controller.next_coef(self.coef, metrics["kl"], int(rows))
+        return penalty, metrics
+
+    # -- checkpoints: the adaptive coefficient -------------------------------------------
+    def state_dict(self) -> dict[str, float]:
+        return {"coef": self.coef}
+
+    def load_state_dict(self, state: dict[str, float]) -> None:
+        if "coef" in state:  # older checkpoints: none (the coefficient was fixed)
+            self.coef = float(state["coef"])
 
     def loss_term(self, logp: torch.Tensor, ref_logp: torch.Tensor,
                   old_logp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

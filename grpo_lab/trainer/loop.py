@@ -1,7 +1,8 @@
 """The trainer core shared by every algorithm.
 
 One step: draw ``batch_size`` prompts -> sample ``group_size`` completions each ->
-score them with the reward mix -> (old / reference log-probs only when the settings
+score them with the reward mix (more rounds of prompts with DAPO's dynamic sampling,
+see trainer/rollout_rounds.py) -> (old / reference log-probs only when the settings
 need them) -> ``algorithm.advantages`` -> policy update -> the algorithm's own update
 (PPO's critic) -> records. The loop does no algorithm math: advantages come from the
 algorithm (grpo_lab/methods), the KL from its owner (trainer/kl_term.py), the loss
@@ -31,6 +32,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
+from grpo_lab.algos.overlong import drop_truncated
 from grpo_lab.checkpoint_folder import resolve_resume
 from grpo_lab.config.device import resolve_device
 from grpo_lab.config.validate import validate_config
@@ -58,6 +60,7 @@ from grpo_lab.trainer.rng import sample_seeds
 from grpo_lab.trainer.rollback import one_run_per_folder
 from grpo_lab.trainer.signals import GracefulStop
 from grpo_lab.trainer.kl_term import KLTerm
+from grpo_lab.trainer.rollout_rounds import Scored, add_overlong_penalty, sample_step
 from grpo_lab.trainer.update import UpdateBatch, UpdateSettings, policy_update
 
 
@@ -97,7 +100,8 @@ class Trainer:
         self.rewards = RewardMix.from_config(cfg.reward, self.device, self.dtype, self.parallel.sum)
         self.rewards.check_columns([c for c in self.dataset.column_names if c != "prompt"], cfg.task.name)
         self.sampler = PromptSampler(self.dataset, trainer_cfg.batch_size, trainer_cfg.seed)
-        self.parallel.local_slice(trainer_cfg.batch_size)  # fails early if it does not split
+        # This process's prompts of a step; fails early if the batch does not split.
+        self.local_prompts = len(range(trainer_cfg.batch_size)[self.parallel.local_slice(trainer_cfg.batch_size)])
         # Every process's Hydra computes its own run folder (timestamps can differ by a
         # second): the main process's is the run's.
         self.output_dir = Path(self.parallel.broadcast(str(cfg.paths.output_dir)))
@@ -111,6 +115,8 @@ class Trainer:
         self.trackers = build_trackers(cfg, self.output_dir) if self.parallel.is_main else Trackers([])
 
         self.policy, self.tokenizer = load_policy_and_tokenizer(cfg.model, self.device, self.dtype)
+        # Fills the padding added when rounds of dynamic sampling are joined (masked out).
+        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         self.policy.train()
         if trainer_cfg.gradient_checkpointing:
             enable_activation_checkpointing(self.policy)
@@ -171,21 +177,36 @@ class Trainer:
         ref_logp = batched_logprobs(self.reference, *args) if self.reference is not None else None
         return old_logp, ref_logp, hidden
 
-    def step(self, step: int) -> dict[str, float]:
+    def _draw_round(self, step: int, round_: int) -> tuple[Scored, float, float]:
+        """One round of fresh prompts sampled and scored: (scored rows of this process,
+        generation seconds, reward seconds). Round r > 0 (dynamic sampling) seeds its
+        rows after the rows of the rounds before it."""
         cfg = self.cfg
-        if self.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(self.device)
         t0 = time.perf_counter()
         # Every process draws the same global batch and keeps its share of the prompts.
         prompts, columns = self.sampler.next_batch()
         mine = self.parallel.local_slice(len(prompts))
         prompts, columns = prompts[mine], {k: v[mine] for k, v in columns.items()}
         group_size = cfg.algorithm.group_size
-        seeds = sample_seeds(cfg.trainer.seed, step, range(mine.start * group_size, mine.stop * group_size))
+        first = round_ * cfg.trainer.batch_size * group_size
+        seeds = sample_seeds(cfg.trainer.seed, step,
+                             range(first + mine.start * group_size, first + mine.stop * group_size))
         batch = self.rollout.generate(self.policy, prompts, columns, group_size, seeds)
         t_gen = time.perf_counter()
-
         rewards, per_function = self.rewards(batch.prompts, batch.completions, batch.columns)
+        scored = add_overlong_penalty(Scored(batch, rewards, per_function), cfg.rollout.max_new_tokens,
+                                      cfg.reward.overlong_buffer, cfg.reward.overlong_penalty)
+        return scored, t_gen - t0, time.perf_counter() - t_gen
+
+    def step(self, step: int) -> dict[str, float]:
+        cfg = self.cfg
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        t0 = time.perf_counter()
+        dynamic = cfg.algorithm.dynamic_sampling
+        sampled = sample_step(lambda r: self._draw_round(step, r), self.local_prompts, dynamic.enabled,
+                              dynamic.max_rounds, self.parallel, self.pad_id)
+        batch, rewards, per_function = sampled.batch, sampled.rewards, sampled.per_function
         t_reward = time.perf_counter()
 
         old_logp, ref_logp, policy_hidden = self._rollout_passes(batch)
@@ -199,7 +220,7 @@ class Trainer:
             update = policy_update(
                 self.train_module, self.optimizer, self.scheduler,
                 UpdateBatch(batch.input_ids, batch.attention_mask, batch.completion_ids,
-                            batch.completion_mask, adv.advantages.to(self.device), old_logp,
+                            self._loss_mask(batch), adv.advantages.to(self.device), old_logp,
                             ref_logp if self.kl.in_loss else None),
                 self.update_settings, self.kl, self.update_generator, self.parallel,
                 self.algorithm.auxiliary_loss(adv),
@@ -217,15 +238,16 @@ class Trainer:
             **self.parallel.mean_metrics(adv.metrics),
             **advantage_metrics(adv.advantages, batch.completion_mask, self.parallel.sum),
             **self.parallel.mean_metrics(critic),
+            **sampled.metrics,
             "learning_rate": self.scheduler.get_last_lr()[0],
-            "time/generation": t_gen - t0,
-            "time/reward": t_reward - t_gen,
+            "time/generation": sampled.generation_s,
+            "time/reward": sampled.reward_s,
             "time/old_and_ref_logprobs": t_ref - t_reward,
             "time/update": t_end - t_ref,
             "time/step": step_time,
-            "tokens_per_second": float(lengths.sum()) / step_time,
+            "tokens_per_second": float(sampled.generated_lengths.sum()) / step_time,
             "memory/peak_mb": self.parallel.max([peak_memory_mb(self.device)])[0],
-            **self._spend(lengths, update if trains_policy else None, step_time),
+            **self._spend(sampled.generated_lengths, lengths, update if trains_policy else None, step_time),
         }
         if "time/critic" in metrics:
             metrics["critic/time_share"] = metrics["time/critic"] / step_time
@@ -233,17 +255,26 @@ class Trainer:
         self._log_samples(step, batch, rewards, per_function, adv.advantages)
         return metrics
 
-    def _spend(self, lengths: torch.Tensor, update: dict[str, float] | None, step_time: float) -> dict[str, float]:
-        """Adds a step's spending to the budget totals (tracking/budget.py); ``update``:
-        the policy update's metrics, None when the policy did not train (critic warm-up)."""
+    def _loss_mask(self, batch: Any) -> torch.Tensor:
+        """The completion tokens the policy loss sees: all, or (``algorithm.mask_truncated``)
+        all but those of completions that hit the length limit (DAPO's overlong filtering)."""
+        if self.cfg.algorithm.mask_truncated:
+            return drop_truncated(batch.completion_mask, batch.truncated)
+        return batch.completion_mask
+
+    def _spend(self, generated: torch.Tensor, trained: torch.Tensor, update: dict[str, float] | None,
+               step_time: float) -> dict[str, float]:
+        """Adds a step's spending to the budget totals (tracking/budget.py): ``generated``,
+        the lengths of every completion sampled (every round of dynamic sampling);
+        ``trained``, those of the batch trained on. ``update``: the policy update's
+        metrics, None when the policy did not train (critic warm-up)."""
         algo = self.cfg.algorithm
-        generated = int(lengths.sum())
         applied = 0
         if update is not None:
             skipped = update.get("nonfinite/skipped_updates", 0) + update.get("mixed_precision/overflow_updates", 0)
             applied = int(algo.num_iterations * algo.num_minibatches - skipped)
-        return self.budget.add(samples=len(lengths), generated_tokens=generated,
-                               trained_tokens=generated * algo.num_iterations if update is not None else 0,
+        return self.budget.add(samples=len(generated), generated_tokens=int(generated.sum()),
+                               trained_tokens=int(trained.sum()) * algo.num_iterations if update is not None else 0,
                                optimizer_steps=applied, wall_s=step_time)
 
     def _batch_metrics(self, batch: Any, rewards: torch.Tensor, per_function: dict[str, torch.Tensor],

@@ -52,6 +52,8 @@ class UpdateSettings:
     loss_cfg: Any
     # Rows share prompts in groups of this size (see trainer/forward.py); 1: none.
     group_size: int = 1
+    # Entropy bonus weight (algorithm.entropy_coef); 0: entropies only logged.
+    entropy_coef: float = 0.0
 
     @classmethod
     def from_config(cls, cfg: Any, group_size: int = 1) -> "UpdateSettings":
@@ -60,8 +62,9 @@ class UpdateSettings:
             num_iterations=algo.num_iterations, num_minibatches=algo.num_minibatches,
             micro_batch_size=cfg.trainer.micro_batch_size, max_grad_norm=cfg.trainer.max_grad_norm,
             max_completion_length=cfg.rollout.max_new_tokens, temperature=cfg.rollout.temperature,
-            with_entropy=cfg.trainer.log_entropy, aggregation=algo.loss_aggregation,
+            with_entropy=cfg.trainer.log_entropy or algo.entropy_coef != 0, aggregation=algo.loss_aggregation,
             policy_loss=POLICY_LOSSES.get_entry(algo.policy_loss), loss_cfg=algo, group_size=group_size,
+            entropy_coef=algo.entropy_coef,
         )
 
 
@@ -170,7 +173,7 @@ def policy_update(
                 mask = batch.completion_mask[idx].float()
                 logp, entropy, values = model(
                     batch.input_ids[idx], batch.attention_mask[idx], batch.completion_ids[idx],
-                    s.temperature, s.with_entropy, s.group_size,
+                    s.temperature, s.with_entropy, s.group_size, s.entropy_coef != 0,
                 )
                 old_logp = logp.detach() if batch.old_logp is None else batch.old_logp[idx]
                 per_token, tracked = s.policy_loss(logp, old_logp, batch.advantages[idx], mask, s.loss_cfg)
@@ -181,6 +184,8 @@ def policy_update(
                     tracked["kl"] = kl_value
                 if entropy is not None:
                     tracked["entropy"] = entropy
+                    if s.entropy_coef:  # the bonus (verl entropy_coeff): higher entropy, lower loss
+                        per_token = per_token - s.entropy_coef * entropy
                 loss = aggregate(per_token, weights[part])
                 if auxiliary_loss is not None:
                     aux_loss, aux_tracked = auxiliary_loss(values, idx, aux_weights[part])

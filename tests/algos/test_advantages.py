@@ -37,7 +37,12 @@ def test_equal_rewards_give_zero_advantages_not_nan(name):
     assert torch.equal(adv, torch.zeros(4))
 
 
-@pytest.mark.parametrize("name", sorted(ADVANTAGE_ESTIMATORS))
+# Estimators with a group baseline. REINFORCE++ has none (its baseline is the batch
+# mean): its advantages neither sum to 0 per group nor vanish in a tied group.
+GROUP_BASELINED = sorted(set(ADVANTAGE_ESTIMATORS) - {"reinforce_plus_plus"})
+
+
+@pytest.mark.parametrize("name", GROUP_BASELINED)
 def test_advantages_sum_to_zero_within_each_group(name):
     rewards = torch.tensor([3.0, 1.0, 0.5, 0.0, 2.0, 2.5])
     adv = group_advantages(rewards, 3, name).view(2, 3)
@@ -60,7 +65,7 @@ def test_rewards_not_divisible_by_group_size():
 
 
 @pytest.mark.parametrize("eps", [1e-6, 1e-8])
-@pytest.mark.parametrize("name", sorted(ADVANTAGE_ESTIMATORS))
+@pytest.mark.parametrize("name", GROUP_BASELINED)
 def test_tied_group_gets_exactly_zero(name, eps):
     # Eight rewards of 0.7: the float32 mean is 0.7 plus rounding, and (r - mean) / (std + eps)
     # used to turn that into advantages of about 0.06. A second group with signal (0, 1)
@@ -71,3 +76,69 @@ def test_tied_group_gets_exactly_zero(name, eps):
     assert adv[8:].abs().min() > 0.1
     # A batch in which every group is tied has no signal at all.
     assert group_advantages(torch.full((8,), 0.7), 4, name, eps=eps).tolist() == [0.0] * 8
+
+
+# -- RLOO, REINFORCE++, REINFORCE++-baseline -------------------------------------------
+
+def test_rloo_brief_example():
+    # r_i - mean of the others: 1 - (0 + 2)/2 = 0; 0 - (1 + 2)/2 = -1.5; 2 - (1 + 0)/2 = 1.5.
+    assert group_advantages(BRIEF, 3, "rloo").tolist() == [0.0, -1.5, 1.5]
+
+
+def test_rloo_one_right_of_four():
+    # 1 - 0 = 1; 0 - (1 + 0 + 0)/3 = -1/3 for each wrong one.
+    adv = group_advantages(torch.tensor([1.0, 0.0, 0.0, 0.0]), 4, "rloo")
+    torch.testing.assert_close(adv, torch.tensor([1.0, -1 / 3, -1 / 3, -1 / 3]))
+
+
+def test_rloo_groups_of_two_and_ties():
+    # G = 2: r_i - r_other: (3, 1) -> (2, -2); a tied pair (0.7, 0.7) -> exactly 0.
+    adv = group_advantages(torch.tensor([3.0, 1.0, 0.7, 0.7]), 2, "rloo")
+    assert adv.tolist() == [2.0, -2.0, 0.0, 0.0]
+
+
+def test_rloo_needs_two_per_group():
+    with pytest.raises(ValueError, match="at least 2"):
+        group_advantages(BRIEF, 1, "rloo")
+
+
+def test_reinforce_plus_plus_whitens_the_batch_without_group_baseline():
+    # Rewards (1, 0 | 0, 0), one weight per completion: mean 0.25, deviations
+    # (0.75, -0.25, -0.25, -0.25), sum of squares 0.75, unbiased var 0.75 / 3 = 0.25,
+    # std 0.5 -> (1.5, -0.5, -0.5, -0.5). The tied group (0, 0) is pushed down: it is
+    # below the batch mean.
+    adv = group_advantages(torch.tensor([1.0, 0.0, 0.0, 0.0]), 2, "reinforce_plus_plus", eps=0.0)
+    torch.testing.assert_close(adv, torch.tensor([1.5, -0.5, -0.5, -0.5]))
+
+
+def test_reinforce_plus_plus_counts_each_token():
+    # Rewards (1, 0, 1, 0) with lengths (1, 3, 1, 3): 8 tokens, mean 2/8 = 0.25,
+    # deviations (0.75, -0.25, 0.75, -0.25); token-weighted squares
+    # 0.5625 + 3 x 0.0625 + 0.5625 + 3 x 0.0625 = 1.5; var 1.5 / 8 x 8 / 7 = 1.5 / 7.
+    adv = group_advantages(torch.tensor([1.0, 0.0, 1.0, 0.0]), 2, "reinforce_plus_plus", eps=0.0,
+                           lengths=torch.tensor([1.0, 3.0, 1.0, 3.0]))
+    torch.testing.assert_close(adv, torch.tensor([0.75, -0.25, 0.75, -0.25]) / (1.5 / 7) ** 0.5)
+
+
+def test_reinforce_plus_plus_baseline_by_hand():
+    # Rewards (1, 0 | 0, 0): minus group means -> (0.5, -0.5, 0, 0); per completion the
+    # batch mean is 0, unbiased var (0.25 + 0.25) / 3 = 1/6 -> (0.5, -0.5, 0, 0) x sqrt(6).
+    adv = group_advantages(torch.tensor([1.0, 0.0, 0.0, 0.0]), 2, "reinforce_plus_plus_baseline", eps=0.0)
+    torch.testing.assert_close(adv, torch.tensor([0.5, -0.5, 0.0, 0.0]) * 6**0.5)
+
+
+def test_reinforce_plus_plus_baseline_token_weighted_shifts_tied_groups():
+    # Centered (0.5, -0.5, 0, 0) with lengths (3, 1, 2, 2), 8 tokens: mean
+    # (1.5 - 0.5) / 8 = 0.125; deviations (0.375, -0.625, -0.125, -0.125); squares
+    # 3 x 0.140625 + 0.390625 + 2 x 2 x 0.015625 = 0.875; var 0.875 / 7 = 0.125, std
+    # 1 / (2 sqrt 2). The tied group gets -0.125 x 2 sqrt 2, as verl's masked whitening.
+    adv = group_advantages(torch.tensor([1.0, 0.0, 0.0, 0.0]), 2, "reinforce_plus_plus_baseline", eps=0.0,
+                           lengths=torch.tensor([3.0, 1.0, 2.0, 2.0]))
+    torch.testing.assert_close(adv, torch.tensor([0.375, -0.625, -0.125, -0.125]) * 2 * 2**0.5)
+
+
+@pytest.mark.parametrize("name", ["reinforce_plus_plus", "reinforce_plus_plus_baseline"])
+def test_whitening_a_single_token_batch_gives_zero(name):
+    # One completion of one token: no spread to whiten by (n - 1 = 0).
+    adv = group_advantages(torch.tensor([1.0, 0.0]), 2, name, lengths=torch.tensor([1.0, 0.0]))
+    assert adv.tolist() == [0.0, 0.0]

@@ -19,7 +19,7 @@ def test_estimators_by_hand(estimator, expected):
     torch.testing.assert_close(kl_penalty(LOGP, REF, estimator), torch.tensor([expected]))
 
 
-@pytest.mark.parametrize("estimator", ["k1", "k2", "k3"])
+@pytest.mark.parametrize("estimator", ["k1", "k2", "k3", "abs", "k3_k2grad"])
 def test_zero_when_policy_equals_reference(estimator):
     logp = torch.log(torch.tensor([0.1, 0.7, 0.2]))
     assert torch.equal(kl_penalty(logp, logp.clone(), estimator), torch.zeros(3))
@@ -113,3 +113,19 @@ def test_plain_k3_gives_the_forward_kl_gradient_in_expectation():
     p = logits.detach().requires_grad_(True)
     (ref.exp() * (ref - p.log_softmax(-1))).sum().backward()  # KL(ref || pi)
     torch.testing.assert_close(grad, p.grad)
+
+
+def test_abs_estimator_by_hand():
+    # |log(0.25 / 0.5)| = log 2.
+    torch.testing.assert_close(kl_penalty(LOGP, REF, "abs"), torch.tensor([math.log(2.0)]))
+
+
+def test_k3_value_with_k2_gradient():
+    # log_ratio r = log 0.5. Value: k3 = 0.5 - 1 - log 0.5 = log 2 - 0.5 = 0.19315.
+    # Gradient in logp (r = ref - logp): k2 = r^2 / 2 gives -r = log 2 = 0.69315, where
+    # k3's own gradient would be -(e^r - 1) = 0.5.
+    logp = LOGP.clone().requires_grad_(True)
+    kl = kl_penalty(logp, REF, "k3_k2grad")
+    torch.testing.assert_close(kl.detach(), torch.tensor([math.log(2.0) - 0.5]))
+    kl.sum().backward()
+    torch.testing.assert_close(logp.grad, torch.tensor([math.log(2.0)]))
