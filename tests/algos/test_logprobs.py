@@ -61,3 +61,32 @@ def test_entropy_of_uniform_is_log_vocab_and_has_no_gradient():
     logp, entropy = token_logprobs(logits, torch.zeros(2, 3, dtype=torch.long), with_entropy=True)
     torch.testing.assert_close(entropy, torch.full((2, 3), math.log(8)))
     assert not entropy.requires_grad and logp.requires_grad
+
+
+def test_entropy_gradient_by_hand():
+    # p = (0.75, 0.25) from logits (log 3, 0): H = -(0.75 log 0.75 + 0.25 log 0.25) = 0.562335;
+    # dH/dx_j = -p_j (log p_j + H): -0.75 (-0.287682 + 0.562335) = -0.205990 and
+    # -0.25 (-1.386294 + 0.562335) = +0.205990.
+    logits = torch.tensor([[[math.log(3.0), 0.0]]], requires_grad=True)
+    _, entropy = token_logprobs(logits, torch.zeros(1, 1, dtype=torch.long), with_entropy=True, entropy_grad=True)
+    torch.testing.assert_close(entropy.detach(), torch.tensor([[0.562335]]))
+    entropy.sum().backward()
+    torch.testing.assert_close(logits.grad, torch.tensor([[[-0.205990, 0.205990]]]))
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+@pytest.mark.parametrize("block_positions", [1, 4, None])
+def test_entropy_and_logprob_gradients_together_match_autograd(temperature, block_positions):
+    # An entropy bonus backpropagates through both outputs at once.
+    torch.manual_seed(0)
+    logits = (torch.randn(3, 5, 20) * 3).requires_grad_(True)
+    ids = torch.randint(0, 20, (3, 5))
+    w_logp, w_h = torch.randn(3, 5), torch.randn(3, 5)
+    logp, entropy = token_logprobs(logits, ids, temperature, with_entropy=True,
+                                   block_positions=block_positions, entropy_grad=True)
+    ((logp * w_logp).sum() + (entropy * w_h).sum()).backward()
+    ours = logits.grad.clone()
+    logits.grad = None
+    expected_logp, expected_entropy = _straightforward(logits, ids, temperature)
+    ((expected_logp * w_logp).sum() + (expected_entropy * w_h).sum()).backward()
+    torch.testing.assert_close(ours, logits.grad)

@@ -70,6 +70,8 @@ def run_interrupted(run_dir: Path, crash_at: int, *overrides: str) -> None:
     ["kl=k3", "algorithm.num_iterations=2", "algorithm.num_minibatches=2", "trainer.lr_schedule=linear"],
     ["algorithm=ppo"],
     ["algorithm=ppo_shared"],
+    # The adaptive KL coefficient and the sampler's extra rounds continue where they were.
+    ["kl=k1", "kl.placement=reward", "kl.target=1e-4", "kl.horizon=100", "algorithm=dapo"],
 ])
 def test_resumed_run_equals_uninterrupted_run(tmp_path, algo):
     common = ["trainer.max_steps=4", "trainer.checkpoint_every=2", "logger.sample_every=1", *algo]

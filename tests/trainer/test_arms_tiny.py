@@ -1,0 +1,99 @@
+"""Every ablation arm of the README's table, two steps of the real trainer on the tiny
+model, with what each arm must show in its records."""
+
+import math
+
+import pytest
+
+from grpo_lab.trainer import train
+from tests.trainer.test_train_tiny import LENGTH_REWARD, read_metrics
+
+# Rewards a random model gets: correctness alone is 0 for every completion (all groups
+# tied); the length reward varies within groups.
+CORRECTNESS_ONLY = ["reward=correctness"]
+
+
+def run(tiny_config, tmp_path, *overrides):
+    train(tiny_config(*overrides))
+    records = read_metrics(tmp_path / "run")
+    assert [r["step"] for r in records] == [1, 2]
+    for r in records:
+        assert math.isfinite(r["loss/policy"]) and math.isfinite(r["grad_norm"])
+    return records
+
+
+@pytest.mark.parametrize("arm", [
+    ["advantage=rloo"],
+    ["advantage=reinforce_plus_plus"],
+    ["advantage=reinforce_plus_plus_baseline"],
+    ["algorithm.policy_loss=cispo", "algorithm.epsilon_low=1.0"],
+    ["algorithm.policy_loss=dual_clip"],
+    ["algorithm.policy_loss=sapo"],
+    ["algorithm.loss_aggregation=seq_mean_token_sum"],
+    ["kl=abs"],
+    ["kl=k3_k2grad"],
+])
+def test_arm_trains_two_steps(tiny_config, tmp_path, arm):
+    # Two iterations over two mini-batches: the later updates see a moved policy, so the
+    # losses' ratios leave 1.
+    records = run(tiny_config, tmp_path, *arm, *LENGTH_REWARD, "trainer.lr=1e-2",
+                  "algorithm.num_iterations=2", "algorithm.num_minibatches=2")
+    assert all(r["grad_norm"] > 0 for r in records)
+
+
+def test_gspo_arm_clips_sequence_ratios(tiny_config, tmp_path):
+    # GSPO's clip range (3e-4 / 4e-4) is tight: once the policy moves, sequence ratios leave it.
+    records = run(tiny_config, tmp_path, "algorithm=gspo", *LENGTH_REWARD, "trainer.lr=1e-2",
+                  "algorithm.num_iterations=2", "algorithm.num_minibatches=2")
+    assert max(r["clip_ratio/region_mean"] for r in records) > 0
+
+
+def test_entropy_bonus_moves_the_policy_without_reward_signal(tiny_config, tmp_path):
+    # Every group tied (correctness 0): advantages are 0, so the only gradient is the bonus.
+    records = run(tiny_config, tmp_path, *CORRECTNESS_ONLY, "algorithm.entropy_coef=0.1")
+    assert all(r["advantages/std"] == 0 for r in records)
+    assert all(r["grad_norm"] > 0 for r in records)
+
+
+def test_masking_truncated_completions_leaves_nothing_to_train_when_all_are(tiny_config, tmp_path):
+    # 4 new tokens: the random model does not stop that soon, every completion is truncated.
+    records = run(tiny_config, tmp_path, *LENGTH_REWARD, "rollout.max_new_tokens=4", "algorithm.mask_truncated=true")
+    assert all(r["completions/clipped_ratio"] == 1.0 for r in records)
+    assert all(r["grad_norm"] == 0 for r in records)
+
+
+def test_overlong_shaping_penalizes_completions_at_the_limit(tiny_config, tmp_path):
+    # Every completion at the 4-token limit: the full penalty, -0.5 with factor 0.5.
+    records = run(tiny_config, tmp_path, *CORRECTNESS_ONLY, "rollout.max_new_tokens=4",
+                  "reward.overlong_buffer=2", "reward.overlong_penalty=0.5")
+    assert all(r["completions/clipped_ratio"] == 1.0 for r in records)
+    assert all(r["rewards/overlong/mean"] == -0.5 and r["reward"] == -0.5 for r in records)
+
+
+def test_adaptive_kl_coefficient_is_logged_and_moves(tiny_config, tmp_path):
+    # KL starts at 0 < target: the coefficient shrinks, 0.04 x (1 - 0.2 x 8 / 100) = 0.03936.
+    records = run(tiny_config, tmp_path, "kl=k1", "kl.placement=reward", "kl.target=0.5", "kl.horizon=100",
+                  *LENGTH_REWARD)
+    assert records[0]["kl_coef"] == 0.04
+    assert records[1]["kl_coef"] == pytest.approx(0.04 * (1 - 0.2 * 8 / 100))
+
+
+def test_dapo_dynamic_sampling_pays_for_every_round(tiny_config, tmp_path):
+    # Correctness only: every group tied in every round, so each step draws its 2 rounds
+    # (the bound), trains on 2 tied groups and counts 2 x 2 prompts x 4 completions.
+    records = run(tiny_config, tmp_path, "algorithm=dapo", "algorithm.dynamic_sampling.max_rounds=2",
+                  *CORRECTNESS_ONLY)
+    assert [r["dynamic_sampling/rounds"] for r in records] == [2.0, 2.0]
+    assert [r["dynamic_sampling/zero_std_groups_trained"] for r in records] == [2.0, 2.0]
+    assert [r["budget/samples"] for r in records] == [16.0, 32.0]
+    assert all(r["budget/trained_tokens"] < r["budget/generated_tokens"] for r in records)
+
+
+def test_dapo_with_signal_draws_one_round(tiny_config, tmp_path):
+    # The length reward differs within nearly every group: one round is usually enough,
+    # never more than the bound, and no tied group is trained while rounds remain.
+    records = run(tiny_config, tmp_path, "algorithm=dapo", *LENGTH_REWARD)
+    for r in records:
+        assert 1 <= r["dynamic_sampling/rounds"] <= 3
+        if r["dynamic_sampling/rounds"] < 3:
+            assert r["dynamic_sampling/zero_std_groups_trained"] == 0
