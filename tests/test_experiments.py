@@ -159,3 +159,35 @@ def test_experiment_runs_as_a_real_multirun_with_its_report(tmp_path):
     overrides = {(sweep / j / ".hydra" / "overrides.yaml").read_text() for j in ("0", "1")}
     assert any("group_mean" in o for o in overrides) and any("group_std" in o for o in overrides)
     assert "Outcome: eval/accuracy" in (sweep / "report.md").read_text()
+
+
+@pytest.mark.parametrize("name", ["algo_zoo", "algo_zoo_cpu"])
+def test_algo_zoo_sweeps_seeds_then_arms_and_every_arm_is_valid(name):
+    from grpo_lab.config.validate import validate_config
+
+    cfg = compose_with_hydra([f"experiment={name}"])
+    params = cfg.hydra.sweeper.params
+    assert list(params)[0] == "trainer.seed" and params["trainer.seed"] == "0,1,2"
+    arms = params["arm"].split(",")
+    assert [a.replace("_cpu", "") for a in arms] == [
+        "grpo", "dr_grpo", "rloo", "reinforce_plus_plus_baseline", "gspo", "dapo"]
+    for arm in arms:
+        # No GPU here: the config check would refuse trainer.device=cuda of the GPU file.
+        job = compose_with_hydra([f"experiment={name}", f"arm={arm}", "trainer.device=cpu"])
+        validate_config(job)
+        # Same budget and update schedule for every arm.
+        assert (job.trainer.max_steps, job.trainer.batch_size, job.algorithm.group_size,
+                job.algorithm.num_minibatches) == (cfg.trainer.max_steps, cfg.trainer.batch_size,
+                                                   cfg.algorithm.group_size, 2)
+
+
+def test_algo_zoo_arms_set_what_their_papers_name():
+    dapo = compose_with_hydra(["experiment=algo_zoo_cpu", "arm=dapo_cpu"])
+    assert (dapo.algorithm.epsilon_high, dapo.algorithm.loss_aggregation) == (0.28, "token_mean")
+    assert dapo.algorithm.dynamic_sampling.enabled and dapo.reward.overlong_buffer == 12
+    gspo = compose_with_hydra(["experiment=algo_zoo_cpu", "arm=gspo"])
+    assert (gspo.algorithm.policy_loss, gspo.algorithm.epsilon_low, gspo.algorithm.epsilon_high) == ("gspo", 3e-4, 4e-4)
+    dr = compose_with_hydra(["experiment=algo_zoo_cpu", "arm=dr_grpo"])
+    assert (dr.advantage.normalization, dr.algorithm.loss_aggregation) == ("group_mean", "dr_grpo")
+    grpo = compose_with_hydra(["experiment=algo_zoo_cpu", "arm=grpo"])
+    assert not grpo.algorithm.dynamic_sampling.enabled and grpo.reward.overlong_buffer == 0

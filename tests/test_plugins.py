@@ -54,12 +54,12 @@ def test_an_import_path_to_something_not_callable_is_refused():
 
 @pytest.mark.parametrize("override, message", [
     ("algorithm.name=trpo", "algorithm.name='trpo' is not allowed; allowed: grpo, ppo"),
-    ("algorithm.policy_loss=gspo", "algorithm.policy_loss='gspo' is not allowed; allowed: clip, or package.module:function"),
-    ("algorithm.loss_aggregation=sum", "algorithm.loss_aggregation='sum' is not allowed; allowed: dr_grpo, seq_mean, token_mean"),
-    ("kl.estimator=k4", "kl.estimator='k4' is not allowed; allowed: k1, k2, k3"),
+    ("algorithm.policy_loss=trpo", "algorithm.policy_loss='trpo' is not allowed; allowed: cispo, clip, dual_clip, gspo, sapo, or package.module:function"),
+    ("algorithm.loss_aggregation=sum", "algorithm.loss_aggregation='sum' is not allowed; allowed: dr_grpo, seq_mean, seq_mean_token_sum, token_mean"),
+    ("kl.estimator=k4", "kl.estimator='k4' is not allowed; allowed: abs, k1, k2, k3, k3_k2grad"),
     ("rollout.backend=sglang", "rollout.backend='sglang' is not allowed; allowed: hf, vllm"),
     ("trainer.optimizer=lion", "trainer.optimizer='lion' is not allowed; allowed: adam, adamw, sgd"),
-    ("kl.estimator=grpo_lab.algos.kl:_k3", "kl.estimator='grpo_lab.algos.kl:_k3' is not allowed; allowed: k1, k2, k3"),
+    ("kl.estimator=grpo_lab.algos.kl:_k3", "kl.estimator='grpo_lab.algos.kl:_k3' is not allowed; allowed: abs, k1, k2, k3, k3_k2grad"),
 ])
 def test_unknown_names_list_the_registered_ones(override, message):
     with pytest.raises(ConfigError) as err:

@@ -66,3 +66,28 @@ def test_every_reward_grpo_lab_ships_is_a_goal_reward():
 
     shipped = {name for name, fn in REWARD_FUNCTIONS.items() if fn.__module__.startswith("grpo_lab.")}
     assert shipped == set(GOAL_REWARDS)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["algorithm.dual_clip_c=1.0"], r"^algorithm.dual_clip_c=1.0 must be > 1"),
+    (["algorithm.sapo_tau_neg=0"], r"^algorithm.sapo_tau_neg=0.0 must be > 0$"),
+    (["algorithm=ppo", "algorithm.policy_loss=gspo"], r"^algorithm.policy_loss=gspo needs one advantage per completion"),
+    (["algorithm.dynamic_sampling.max_rounds=0"], r"^algorithm.dynamic_sampling.max_rounds=0 must be >= 1$"),
+    (["reward.overlong_buffer=100"], r"^reward.overlong_buffer=100 must be in \[0, rollout.max_new_tokens=48\]$"),
+    (["reward.overlong_penalty=-1"], r"^reward.overlong_penalty=-1.0 must be >= 0"),
+    (["kl=k3", "kl.target=0.1"], r"^kl.target=0.1 \(adaptive KL\) needs kl.placement=reward and kl.coef > 0"),
+    (["kl=k1", "kl.placement=reward", "kl.target=-1"], r"^kl.target=-1.0 must be > 0$"),
+    (["kl=k1", "kl.placement=reward", "kl.target=0.1", "kl.horizon=3"], r"^kl.horizon=3.0 must exceed 0.2 x the 16"),
+    (["algorithm.epsilon_low=1.5"], r"^algorithm.epsilon_low=1.5 must be <= 1"),
+])
+def test_arm_settings_out_of_range_are_one_line(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        validate(*overrides)
+
+
+def test_arm_settings_in_range_pass():
+    validate("algorithm=dapo", "reward.overlong_buffer=16", "algorithm.mask_truncated=true",
+             "algorithm.entropy_coef=0.001")
+    validate("algorithm.policy_loss=cispo", "algorithm.epsilon_low=1.0")  # CISPO: no lower bound
+    validate("kl=k1", "kl.placement=reward", "kl.target=0.1")
+    validate("algorithm=gspo")
