@@ -11,9 +11,11 @@ from grpo_lab.config.validate import validate_config
 from grpo_lab.errors import ConfigError
 from tests.conftest import CONF_DIR, compose_config
 
+# `arm` options are `# @package _global_` bundles across groups: tested on their own below.
 GROUPS = sorted(
-    p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name not in ("hydra", "experiment")
+    p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name not in ("hydra", "experiment", "arm")
 )
+ARMS = sorted(f.stem for f in (CONF_DIR / "arm").glob("*.yaml"))
 OPTIONS = [(g, f.stem) for g in GROUPS for f in sorted((CONF_DIR / g).glob("*.yaml"))]
 
 
@@ -26,6 +28,19 @@ def test_every_group_has_options():
 def test_every_option_composes(group, option):
     cfg = compose_config([f"{group}={option}", "paths.output_dir=/tmp/x"])
     assert cfg[group] is not None
+
+
+@pytest.mark.parametrize("arm", ARMS)
+def test_every_arm_composes_and_passes_the_config_check(arm):
+    # 512 new tokens: room for the full DAPO arm's 256-token overlong buffer.
+    cfg = compose_config([f"arm={arm}", "rollout.max_new_tokens=512", "paths.output_dir=/tmp/x"])
+    validate_config(cfg)
+    assert cfg.algorithm.name == "grpo"
+
+
+def test_an_arm_sets_keys_of_several_groups():
+    cfg = compose_config(["arm=dr_grpo", "paths.output_dir=/tmp/x"])
+    assert (cfg.advantage.normalization, cfg.algorithm.loss_aggregation) == ("group_mean", "dr_grpo")
 
 
 def test_defaults_are_the_cpu_grpo_experiment():
