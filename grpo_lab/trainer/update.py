@@ -160,6 +160,8 @@ def policy_update(
     schedule = update_schedule(
         batch.completion_ids.shape[0], s.num_iterations, s.num_minibatches, s.micro_batch_size, generator,
     )
+    # An entropy bonus needs the entropies' gradient; otherwise they are only logged.
+    entropy_grad = {"entropy_grad": True} if s.entropy_coef else {}
     for minibatch, micros in schedule:
         mb_mask = batch.completion_mask[minibatch]
         tokens = token_share(mb_mask, parallel)
@@ -173,7 +175,7 @@ def policy_update(
                 mask = batch.completion_mask[idx].float()
                 logp, entropy, values = model(
                     batch.input_ids[idx], batch.attention_mask[idx], batch.completion_ids[idx],
-                    s.temperature, s.with_entropy, s.group_size, s.entropy_coef != 0,
+                    s.temperature, s.with_entropy, s.group_size, **entropy_grad,
                 )
                 old_logp = logp.detach() if batch.old_logp is None else batch.old_logp[idx]
                 per_token, tracked = s.policy_loss(logp, old_logp, batch.advantages[idx], mask, s.loss_cfg)
