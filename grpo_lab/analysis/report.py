@@ -27,8 +27,8 @@ from grpo_lab.analysis.local import load_runs
 from grpo_lab.analysis.plots import AXIS_LABELS, plot_curves, plot_metric_grid
 from grpo_lab.analysis.seed_stats import MIN_SEEDS
 from grpo_lab.analysis.stats import (
-    COST_METRICS, STEP, VARIABILITY_METRICS, cost_table, default_outcome, final_values, pair_table, start_values, summary_table,
-    per_run, per_run_pair_table, values_at_budget, variability_table, x_metric,
+    COST_METRICS, STEP, VARIABILITY_METRICS, default_outcome, final_values, pair_table, start_values, summary_table,
+    per_run, per_run_pair_table, values_at_budget, variant_means, x_metric,
 )
 
 # Training-health metrics shown next to the outcome when the runs have them.
@@ -185,20 +185,23 @@ def _curve_section(frame: pd.DataFrame, metric: str, axes: list[str], smooth: in
 
 def _cost_sections(frame: pd.DataFrame) -> list[str]:
     lines: list[str] = []
-    cost = cost_table(frame)
+    # Each run's figures once: the per-variant tables and the paired comparisons share them.
+    costs = per_run(frame, COST_METRICS)
+    cost = variant_means(costs)
     if len(cost.columns) > 2:
         lines += ["## Cost", "", "Per variant, mean over runs of each run's mean step time, peak memory (RSS "
                   "on CPU, allocated on GPU), generated tokens per second and, for PPO, the critic's share "
                   "of step time and memory. Jobs of a multirun train in processes of their own "
                   "(`trainer.process_per_job`), so each peak is the job's own.", "", markdown_table(cost), ""]
-        lines += _paired_per_run(per_run(frame, COST_METRICS),
+        lines += _paired_per_run(costs,
                                  {"step_time_s": "mean step time (s)", "peak_memory_mb": "peak memory (MB)"})
-    variability = variability_table(frame)
+    swings = per_run(frame, VARIABILITY_METRICS)
+    variability = variant_means(swings).drop(columns="runs", errors="ignore")
     if len(variability.columns) > 1:
         lines += ["## Variability", "", "Per variant, mean over runs of the per-step advantage std (over "
                   "completion tokens) and of the std of the gradient norm across steps.", "",
                   markdown_table(variability), ""]
-        lines += _paired_per_run(per_run(frame, VARIABILITY_METRICS),
+        lines += _paired_per_run(swings,
                                  {"grad_norm_std_over_steps": "std of the gradient norm across steps"})
     return lines
 

@@ -209,7 +209,8 @@ def per_run(frame: pd.DataFrame, metrics: dict[str, tuple[str, str]],
     return pd.DataFrame(columns).reset_index()
 
 
-def _variant_means(runs: pd.DataFrame) -> pd.DataFrame:
+def variant_means(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per variant: the number of runs and the mean over runs of each column of :func:`per_run`."""
     if runs.empty:
         return pd.DataFrame(columns=["variant", "runs"])
     columns = [c for c in runs.columns if c not in ("run", "variant", "seed")]
@@ -222,13 +223,13 @@ def cost_table(frame: pd.DataFrame, by: Sequence[str] | str | None = None) -> pd
     """Per variant: mean step time (s), peak memory (MB), generated tokens per second,
     and the critic's share of time and memory where there is one; each per run first
     (mean time, peak memory), then averaged over runs. Empty when nothing was recorded."""
-    return _variant_means(per_run(frame, COST_METRICS, by))
+    return variant_means(per_run(frame, COST_METRICS, by))
 
 
 def variability_table(frame: pd.DataFrame, by: Sequence[str] | str | None = None) -> pd.DataFrame:
     """Per variant, mean over runs of: the advantage std within a step (how hard the
     update pushes), and the std across steps of the gradient norm (how steady it is)."""
-    return _variant_means(per_run(frame, VARIABILITY_METRICS, by)).drop(columns="runs", errors="ignore")
+    return variant_means(per_run(frame, VARIABILITY_METRICS, by)).drop(columns="runs", errors="ignore")
 
 
 def per_run_pair_table(runs: pd.DataFrame, column: str) -> pd.DataFrame:
