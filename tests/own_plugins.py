@@ -10,10 +10,11 @@ from datasets import Dataset
 CALLS = {"advantage": 0, "policy_loss": 0, "task": 0}
 
 
-def sign_advantages(rewards, group_size, eps, lengths):
+def sign_advantages(rewards, group_size, eps, lengths, cfg):
     """+1 above the group's mean reward, -1 below, 0 at it: values no built-in gives."""
     CALLS["advantage"] += 1
     assert lengths is not None and lengths.shape == rewards.shape
+    assert cfg.normalization == "tests.own_plugins:sign_advantages"
     grouped = rewards.view(-1, group_size)
     return torch.sign(grouped - grouped.mean(dim=1, keepdim=True)).flatten()
 

@@ -94,7 +94,7 @@ def test_help_lists_groups_and_options():
 
     assert f"algorithm.policy_loss: {POLICY_LOSSES.allowed()}" in out
     assert f"algorithm.loss_aggregation: {LOSS_AGGREGATIONS.allowed()}" in out
-    assert ("advantage.normalization: batch_std, group_mean, group_std, reinforce_plus_plus, "
+    assert ("advantage.normalization: batch_std, group_mean, group_std, pass_at_k, reinforce_plus_plus, "
             "reinforce_plus_plus_baseline, rloo, or package.module:function") in out
 
 

@@ -79,6 +79,8 @@ def test_every_reward_grpo_lab_ships_is_a_goal_reward():
     (["kl=k1", "kl.placement=reward", "kl.target=-1"], r"^kl.target=-1.0 must be > 0$"),
     (["kl=k1", "kl.placement=reward", "kl.target=0.1", "kl.horizon=3"], r"^kl.horizon=3.0 must exceed 0.2 x the 16"),
     (["algorithm.epsilon_low=1.5"], r"^algorithm.epsilon_low=1.5 must be <= 1"),
+    (["advantage=pass_at_k", "advantage.pass_k=4"], r"^advantage.pass_k=4 must be in \[1, algorithm.group_size=4\): "),
+    (["advantage=pass_at_k", "advantage.pass_k=0"], r"^advantage.pass_k=0 must be in \[1, algorithm.group_size=4\): "),
 ])
 def test_arm_settings_out_of_range_are_one_line(overrides, message):
     with pytest.raises(ConfigError, match=message):
@@ -88,6 +90,7 @@ def test_arm_settings_out_of_range_are_one_line(overrides, message):
 def test_arm_settings_in_range_pass():
     validate("algorithm=dapo", "reward.overlong_buffer=16", "algorithm.mask_truncated=true",
              "algorithm.entropy_coef=0.001")
+    validate("advantage=pass_at_k", "advantage.pass_k=3")
     validate("algorithm.policy_loss=cispo", "algorithm.epsilon_low=1.0")  # CISPO: no lower bound
     validate("kl=k1", "kl.placement=reward", "kl.target=0.1")
     validate("algorithm=gspo")

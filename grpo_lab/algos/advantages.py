@@ -7,23 +7,26 @@ Every estimator has the same signature and is registered by name (or named by im
 path, ``advantage.normalization=my_pkg.module:fn``), so the trainer never special-cases
 one::
 
-    fn(rewards, group_size, eps, lengths) -> advantages
+    fn(rewards, group_size, eps, lengths, cfg) -> advantages
 
 ``rewards``: float ``[N]`` of the whole batch (every process's rows), groups contiguous;
 ``lengths``: float ``[N]``, each completion's number of tokens (its mask's sum; for
 length-aware baselines or token-weighted statistics), or None when unknown;
+``cfg``: the ``advantage`` config node, where an estimator reads settings of its own
+(``pass_k``), or None (then its defaults);
 ``advantages``: ``[N]``, one per completion, applied to each of its tokens.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+import math
+from typing import Any, Callable, Optional
 
 import torch
 
 from grpo_lab.registry import Registry
 
-AdvantageFn = Callable[[torch.Tensor, int, float, Optional[torch.Tensor]], torch.Tensor]
+AdvantageFn = Callable[[torch.Tensor, int, float, Optional[torch.Tensor], Any], torch.Tensor]
 ADVANTAGE_ESTIMATORS: Registry[AdvantageFn] = Registry(
     "advantage estimator", "advantage.normalization", user_code=True
 )
@@ -54,7 +57,8 @@ def _centered(grouped: torch.Tensor) -> torch.Tensor:
 
 @register_advantage("group_std")
 def group_std_advantages(
-    rewards: torch.Tensor, group_size: int, eps: float, lengths: torch.Tensor | None = None
+    rewards: torch.Tensor, group_size: int, eps: float, lengths: torch.Tensor | None = None,
+    cfg: Any = None,
 ) -> torch.Tensor:
     """(r - mean_group) / (std_group + eps): the outcome-supervision advantage of
     DeepSeekMath (Shao et al. 2024, arXiv:2402.03300, sec. 4.1.2).
@@ -70,7 +74,8 @@ def group_std_advantages(
 
 @register_advantage("group_mean")
 def group_mean_advantages(
-    rewards: torch.Tensor, group_size: int, eps: float, lengths: torch.Tensor | None = None
+    rewards: torch.Tensor, group_size: int, eps: float, lengths: torch.Tensor | None = None,
+    cfg: Any = None,
 ) -> torch.Tensor:
     """r - mean_group, without division by the std: Dr. GRPO (Liu et al. 2025,
     "Understanding R1-Zero-Like Training", arXiv:2503.20783), which shows the std
@@ -81,7 +86,8 @@ def group_mean_advantages(
 
 @register_advantage("batch_std")
 def batch_std_advantages(
-    rewards: torch.Tensor, group_size: int, eps: float, lengths: torch.Tensor | None = None
+    rewards: torch.Tensor, group_size: int, eps: float, lengths: torch.Tensor | None = None,
+    cfg: Any = None,
 ) -> torch.Tensor:
     """(r - mean_group) / (std_batch + eps): the group baseline with the std taken over
     the whole batch (TRL ``scale_rewards="batch"``; REINFORCE++-style global scaling,
@@ -94,7 +100,8 @@ def batch_std_advantages(
 
 @register_advantage("rloo")
 def rloo_advantages(
-    rewards: torch.Tensor, group_size: int, eps: float, lengths: torch.Tensor | None = None
+    rewards: torch.Tensor, group_size: int, eps: float, lengths: torch.Tensor | None = None,
+    cfg: Any = None,
 ) -> torch.Tensor:
     """r_i - mean_{j != i} r_j: the leave-one-out baseline of RLOO (Kool et al. 2019;
     Ahmadian et al. 2024, "Back to Basics", arXiv:2402.14740, eq. 6), no std scaling.
@@ -128,7 +135,8 @@ def _token_weights(rewards: torch.Tensor, lengths: torch.Tensor | None) -> torch
 
 @register_advantage("reinforce_plus_plus")
 def reinforce_plus_plus_advantages(
-    rewards: torch.Tensor, group_size: int, eps: float, lengths: torch.Tensor | None = None
+    rewards: torch.Tensor, group_size: int, eps: float, lengths: torch.Tensor | None = None,
+    cfg: Any = None,
 ) -> torch.Tensor:
     """REINFORCE++ (Hu et al. 2025, arXiv:2501.03262, sec. 3): no group baseline; the
     outcome reward (gamma = 1, so every token's return is the completion's reward) is
@@ -146,7 +154,8 @@ def reinforce_plus_plus_advantages(
 
 @register_advantage("reinforce_plus_plus_baseline")
 def reinforce_plus_plus_baseline_advantages(
-    rewards: torch.Tensor, group_size: int, eps: float, lengths: torch.Tensor | None = None
+    rewards: torch.Tensor, group_size: int, eps: float, lengths: torch.Tensor | None = None,
+    cfg: Any = None,
 ) -> torch.Tensor:
     """REINFORCE++-baseline (Hu et al. 2025, arXiv:2501.03262, sec. 3.2): the group mean
     is subtracted first (``r - mean_group``, exactly 0 in tied groups), then the result
@@ -160,13 +169,73 @@ def reinforce_plus_plus_baseline_advantages(
     return _whiten(centered, _token_weights(rewards, lengths), eps)
 
 
+# Defaults of the pass@k estimator's settings when no config is given (the same as
+# AdvantageConfig's): k = 2; a completion scoring >= 1.0 counts as solved, which splits
+# every built-in math mix (a right answer earns at least 1.0, a wrong one at most the
+# format reward's 0.8).
+PASS_K = 2
+PASS_THRESHOLD = 1.0
+
+
+def pass_at_k_group_advantages(solved: torch.Tensor, k: int) -> torch.Tensor:
+    """Analytic pass@k advantages of Chen et al. 2025 ("Pass@k Training for Adaptively
+    Balancing Exploration and Exploitation of Large Reasoning Models", arXiv:2508.10751,
+    sec. 4), for ``solved``: bool ``[groups, N]``.
+
+    A group of N completions, N_neg of them wrong, is scored as the mean pass@k over
+    its k-subsets, ``R = 1 - C(N_neg, k) / C(N, k)``, with Bernoulli std
+    ``s = sqrt(R (1 - R))``. A completion's advantage is the mean normalized advantage
+    of the k-subsets that contain it:
+
+        solved:  (1 - R) / s
+        wrong:   (1 - R - C(N_neg - 1, k - 1) / C(N - 1, k - 1)) / s
+
+    They sum to 0 over the group. k = 1 is (r - mean) / population std. Groups with
+    ``s = 0`` (all solved, none solved, or fewer than k wrong, so every k-subset passes)
+    get exactly 0: no subset differs from another.
+    """
+    num = solved.shape[1]
+    if not 1 <= k < num:
+        raise ValueError(f"pass@k needs 1 <= k < group size, got k={k} with groups of {num}")
+    out = torch.zeros(solved.shape, dtype=torch.float32)
+    for g, row in enumerate(solved.tolist()):
+        wrong = row.count(False)
+        group_pass = 1.0 - math.comb(wrong, k) / math.comb(num, k)
+        std = math.sqrt(group_pass * (1.0 - group_pass))
+        if std == 0.0:
+            continue
+        solved_adv = (1.0 - group_pass) / std
+        wrong_adv = (1.0 - group_pass - math.comb(wrong - 1, k - 1) / math.comb(num - 1, k - 1)) / std
+        out[g] = torch.tensor([solved_adv if s else wrong_adv for s in row])
+    return out
+
+
+@register_advantage("pass_at_k")
+def pass_at_k_advantages(
+    rewards: torch.Tensor, group_size: int, eps: float, lengths: torch.Tensor | None = None,
+    cfg: Any = None,
+) -> torch.Tensor:
+    """GRPO trained for pass@k (Chen et al. 2025, arXiv:2508.10751): a completion is
+    solved when its reward is at least ``cfg.pass_threshold``; the group's solved /
+    wrong pattern gives the analytic advantages of ``pass_at_k_group_advantages`` with
+    k = ``cfg.pass_k``. Wrong completions in a group that already passes are pushed
+    down less than under group mean/std, which keeps exploring. ``eps`` is unused (a
+    zero std gives exactly 0)."""
+    k = PASS_K if cfg is None else cfg.pass_k
+    threshold = PASS_THRESHOLD if cfg is None else cfg.pass_threshold
+    solved = _grouped(rewards, group_size) >= threshold
+    return pass_at_k_group_advantages(solved, k).to(rewards.dtype).flatten()
+
+
 def group_advantages(
     rewards: torch.Tensor,
     group_size: int,
     normalization: str = "group_std",
     eps: float = 1e-4,
     lengths: torch.Tensor | None = None,
+    cfg: Any = None,
 ) -> torch.Tensor:
-    """Advantages of one batch of grouped rewards with the named (or imported) estimator."""
+    """Advantages of one batch of grouped rewards with the named (or imported)
+    estimator; ``cfg``: the ``advantage`` config (settings of its own), or None."""
     estimator = ADVANTAGE_ESTIMATORS.get_entry(normalization)
-    return estimator(rewards.float(), group_size, eps, lengths)
+    return estimator(rewards.float(), group_size, eps, lengths, cfg)

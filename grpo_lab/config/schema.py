@@ -119,11 +119,18 @@ class RewardConfig:
 class AdvantageConfig:
     # group_std (DeepSeekMath GRPO) | group_mean (Dr. GRPO) | batch_std | rloo
     # (leave-one-out, Ahmadian et al. 2024) | reinforce_plus_plus (batch whitening, Hu et
-    # al. 2025) | reinforce_plus_plus_baseline (group mean, then batch whitening), or your
-    # own estimator by import path, "my_pkg.module:fn" (signature: grpo_lab/algos/advantages.py).
+    # al. 2025) | reinforce_plus_plus_baseline (group mean, then batch whitening) |
+    # pass_at_k (trains pass@k, Chen et al. 2025), or your own estimator by import path,
+    # "my_pkg.module:fn" (signature: grpo_lab/algos/advantages.py).
     normalization: str = "group_std"
     # Added to the std before dividing.
     eps: float = 1e-4
+    # pass_at_k only: the k of pass@k, 1 <= k < algorithm.group_size (k = 1 is group
+    # mean/std with the population std).
+    pass_k: int = 2
+    # pass_at_k only: a completion with reward >= this counts as solved. 1.0 splits the
+    # built-in math mixes (a right answer earns >= 1.0, a wrong one at most 0.8 of format).
+    pass_threshold: float = 1.0
 
 
 @dataclass

@@ -137,6 +137,11 @@ def _check_arms(cfg: Any) -> None:
             f"algorithm.policy_loss=gspo needs one advantage per completion: algorithm.name=grpo (got {algo.name!r})"
         )
     _at_least("algorithm.dynamic_sampling.max_rounds", algo.dynamic_sampling.max_rounds, 1)
+    if cfg.advantage.normalization == "pass_at_k" and not 1 <= cfg.advantage.pass_k < algo.group_size:
+        raise ConfigError(
+            f"advantage.pass_k={cfg.advantage.pass_k} must be in [1, algorithm.group_size={algo.group_size}): "
+            "with k = group size every group passes or fails as a whole, so no completion gets a signal"
+        )
     max_new = cfg.rollout.max_new_tokens
     if not 0 <= cfg.reward.overlong_buffer <= max_new:
         raise ConfigError(

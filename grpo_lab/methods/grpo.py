@@ -24,14 +24,14 @@ class GRPO(Algorithm):
 
     name = "grpo"
 
-    def __init__(self, normalization: str, eps: float, parallel: Any):
-        self.estimator = ADVANTAGE_ESTIMATORS.get_entry(normalization)
-        self.eps = eps
+    def __init__(self, advantage_cfg: Any, parallel: Any):
+        self.estimator = ADVANTAGE_ESTIMATORS.get_entry(advantage_cfg.normalization)
+        self.advantage_cfg = advantage_cfg
         self.parallel = parallel
 
     @classmethod
     def from_config(cls, cfg: Any, policy: nn.Module, device: torch.device, parallel: Any) -> "GRPO":
-        return cls(cfg.advantage.normalization, cfg.advantage.eps, parallel)
+        return cls(cfg.advantage, parallel)
 
     def advantages(self, batch: RolloutBatch, rewards: torch.Tensor, reward_penalty: torch.Tensor | None,
                    policy_hidden: torch.Tensor | None = None) -> Advantages:
@@ -41,5 +41,6 @@ class GRPO(Algorithm):
         # each process keeps the advantages of its own rows.
         all_rewards = self.parallel.gather(rewards)
         lengths = self.parallel.gather(batch.completion_mask.sum(dim=1).float().cpu())
-        adv = self.estimator(all_rewards.float(), batch.group_size, self.eps, lengths)
+        adv = self.estimator(all_rewards.float(), batch.group_size, self.advantage_cfg.eps, lengths,
+                             self.advantage_cfg)
         return Advantages(adv[self.parallel.local_slice(adv.numel(), "rows")].unsqueeze(1))

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from grpo_lab.algos import ADVANTAGE_ESTIMATORS, group_advantages
+from grpo_lab.config.schema import AdvantageConfig
 
 # The brief's "What is 2 + 3?" group: "5" -> 1, "6" -> 0, "2 + 3 = 5" -> 2.
 BRIEF = torch.tensor([1.0, 0.0, 2.0])
@@ -142,3 +143,60 @@ def test_whitening_a_single_token_batch_gives_zero(name):
     # One completion of one token: no spread to whiten by (n - 1 = 0).
     adv = group_advantages(torch.tensor([1.0, 0.0]), 2, name, lengths=torch.tensor([1.0, 0.0]))
     assert adv.tolist() == [0.0, 0.0]
+
+
+# pass@k (Chen et al. 2025). A group of N with N_neg wrong: R = 1 - C(N_neg, k) / C(N, k),
+# s = sqrt(R (1 - R)); solved (1 - R) / s; wrong (1 - R - C(N_neg-1, k-1) / C(N-1, k-1)) / s.
+PASS_CFG = AdvantageConfig(normalization="pass_at_k", pass_k=2, pass_threshold=1.0)
+
+
+def test_pass_at_k_one_solved_of_four_k2_by_hand():
+    # N = 4, N_neg = 3, k = 2: R = 1 - 3/6 = 0.5, s = 0.5. Solved: 0.5 / 0.5 = 1.
+    # Wrong: (0.5 - C(2,1)/C(3,1)) / 0.5 = (0.5 - 2/3) / 0.5 = -1/3. A reward of exactly
+    # the threshold counts as solved; 0.8 (format only) does not.
+    adv = group_advantages(torch.tensor([0.8, 1.0, 0.0, 0.4]), 4, "pass_at_k", cfg=PASS_CFG)
+    torch.testing.assert_close(adv, torch.tensor([-1 / 3, 1.0, -1 / 3, -1 / 3]))
+
+
+def test_pass_at_k_two_solved_of_four_k2_by_hand():
+    # N_neg = 2: R = 1 - C(2,2)/C(4,2) = 5/6, s = sqrt(5/6 x 1/6) = sqrt(5)/6.
+    # Solved: (1/6) / (sqrt(5)/6) = 1/sqrt(5); wrong: (1/6 - C(1,1)/C(3,1)) / s = -1/sqrt(5).
+    # Group mean/std would give +-0.866: pass@2 pushes a half-solved group less.
+    adv = group_advantages(torch.tensor([2.0, 0.0, 1.8, 0.0]), 4, "pass_at_k", cfg=PASS_CFG)
+    torch.testing.assert_close(adv, torch.tensor([1.0, -1.0, 1.0, -1.0]) / 5**0.5)
+
+
+def test_pass_at_k_fewer_wrong_than_k_is_no_signal():
+    # One wrong of four, k = 2: every pair holds a solved completion, R = 1, s = 0. The
+    # wrong completion is not pushed down (group mean/std would give it -1.5).
+    adv = group_advantages(torch.tensor([2.0, 0.0, 1.8, 1.0]), 4, "pass_at_k", cfg=PASS_CFG)
+    assert adv.tolist() == [0.0, 0.0, 0.0, 0.0]
+
+
+def test_pass_at_k_one_of_eight_k4_by_hand():
+    # N = 8, N_neg = 7, k = 4: R = 1 - C(7,4)/C(8,4) = 1 - 35/70 = 0.5, s = 0.5.
+    # Solved: 1; wrong: (0.5 - C(6,3)/C(7,3)) / 0.5 = (0.5 - 20/35) / 0.5 = -1/7.
+    cfg = AdvantageConfig(normalization="pass_at_k", pass_k=4, pass_threshold=1.0)
+    adv = group_advantages(torch.tensor([0.0] * 7 + [1.0]), 8, "pass_at_k", cfg=cfg)
+    torch.testing.assert_close(adv, torch.tensor([-1 / 7] * 7 + [1.0]))
+
+
+def test_pass_at_1_is_group_mean_over_population_std():
+    # k = 1 and 0/1 rewards (1, 1, 0, 0): p = 0.5, s = 0.5 -> +-1, which is (r - 0.5) / 0.5.
+    # Groups of 2 (1, 0): the same, +-1.
+    cfg = AdvantageConfig(normalization="pass_at_k", pass_k=1, pass_threshold=1.0)
+    adv = group_advantages(torch.tensor([1.0, 1.0, 0.0, 0.0]), 4, "pass_at_k", cfg=cfg)
+    assert adv.tolist() == [1.0, 1.0, -1.0, -1.0]
+    assert group_advantages(torch.tensor([1.0, 0.0]), 2, "pass_at_k", cfg=cfg).tolist() == [1.0, -1.0]
+
+
+def test_pass_at_k_without_config_uses_k2_threshold_1():
+    adv = group_advantages(torch.tensor([0.8, 1.0, 0.0, 0.4]), 4, "pass_at_k")
+    torch.testing.assert_close(adv, torch.tensor([-1 / 3, 1.0, -1 / 3, -1 / 3]))
+
+
+@pytest.mark.parametrize("k", [0, 4])
+def test_pass_at_k_needs_k_below_the_group_size(k):
+    cfg = AdvantageConfig(normalization="pass_at_k", pass_k=k, pass_threshold=1.0)
+    with pytest.raises(ValueError, match=f"1 <= k < group size, got k={k} with groups of 4"):
+        group_advantages(torch.tensor([1.0, 0.0, 0.0, 0.0]), 4, "pass_at_k", cfg=cfg)

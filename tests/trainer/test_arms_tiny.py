@@ -1,6 +1,7 @@
 """Every ablation arm of the README's table, two steps of the real trainer on the tiny
 model, with what each arm must show in its records."""
 
+import json
 import math
 
 import pytest
@@ -95,3 +96,25 @@ def test_dapo_with_signal_draws_one_round(tiny_config, tmp_path):
         assert 1 <= r["dynamic_sampling/rounds"] <= 3
         if r["dynamic_sampling/rounds"] < 3:
             assert r["dynamic_sampling/zero_std_groups_trained"] == 0
+
+
+# pass@2 advantages of a group of 4 by its number solved (tests/algos/test_advantages.py
+# works each out by hand): (solved, wrong) completion advantages.
+PASS_AT_2_OF_4 = {0: (0.0, 0.0), 1: (1.0, -1 / 3), 2: (5**-0.5, -(5**-0.5)), 3: (0.0, 0.0), 4: (0.0, 0.0)}
+
+
+def test_pass_at_k_arm_gives_each_group_its_pass_at_k_advantages(tiny_config, tmp_path):
+    # The length reward (characters) with a threshold of 85: some completions solve, some not.
+    run(tiny_config, tmp_path, "advantage=pass_at_k", "advantage.pass_threshold=85", *LENGTH_REWARD,
+        "logger.sample_every=1", "logger.num_samples=8")
+    samples = [json.loads(x) for x in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]
+    assert len(samples) == 16  # 2 steps x 2 prompts x 4 completions
+    split_groups = 0
+    for start in range(0, 16, 4):
+        group = samples[start:start + 4]
+        solved = [s["reward"] >= 85 for s in group]
+        on, off = PASS_AT_2_OF_4[sum(solved)]
+        split_groups += sum(solved) in (1, 2)
+        for s, ok in zip(group, solved):
+            assert s["advantage"] == pytest.approx(on if ok else off, abs=1e-6)
+    assert split_groups > 0  # the run did exercise a group with signal
