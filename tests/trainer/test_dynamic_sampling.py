@@ -1,4 +1,10 @@
-"""DAPO's dynamic sampling (trainer/rollout_rounds.py) on hand-made rounds: no model."""
+"""DAPO's dynamic sampling (trainer/rollout_rounds.py) on hand-made rounds: no model; on one
+process and on two (gloo)."""
+
+import json
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -6,6 +12,7 @@ import torch
 from grpo_lab.rollout.batch import RolloutBatch, join_groups
 from grpo_lab.trainer.distributed import Parallel
 from grpo_lab.trainer.rollout_rounds import Scored, add_overlong_penalty, sample_step
+from tests.conftest import REPO, free_port
 
 G = 2  # completions per prompt
 
@@ -112,3 +119,45 @@ def test_overlong_penalty_joins_the_reward_and_its_terms():
     assert scored.rewards.tolist() == [0.5, 0.0]
     assert scored.per_function["overlong"].tolist() == [-0.5, -1.0]
     assert add_overlong_penalty(Scored(batch, torch.tensor([1.0, 1.0]), {}), 4, 0, 1.0).per_function == {}
+
+
+def _two_ranks(case: str) -> dict:
+    """tests/trainer/dynamic_sampling_ranks.py on 2 processes (gloo), rank 0's report."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+        "--main_process_port", str(free_port()), "-m", "tests.trainer.dynamic_sampling_ranks", case,
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_every_process_draws_while_any_lacks_groups_and_metrics_are_global():
+    report = _two_ranks("fill")
+    rank0, rank1 = report["ranks"]
+    # Rank 0 was full after round 0 but draws round 1 with rank 1 (collectives stay in
+    # step); it keeps its round-0 groups. Rank 1 keeps r0 group 1 and r1 group 1.
+    assert rank0["calls"] == rank1["calls"] == 2
+    assert rank0["prompts"] == ["r0-p0", "r0-p0", "r0-p1", "r0-p1"]
+    assert rank1["prompts"] == ["r0-p1", "r0-p1", "r1-p1", "r1-p1"] and rank1["rewards"] == [0.0, 1.0, 1.0, 0.0]
+    # Over both processes: 8 groups drawn, 2 + 2 (rank 0) + 1 + 1 (rank 1) with signal.
+    assert report["metrics"] == {"dynamic_sampling/rounds": 2.0, "dynamic_sampling/groups_with_signal": 6 / 8,
+                                 "dynamic_sampling/zero_std_groups_trained": 0.0}
+    # Every completion generated counts: 2 ranks x 2 rounds x 4 rows, of lengths 1 + round.
+    assert sorted(report["generated"]) == [1.0] * 8 + [2.0] * 8
+
+
+@pytest.mark.slow
+def test_processes_stop_together_at_the_bound_and_count_the_fillers():
+    report = _two_ranks("bound")
+    rank0, rank1 = report["ranks"]
+    assert rank0["calls"] == rank1["calls"] == 3  # rank 1 never fills: the bound stops both
+    # Rank 1 trains its latest tied groups (round 2), 2 fillers; rank 0 its round-0 groups.
+    assert rank1["prompts"] == ["r2-p0", "r2-p0", "r2-p1", "r2-p1"]
+    assert rank0["prompts"] == ["r0-p0", "r0-p0", "r0-p1", "r0-p1"]
+    assert report["metrics"] == {"dynamic_sampling/rounds": 3.0, "dynamic_sampling/groups_with_signal": 6 / 12,
+                                 "dynamic_sampling/zero_std_groups_trained": 2.0}
+    assert len(report["generated"]) == 2 * 3 * 4
