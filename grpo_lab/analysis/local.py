@@ -105,6 +105,18 @@ def local_records(root: str | os.PathLike) -> list[RunRecord]:
     return [read_run(d, d.name if d == root else d.relative_to(root).as_posix()) for d in dirs]
 
 
+def last_step(record: RunRecord) -> int:
+    return max((int(e["step"]) for e in record.history if isinstance(e.get("step"), (int, float))), default=0)
+
+
+def reached_max_steps(record: RunRecord) -> bool:
+    """Whether the run's records reach its ``trainer.max_steps``: a run still going, or
+    stopped or failed before its end, does not, and its last evaluation is not its
+    outcome. A run whose config does not name ``max_steps`` counts as complete."""
+    max_steps = (record.config.get("trainer") or {}).get("max_steps")
+    return not isinstance(max_steps, int) or last_step(record) >= max_steps
+
+
 def load_runs(root: str | os.PathLike) -> pd.DataFrame:
     """The tidy frame (``grpo_lab.analysis.frame``) of every run under ``root``."""
     return runs_frame(local_records(root))

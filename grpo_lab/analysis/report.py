@@ -1,7 +1,8 @@
 """``report.md``: the comparison of the runs in a folder, with its PNG figures.
 
 What a reviewer needs, in order:
-1. what was compared (variants, seeds each; a warning below 3 seeds) and the outcome:
+1. what was compared (variants, seeds each; a warning below 3 seeds; the runs left out
+   because they have not reached their ``trainer.max_steps``) and the outcome:
    held-out greedy accuracy (``eval/accuracy``) when the runs were evaluated, since
    arms with different rewards have incomparable training rewards, else the reward;
 2. the outcome per variant (mean, IQM, 95% bootstrap CI, range, the score at step 0);
@@ -22,8 +23,8 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from grpo_lab.analysis.frame import with_variants
-from grpo_lab.analysis.local import load_runs
+from grpo_lab.analysis.frame import RunRecord, runs_frame, with_variants
+from grpo_lab.analysis.local import last_step, local_records, reached_max_steps
 from grpo_lab.analysis.plots import AXIS_LABELS, plot_curves, plot_metric_grid
 from grpo_lab.analysis.seed_stats import MIN_SEEDS
 from grpo_lab.analysis.stats import (
@@ -69,7 +70,12 @@ def write_report(source: str | os.PathLike, out_dir: str | os.PathLike | None = 
     source = Path(source)
     out = Path(out_dir) if out_dir is not None else source
     out.mkdir(parents=True, exist_ok=True)
-    frame = with_variants(load_runs(source), by)
+    records = local_records(source)
+    finished = [r for r in records if reached_max_steps(r)]
+    unfinished = [r for r in records if not reached_max_steps(r)]
+    if not finished:
+        raise ValueError(f"no run under {source} has reached its trainer.max_steps yet: nothing to compare")
+    frame = with_variants(runs_frame(finished), by)
     keys = [by] if isinstance(by, str) else list(by or frame.attrs.get("variant_keys", []))
     metric = default_outcome(frame) if metric == "auto" else metric
     axes = _available_axes(frame, axes)
@@ -79,7 +85,7 @@ def write_report(source: str | os.PathLike, out_dir: str | os.PathLike | None = 
     starts = start_values(frame, metric)
     if not starts.empty:
         table = table.merge(starts, on="variant", how="left")
-    lines = _header(source, metric, keys, table)
+    lines = _header(source, metric, keys, table) + _left_out(unfinished)
     lines += [f"## Outcome: {metric}", "", _outcome_rule(metric), "", markdown_table(table), ""]
     lines += ["## Paired comparisons", "", PAIRS_NOTE, "", markdown_table(pair_table(finals)), ""]
     lines += _secondary_section(frame, metric)
@@ -144,6 +150,15 @@ def _header(source: Path, metric: str, keys: list[str], table: pd.DataFrame) -> 
         lines += [f"**Warning:** fewer than {MIN_SEEDS} seeds for {', '.join(few)}: intervals from so few "
                   "runs are rough; no verdict here should be taken as settled.", ""]
     return lines
+
+
+def _left_out(unfinished: list[RunRecord]) -> list[str]:
+    """The runs left out of the report: their last evaluation is not an end of training."""
+    if not unfinished:
+        return []
+    runs = ", ".join(f"`{r.run}` (step {last_step(r)} of {r.config['trainer']['max_steps']})" for r in unfinished)
+    return [f"**Left out:** {len(unfinished)} run(s) that have not reached their `trainer.max_steps` "
+            f"(still running, or stopped or failed before the end): {runs}.", ""]
 
 
 def _outcome_rule(metric: str) -> str:

@@ -42,3 +42,31 @@ def test_missing_folder_and_latest_sweep(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "multirun.yaml").write_text("{}")
     assert find_latest_sweep(tmp_path) == tmp_path / "a"
+
+
+def _with_max_steps(path, max_steps):
+    (path / "config.yaml").write_text(f"trainer:\n  max_steps: {max_steps}\n  seed: 0\n")
+
+
+def test_report_leaves_out_runs_that_have_not_reached_max_steps(tmp_path):
+    from grpo_lab.analysis.report import write_report
+
+    # Jobs 0 and 1 ran their 2 steps; job 2 is still going (1 of 2): its last record is
+    # not an end of training, so it is no outcome.
+    for job, rewards, arm in (("0", [0.1, 0.5], "a"), ("1", [0.2, 0.3], "b"), ("2", [0.9], "b")):
+        write_run(tmp_path / job, rewards, [f"arm={arm}"])
+        _with_max_steps(tmp_path / job, 2)
+    text = write_report(tmp_path).read_text()
+    assert text.startswith("# Comparison of 2 runs")
+    assert "**Left out:** 1 run(s) that have not reached their `trainer.max_steps`" in text
+    assert "`2` (step 1 of 2)" in text
+    assert "| arm=b | 1 | 0.3000 |" in text  # job 1's final reward only, not job 2's 0.9
+
+
+def test_report_with_no_finished_run_says_so(tmp_path):
+    from grpo_lab.analysis.report import write_report
+
+    write_run(tmp_path / "0", [0.1])
+    _with_max_steps(tmp_path / "0", 3)
+    with pytest.raises(ValueError, match="no run under .* has reached its trainer.max_steps yet"):
+        write_report(tmp_path)
