@@ -159,8 +159,11 @@ def pair_table(finals: pd.DataFrame) -> pd.DataFrame:
                      "A - B": result["difference"], "ci_low": result["ci_low"], "ci_high": result["ci_high"],
                      "P(A > B)": result["p_improvement"], "A wins": wins, "verdict": result["verdict"],
                      "seeds needed": _count(result["seeds_needed"])})
-    return pd.DataFrame(rows, columns=["A", "B", "seeds", "paired", "A - B", "ci_low", "ci_high",
-                                       "P(A > B)", "A wins", "verdict", "seeds needed"])
+    table = pd.DataFrame(rows, columns=["A", "B", "seeds", "paired", "A - B", "ci_low", "ci_high",
+                                        "P(A > B)", "A wins", "verdict", "seeds needed"])
+    # Counts next to inf would turn the column into floats ("12.0000"): keep each as is.
+    table["seeds needed"] = pd.Series([r["seeds needed"] for r in rows], dtype=object)
+    return table
 
 
 def _count(value: float) -> int | float:

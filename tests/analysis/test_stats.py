@@ -125,6 +125,19 @@ def test_pair_table_has_the_better_mean_first():
     assert row["seeds needed"] == 2 and float(row["seeds needed"]).is_integer()
 
 
+def test_seeds_needed_stay_counts_next_to_inf_in_the_markdown():
+    from grpo_lab.analysis.report import markdown_table
+
+    # a - b: differences 0.1, -0.15, 0.05 (mean 0: inf); c - b: 0.1, 0.2, 0.15 (3 seeds,
+    # see above); c - a: 0, 0.35, 0.1, mean 0.15, sd 0.180, ratio 0.832, which
+    # t(0.975, n - 1) / sqrt(n) first undercuts at n = 9 (2.306 / 3 = 0.769; n = 8: 0.836).
+    frame = sweep({("a", 0): [0.6], ("a", 1): [0.35], ("a", 2): [0.55],
+                   ("b", 0): [0.5], ("b", 1): [0.5], ("b", 2): [0.5],
+                   ("c", 0): [0.6], ("c", 1): [0.7], ("c", 2): [0.65]})
+    rows = markdown_table(pair_table(final_values(frame))).splitlines()[2:]
+    assert sorted(row.rsplit("|", 2)[1].strip() for row in rows) == ["3", "9", "inf"]
+
+
 # -- outcomes and axes -------------------------------------------------------------
 
 def test_final_value_is_the_mean_of_the_last_fifth_of_steps():
