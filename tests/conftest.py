@@ -31,6 +31,9 @@ TINY = [
     "trainer.progress_bar=false",
     "rollout.max_new_tokens=12",
     "task.num_examples=50",
+    # No held-out evaluation unless a test asks for it (the default run has one).
+    "eval.at_start=false",
+    "eval.at_end=false",
 ]
 
 

@@ -48,6 +48,8 @@ def test_defaults_are_the_cpu_grpo_experiment():
     assert cfg.model.path == "embedded:SmolLM2-135M-Instruct"
     assert cfg.algorithm.name == "grpo" and cfg.task.name == "arithmetic"
     assert cfg.kl.coef == 0.0
+    # Held-out accuracy before and after training: the default run ends with a result.
+    assert cfg.eval.at_start and cfg.eval.at_end and cfg.eval.every == 0
 
 
 def test_group_options_set_what_they_say():

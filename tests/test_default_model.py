@@ -18,4 +18,8 @@ def test_default_experiment_runs_two_steps(tmp_path):
     summary = train(cfg)
     assert summary["model"] == "SmolLM2-135M-Instruct" and summary["steps"] == 2
     records = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    assert all(r["grad_norm"] >= 0 and r["completions/mean_length"] > 0 for r in records)
+    # The default run scores the held-out problems before training (step 0) and at the end.
+    assert [r["step"] for r in records] == [0, 1, 2]
+    assert [r["step"] for r in records if "eval/accuracy" in r] == [0, 2]
+    assert all(r["grad_norm"] >= 0 and r["completions/mean_length"] > 0 for r in records[1:])
+    assert 0 < summary["eval_start/accuracy"] < 1 and 0 <= summary["eval/accuracy"] <= 1
