@@ -74,6 +74,7 @@ def run_setup(name: str, args: argparse.Namespace) -> None:
     overrides = [
         f"model={args.model}", "logger=local", "trainer.device=cuda", f"trainer.max_steps={args.steps}",
         "trainer.progress_bar=false", "trainer.save_checkpoints=false", f"paths.output_dir={out}",
+        "eval.at_start=false", "eval.at_end=false",
         *SETUPS[name], *args.overrides,
     ]
     register_configs()

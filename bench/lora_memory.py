@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 SMALL_STEP = [
     "kl=k3", "trainer.batch_size=2", "algorithm.group_size=2", "rollout.max_new_tokens=16",
     "trainer.progress_bar=false", "logger.wandb.mode=disabled", "trainer.save_checkpoints=false",
-    "eval.at_end=false",
+    "eval.at_start=false", "eval.at_end=false",
 ]
 MODES = {"full": [], "lora": ["model.lora.enabled=true", "model.lora.r=16"]}
 

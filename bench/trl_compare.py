@@ -123,6 +123,7 @@ def ours_worker(args: argparse.Namespace) -> None:
         f"trainer.lr={args.lr}", f"trainer.seed={args.seed}", "trainer.max_steps=1000",
         # Entropy on: TRL computes it in every training pass, so both do that work.
         "trainer.progress_bar=false", "trainer.log_entropy=true", "logger.sample_every=0",
+        "eval.at_start=false", "eval.at_end=false",
         f"paths.output_dir={tempfile.mkdtemp(prefix='bench-ours-')}", *_quiet_logger_overrides(),
     ]
     with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "conf")):

@@ -54,7 +54,7 @@ def device_config(device, model_dir, tmp_path):
             f"rollout.max_new_tokens={new_tokens}", "task.num_examples=50", "logger=local",
             "reward=correctness", "+reward.weights.length=1.0",
             "+reward.functions.length=tests.helpers:completion_length_reward", "trainer.lr=1e-2",
-            f"paths.output_dir={tmp_path / run}", *overrides,
+            "eval.at_start=false", "eval.at_end=false", f"paths.output_dir={tmp_path / run}", *overrides,
         ])
 
     return make

@@ -28,4 +28,8 @@ out = sample_step(draw, num_groups=2, dynamic=True, max_rounds=3, parallel=paral
 ranks = [None] * parallel.world_size
 dist.all_gather_object(ranks, {"calls": draw.calls, "prompts": out.batch.prompts, "rewards": out.rewards.tolist()})
 if parallel.is_main:
-    print(json.dumps({"ranks": ranks, "metrics": out.metrics, "generated": out.generated_lengths.tolist()}))
+    print(json.dumps({"ranks": ranks, "metrics": out.metrics, "generated": out.generated_lengths.tolist()}), flush=True)
+# Both ranks leave the process group together: a rank exiting while the other still
+# holds the gloo connection can abort it at interpreter exit.
+parallel.barrier()
+dist.destroy_process_group()
