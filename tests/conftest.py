@@ -44,6 +44,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def accelerate_launch(num_processes: int, module: str, *args: str) -> list[str]:
+    """The command that runs ``python -m module args`` on ``num_processes`` CPU processes
+    (gloo) through ``accelerate launch``, on a free port."""
+    return [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(num_processes),
+        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+        "--main_process_port", str(free_port()), "-m", module, *args,
+    ]
+
+
 def compose_config(overrides: list[str] | None = None) -> DictConfig:
     register_configs()
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):

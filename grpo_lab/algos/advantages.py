@@ -169,14 +169,6 @@ def reinforce_plus_plus_baseline_advantages(
     return _whiten(centered, _token_weights(rewards, lengths), eps)
 
 
-# Defaults of the pass@k estimator's settings when no config is given (the same as
-# AdvantageConfig's): k = 2; a completion scoring >= 1.0 counts as solved, which splits
-# every built-in math mix (a right answer earns at least 1.0, a wrong one at most the
-# format reward's 0.8).
-PASS_K = 2
-PASS_THRESHOLD = 1.0
-
-
 def pass_at_k_group_advantages(solved: torch.Tensor, k: int) -> torch.Tensor:
     """Analytic pass@k advantages of Chen et al. 2025 ("Pass@k Training for Adaptively
     Balancing Exploration and Exploitation of Large Reasoning Models", arXiv:2508.10751,
@@ -220,11 +212,13 @@ def pass_at_k_advantages(
     wrong pattern gives the analytic advantages of ``pass_at_k_group_advantages`` with
     k = ``cfg.pass_k``. Wrong completions in a group that already passes are pushed
     down less than under group mean/std, which keeps exploring. ``eps`` is unused (a
-    zero std gives exactly 0)."""
-    k = PASS_K if cfg is None else cfg.pass_k
-    threshold = PASS_THRESHOLD if cfg is None else cfg.pass_threshold
-    solved = _grouped(rewards, group_size) >= threshold
-    return pass_at_k_group_advantages(solved, k).to(rewards.dtype).flatten()
+    zero std gives exactly 0). ``cfg=None``: ``AdvantageConfig``'s defaults."""
+    if cfg is None:
+        from grpo_lab.config.schema import AdvantageConfig  # here: config imports the registries
+
+        cfg = AdvantageConfig()
+    solved = _grouped(rewards, group_size) >= cfg.pass_threshold
+    return pass_at_k_group_advantages(solved, cfg.pass_k).to(rewards.dtype).flatten()
 
 
 def group_advantages(

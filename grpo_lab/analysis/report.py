@@ -70,9 +70,9 @@ def write_report(source: str | os.PathLike, out_dir: str | os.PathLike | None = 
     source = Path(source)
     out = Path(out_dir) if out_dir is not None else source
     out.mkdir(parents=True, exist_ok=True)
-    records = local_records(source)
-    finished = [r for r in records if reached_max_steps(r)]
-    unfinished = [r for r in records if not reached_max_steps(r)]
+    finished, unfinished = [], []
+    for record in local_records(source):
+        (finished if reached_max_steps(record) else unfinished).append(record)
     if not finished:
         raise ValueError(f"no run under {source} has reached its trainer.max_steps yet: nothing to compare")
     frame = with_variants(runs_frame(finished), by)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 
 import pytest
 import torch
@@ -15,7 +14,7 @@ from grpo_lab.errors import ConfigError
 from grpo_lab.trainer import train
 from grpo_lab.trainer.checkpoint import list_checkpoints
 from grpo_lab.trainer.distributed import Parallel
-from tests.conftest import REPO, TINY, compose_config, free_port
+from tests.conftest import REPO, TINY, accelerate_launch, compose_config
 
 # The settings whose global statistics cross processes: batch-wide reward std, the
 # per-token loss mean over the global token count, KL against the reference. The
@@ -39,12 +38,8 @@ COMPARED = ["reward", "reward_std", "loss/policy", "kl", "grad_norm", "entropy",
 
 def _launch(num_processes: int, overrides: list[str], cwd) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO), "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
-    command = [
-        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(num_processes),
-        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-        "--main_process_port", str(free_port()), "-m", "grpo_lab.cli", *overrides,
-    ]
-    return subprocess.run(command, capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
+    return subprocess.run(accelerate_launch(num_processes, "grpo_lab.cli", *overrides),
+                          capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
 
 
 def _records(run_dir) -> list[dict]:

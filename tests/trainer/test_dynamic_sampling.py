@@ -4,7 +4,6 @@ process and on two (gloo)."""
 import json
 import os
 import subprocess
-import sys
 
 import pytest
 import torch
@@ -12,7 +11,7 @@ import torch
 from grpo_lab.rollout.batch import RolloutBatch, join_groups
 from grpo_lab.trainer.distributed import Parallel
 from grpo_lab.trainer.rollout_rounds import Scored, add_overlong_penalty, sample_step
-from tests.conftest import REPO, free_port
+from tests.conftest import REPO, accelerate_launch
 
 G = 2  # completions per prompt
 
@@ -124,12 +123,8 @@ def test_overlong_penalty_joins_the_reward_and_its_terms():
 def _two_ranks(case: str) -> dict:
     """tests/trainer/dynamic_sampling_ranks.py on 2 processes (gloo), rank 0's report."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    command = [
-        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-        "--main_process_port", str(free_port()), "-m", "tests.trainer.dynamic_sampling_ranks", case,
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+    done = subprocess.run(accelerate_launch(2, "tests.trainer.dynamic_sampling_ranks", case),
+                          capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
