@@ -2,6 +2,7 @@
 
     from grpo_lab.analysis import load_runs, final_table, plot_curves
     frame = load_runs("multirun/2026-01-31/12-00-00")   # or load_wandb_runs("grpo-lab", group=...)
+    problems = load_problems("multirun/2026-01-31/12-00-00")  # one row per run, step, held-out problem
     final_table(frame, "eval/accuracy")                  # held-out outcome per variant, with CIs
     pair_table(final_values(frame, "eval/accuracy"))     # paired differences and verdicts
     plot_curves(frame, "eval/accuracy", x="generated_tokens")  # mean and 95% band across seeds
@@ -17,8 +18,8 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "RunRecord": "frame", "runs_frame": "frame", "with_variants": "frame",
-    "find_latest_sweep": "local", "find_run_dirs": "local", "load_runs": "local",
+    "RunRecord": "frame", "runs_frame": "frame", "problems_frame": "frame", "with_variants": "frame",
+    "find_latest_sweep": "local", "find_run_dirs": "local", "load_runs": "local", "load_problems": "local",
     "load_wandb_runs": "wandb_api",
     "cost_table": "stats", "curves": "stats", "default_outcome": "stats", "final_table": "stats",
     "final_values": "stats", "pair_table": "stats", "summary_table": "stats", "values_at_budget": "stats",

@@ -41,6 +41,8 @@ class RunRecord:
     choices: dict[str, Any] = field(default_factory=dict)
     # The run's resolved config.
     config: dict[str, Any] = field(default_factory=dict)
+    # One dict per held-out problem per evaluation (``eval_problems.jsonl``), with its step.
+    problems: list[dict[str, Any]] = field(default_factory=list)
 
     def value_of(self, key: str) -> str | None:
         """What ``key`` was in this run: its override, else the group's chosen option,
@@ -119,6 +121,44 @@ def runs_frame(records: Sequence[RunRecord]) -> pd.DataFrame:
                     rows.append({**base, "step": step, "metric": metric, "value": float(value)})
     columns = ["run", "variant", "seed", *override_columns, "step", "metric", "value"]
     frame = pd.DataFrame(rows, columns=columns)
+    frame.attrs["variant_keys"] = keys
+    frame.attrs["override_keys"] = override_columns
+    return frame
+
+
+PROBLEM_COLUMNS = ["step", "problem_id", "correct", "length", "sample_accuracy"]
+
+
+def _sample_accuracy(record: dict[str, Any]) -> float:
+    samples = record.get("samples_correct")
+    return sum(map(bool, samples)) / len(samples) if samples else math.nan
+
+
+def problems_frame(records: Sequence[RunRecord]) -> pd.DataFrame:
+    """One row per (run, evaluation step, held-out problem): the per-problem records of
+    ``records`` with the same run, variant, seed and override columns as ``runs_frame``.
+
+    ``correct`` is the greedy verdict as 0/1 (NaN when the evaluation was not greedy),
+    ``length`` the greedy completion's tokens, ``sample_accuracy`` the fraction of the
+    ``eval.num_samples`` samples that were right (NaN without samples). Runs that predate
+    per-problem records contribute no rows."""
+    keys = varying_keys(records)
+    override_columns = override_keys(records)
+    rows = []
+    for record in records:
+        values = {k: record.value_of(k) for k in override_columns}
+        base = {"run": record.run, "variant": variant_label(values, keys), "seed": record.seed, **values}
+        for problem in record.problems:
+            correct = problem.get("correct")
+            rows.append({
+                **base,
+                "step": problem.get("step"),
+                "problem_id": problem.get("problem_id"),
+                "correct": math.nan if correct is None else float(bool(correct)),
+                "length": float(problem["length"]) if _is_number(problem.get("length")) else math.nan,
+                "sample_accuracy": _sample_accuracy(problem),
+            })
+    frame = pd.DataFrame(rows, columns=["run", "variant", "seed", *override_columns, *PROBLEM_COLUMNS])
     frame.attrs["variant_keys"] = keys
     frame.attrs["override_keys"] = override_columns
     return frame

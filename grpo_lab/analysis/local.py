@@ -17,7 +17,10 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from grpo_lab.analysis.frame import RunRecord, runs_frame
+from grpo_lab.analysis.frame import RunRecord, problems_frame, runs_frame
+
+# Written by every evaluation of a run (grpo_lab/tracking/local.py: PROBLEMS_FILE).
+PROBLEMS_FILE = "eval_problems.jsonl"
 
 
 def find_run_dirs(root: str | os.PathLike) -> list[Path]:
@@ -94,6 +97,7 @@ def read_run(run_dir: Path, label: str) -> RunRecord:
         summary=json.loads(summary_path.read_text()) if summary_path.exists() else {},
         choices=_choices(run_dir),
         config=config,
+        problems=read_metrics(run_dir / PROBLEMS_FILE) if (run_dir / PROBLEMS_FILE).exists() else [],
     )
 
 
@@ -120,6 +124,12 @@ def reached_max_steps(record: RunRecord) -> bool:
 def load_runs(root: str | os.PathLike) -> pd.DataFrame:
     """The tidy frame (``grpo_lab.analysis.frame``) of every run under ``root``."""
     return runs_frame(local_records(root))
+
+
+def load_problems(root: str | os.PathLike) -> pd.DataFrame:
+    """The per-problem frame (``grpo_lab.analysis.frame.problems_frame``) of every run under
+    ``root``: one row per run, evaluation step and held-out problem."""
+    return problems_frame(local_records(root))
 
 
 def find_latest_sweep(root: str | os.PathLike = "multirun") -> Path:

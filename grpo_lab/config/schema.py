@@ -367,8 +367,9 @@ class EvalConfig:
     at_start: bool = False
     every: int = 0
     at_end: bool = False
-    # Problems evaluated (the first N of the held-out set); null: all.
-    num_examples: Optional[int] = 64
+    # Problems evaluated: null (default) scores the whole held-out set; N caps it at the
+    # first N on purpose (a quick look; a comparison wants every problem).
+    num_examples: Optional[int] = None
     # Greedy decoding -> eval/accuracy.
     greedy: bool = True
     # n samples per problem at rollout.temperature -> eval/pass@k for k = 1..n (unbiased

@@ -9,8 +9,9 @@ rollout option works the same way::
 
 With ``eval.checkpoint`` the model section saved in the checkpoint (base model, LoRA
 settings) replaces ``model``, and its trained weights are loaded. Scores are printed
-and written to ``paths.output_dir/eval.json`` with the greedy completions in
-``eval_completions.jsonl``.
+and written to ``paths.output_dir/eval.json``, with one record per problem (completion,
+verdict, length; per-sample verdicts with ``eval.num_samples``) in
+``eval_problems.jsonl``, the format a training run writes.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     import torch
 
     from grpo_lab.eval.evaluator import Evaluator
+    from grpo_lab.tracking.local import PROBLEMS_FILE
     from grpo_lab.rewards.mix import RewardMix
     from grpo_lab.models.loading import load_policy_and_tokenizer, resolve_dtype
     from grpo_lab.config.device import resolve_device
@@ -63,11 +65,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "eval.json").write_text(json.dumps(result, indent=2))
-    with open(out / "eval_completions.jsonl", "w", encoding="utf-8") as f:
-        for row, text in zip(evaluator.dataset, evaluator.last_greedy):
-            prompt = row["prompt"] if isinstance(row["prompt"], str) else row["prompt"][-1]["content"]
-            target = {k: row[k] for k in ("answer", "reference") if k in row}
-            f.write(json.dumps({"prompt": prompt, **target, "completion": text}) + "\n")
+    with open(out / PROBLEMS_FILE, "w", encoding="utf-8") as f:
+        for record in evaluator.last_problems:
+            f.write(json.dumps(record) + "\n")
     return result
 
 

@@ -18,6 +18,14 @@ Tasks without a final answer to check (TL;DR summaries) are scored by the traini
 reward mix instead: ``eval/reward`` and ``eval/rewards/<name>`` of the greedy completions,
 ``eval/reward_mean@k`` over k samples.
 
+Per-problem records: every evaluation also leaves one record per held-out problem in
+``last_problems`` (``problem_records``): a stable ``problem_id``, the question and its
+answer, ``correct`` and ``length`` of the greedy completion, the completion, and with
+``eval.num_samples`` = n > 0 the n samples' verdicts (``samples_correct``) and lengths.
+Tasks scored by rewards record ``reward`` instead of ``correct``. A trainer writes them
+to ``eval_problems.jsonl`` next to ``metrics.jsonl``; arms evaluated on the same set
+share the ids, so an analysis can pair them problem by problem.
+
 Sampling runs inside ``torch.random.fork_rng`` seeded with ``eval.seed``: an evaluation
 never moves the training run's random streams, so a run with evaluation every N steps
 trains exactly as one without, and the same policy always gets the same score.
@@ -25,6 +33,7 @@ trains exactly as one without, and the same policy always gets the same score.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import os
@@ -84,6 +93,28 @@ def question_of(prompt: Any) -> str:
     return prompt[-1]["content"] if isinstance(prompt, list) else str(prompt)
 
 
+def problem_id(question: str) -> str:
+    """A stable id of a held-out problem: the first 12 hex digits of the SHA-256 of its
+    question, the same on every machine, in every run and every arm."""
+    return hashlib.sha256(question.encode("utf-8")).hexdigest()[:12]
+
+
+def problem_records(questions: list[str], greedy: list[dict[str, Any]] | None,
+                    sampled: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """One record per problem from the columns an evaluation computed: ``greedy`` and
+    ``sampled`` hold one dict per problem (greedy: completion, length, correct or reward;
+    sampled: samples_correct or samples_reward, samples_length), either may be None."""
+    records = []
+    for i, question in enumerate(questions):
+        record: dict[str, Any] = {"problem_id": problem_id(question), "question": question}
+        if greedy is not None:
+            record.update(greedy[i])
+        if sampled is not None:
+            record.update(sampled[i])
+        records.append(record)
+    return records
+
+
 def _mean(values: list[int]) -> float:
     return sum(values) / len(values) if values else math.nan
 
@@ -114,8 +145,8 @@ class Evaluator:
         self.rewards = reward_mix() if self.by_reward else None
         self.tokenizer = tokenizer
         self.device = device
-        # Greedy completions of the last evaluation, for inspection (grpo-lab-eval).
-        self.last_greedy: list[str] = []
+        # One record per problem of the last evaluation (``problem_records``).
+        self.last_problems: list[dict[str, Any]] = []
 
     def _without(self, training_questions: Collection[str]) -> Any:
         """The held-out set less every row whose question is also a training question."""
@@ -162,10 +193,15 @@ class Evaluator:
             total, per_function = self.rewards(prompts, completions, columns)
         return total.tolist(), {n: v.tolist() for n, v in per_function.items()}
 
+    def _questions(self) -> list[str]:
+        return [question_of(p) for p in self.dataset["prompt"]]
+
     def _score(self, model: Any) -> dict[str, float]:
         if self.by_reward:
             return self._score_by_reward(model)
         metrics: dict[str, float] = {"eval/num_examples": float(len(self.dataset))}
+        greedy = sampled = None
+        answers = [str(a) for a in self.dataset["answer"]]
         if self.eval_cfg.greedy:
             texts, lengths = self._generate(model, greedy=True)
             right = [row[0] for row in self._verdicts(texts)]
@@ -174,14 +210,20 @@ class Evaluator:
             metrics["eval/mean_length"] = _mean(greedy_lengths)
             metrics["eval/mean_length_correct"] = _mean([n for n, ok in zip(greedy_lengths, right) if ok])
             metrics["eval/mean_length_wrong"] = _mean([n for n, ok in zip(greedy_lengths, right) if not ok])
-            self.last_greedy = [row[0] for row in texts]
+            greedy = [{"answer": a, "correct": ok, "length": n, "completion": row[0]}
+                      for a, ok, n, row in zip(answers, right, greedy_lengths, texts)]
         if self.eval_cfg.num_samples:
-            texts, _ = self._generate(model, greedy=False)
-            metrics.update(sampled_metrics(self._verdicts(texts)))
+            texts, lengths = self._generate(model, greedy=False)
+            verdicts = self._verdicts(texts)
+            metrics.update(sampled_metrics(verdicts))
+            sampled = [{"answer": a, "samples_correct": v, "samples_length": n}
+                       for a, v, n in zip(answers, verdicts, lengths)]
+        self.last_problems = problem_records(self._questions(), greedy, sampled)
         return metrics
 
     def _score_by_reward(self, model: Any) -> dict[str, float]:
         metrics: dict[str, float] = {"eval/num_examples": float(len(self.dataset))}
+        greedy = sampled = None
         if self.eval_cfg.greedy:
             texts, lengths = self._generate(model, greedy=True)
             total, per_function = self._rewards(texts)
@@ -190,10 +232,13 @@ class Evaluator:
                 finite = [x for x in scores if not math.isnan(x)]  # NaN: "not applicable"
                 metrics[f"eval/rewards/{name}"] = sum(finite) / len(finite) if finite else float("nan")
             metrics["eval/mean_length"] = _mean([row[0] for row in lengths])
-            self.last_greedy = [row[0] for row in texts]
+            greedy = [{"reward": r, "length": n[0], "completion": row[0]} for r, n, row in zip(total, lengths, texts)]
         k = self.eval_cfg.num_samples
         if k:
-            texts, _ = self._generate(model, greedy=False)
+            texts, lengths = self._generate(model, greedy=False)
             total, _ = self._rewards(texts)
             metrics[f"eval/reward_mean@{k}"] = sum(total) / len(total)
+            sampled = [{"samples_reward": total[i * k:(i + 1) * k], "samples_length": n}
+                       for i, n in enumerate(lengths)]
+        self.last_problems = problem_records(self._questions(), greedy, sampled)
         return metrics

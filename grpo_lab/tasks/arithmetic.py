@@ -4,8 +4,11 @@ Difficulty comes from the operand range, the number of operands and the operator
 The same seed always gives the same problems, on any machine.
 
 Train and test are disjoint by construction: each distinct problem belongs to the test
-split when a hash of its expression falls below ``heldout_fraction``, so no held-out
-problem can ever be drawn for training, whatever the seeds and sizes. (Small settings
+split when a hash of its *family* falls below ``heldout_fraction``, so no held-out
+problem can ever be drawn for training, whatever the seeds and sizes. A family is the
+problems that use the same numbers and operators and have the same answer: ``3 + 5``
+and its commutative twin ``5 + 3`` share one and always land on the same side, so a
+held-out ``+`` problem is never a training problem written the other way round. (Small settings
 have few distinct problems: operands 0-10 with + and - give 242, which 5000 training rows
 cover many times over; a second generator seed would re-draw the training problems.)
 The training split draws with replacement, as a prompt stream does; the test split holds
@@ -44,10 +47,21 @@ def expression_of(operands: list[int], operators: list[str]) -> str:
     return expression
 
 
+def family_of(expression: str) -> str:
+    """The problem's family key: its numbers and its operators, each sorted, and its
+    answer. Rearrangements with the same result (``a + b`` and ``b + a``; ``a + b - c``
+    and ``b + a - c``) share a key; ``a - b`` and ``b - a`` differ unless a = b."""
+    tokens = expression.split()
+    numbers = sorted(int(t) for t in tokens[::2])
+    operators = sorted(tokens[1::2])
+    return f"{numbers}|{operators}|{solve(expression)}"
+
+
 def is_heldout(expression: str, heldout_fraction: float) -> bool:
     """Whether a problem belongs to the test split: a stable hash (not Python's salted
-    ``hash``) of its expression, read as a number in [0, 1), below the fraction."""
-    digest = hashlib.sha256(expression.encode()).digest()
+    ``hash``) of its family (``family_of``), read as a number in [0, 1), below the
+    fraction."""
+    digest = hashlib.sha256(family_of(expression).encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64 < heldout_fraction
 
 

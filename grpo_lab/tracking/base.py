@@ -13,6 +13,10 @@ class Tracker(Protocol):
 
     def log_samples(self, samples: Sequence[dict[str, Any]], step: int) -> None: ...
 
+    # Optional: one record per held-out problem of an evaluation at ``step``
+    # (grpo_lab/eval/evaluator.py); trackers without it skip them.
+    # def log_problems(self, problems: Sequence[dict[str, Any]], step: int) -> None: ...
+
     def finish(self, summary: dict[str, Any], failed: bool = False) -> None: ...
 
 
@@ -33,6 +37,11 @@ class Trackers:
     def log_samples(self, samples: Sequence[dict[str, Any]], step: int) -> None:
         for t in self.trackers:
             t.log_samples(samples, step)
+
+    def log_problems(self, problems: Sequence[dict[str, Any]], step: int) -> None:
+        for t in self.trackers:
+            if hasattr(t, "log_problems"):
+                t.log_problems(problems, step)
 
     def finish(self, summary: dict[str, Any], failed: bool = False) -> None:
         """Finishes every tracker even if one of them raises (then re-raises the first

@@ -3,6 +3,8 @@
 - ``config.yaml``: the fully resolved config of the run;
 - ``metrics.jsonl``: one JSON record per step, appended and flushed as it happens;
 - ``samples.jsonl``: sample completions with their rewards and advantages;
+- ``eval_problems.jsonl``: one record per held-out problem per evaluation (its id,
+  verdict, length and completion: grpo_lab/eval/evaluator.py), with the step;
 - ``summary.json``: final summary, written atomically at the end;
 - ``manifest.json``: what produced the run (tracking/manifest.py); a resumed run keeps
   the manifests of its earlier processes under ``earlier``.
@@ -20,6 +22,8 @@ import yaml
 
 from grpo_lab.tracking.manifest import MANIFEST_FILE
 
+PROBLEMS_FILE = "eval_problems.jsonl"
+
 
 def _jsonable(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
@@ -33,6 +37,7 @@ class LocalTracker:
         self.dir.mkdir(parents=True, exist_ok=True)
         self._metrics = open(self.dir / "metrics.jsonl", "a", encoding="utf-8")
         self._samples = open(self.dir / "samples.jsonl", "a", encoding="utf-8")
+        self._problems = open(self.dir / PROBLEMS_FILE, "a", encoding="utf-8")
 
     def log_config(self, config: dict[str, Any], manifest: dict[str, Any] | None = None) -> None:
         with open(self.dir / "config.yaml", "w", encoding="utf-8") as f:
@@ -62,9 +67,14 @@ class LocalTracker:
         for sample in samples:
             self._append(self._samples, {"step": step, **sample})
 
+    def log_problems(self, problems: Sequence[dict[str, Any]], step: int) -> None:
+        for problem in problems:
+            self._append(self._problems, {"step": step, **problem})
+
     def finish(self, summary: dict[str, Any], failed: bool = False) -> None:
         self._metrics.close()
         self._samples.close()
+        self._problems.close()
         self._write_json("summary.json", {k: _jsonable(v) for k, v in summary.items()})
 
     def _write_json(self, name: str, data: dict[str, Any]) -> None:

@@ -328,6 +328,7 @@ class Trainer:
                 # The untrained policy's scores: step 0 of every held-out curve.
                 self.start_eval = self.evaluator.evaluate(self.policy)
                 self.trackers.log_metrics({**self.start_eval, **self.budget.metrics()}, 0)
+                self.trackers.log_problems(self.evaluator.last_problems, 0)
             with GracefulStop() as stop:
                 for step in bar:
                     with self.parallel.autocast():
@@ -336,6 +337,8 @@ class Trainer:
                         metrics.update(self.evaluator.evaluate(self.policy))
                     self.history.append(metrics)
                     self.trackers.log_metrics(metrics, step)
+                    if any(k.startswith("eval/") for k in metrics):
+                        self.trackers.log_problems(self.evaluator.last_problems, step)
                     bar.set_postfix(reward=f"{metrics['reward']:.3f}", step_s=f"{metrics['time/step']:.1f}")
                     # After the step's record is written: a checkpoint never runs ahead of it.
                     # A signal to any process stops them all after the same step.

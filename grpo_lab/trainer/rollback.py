@@ -27,10 +27,10 @@ from grpo_lab.checkpoint_folder import CHECKPOINT_DIR, checkpoint_step, list_che
 from grpo_lab.tracking.manifest import MANIFEST_FILE
 from grpo_lab.tracking.wandb_tracker import RUN_ID_FILE
 
-RECORD_FILES = ("metrics.jsonl", "samples.jsonl")
+RECORD_FILES = ("metrics.jsonl", "samples.jsonl", "eval_problems.jsonl")
 # Everything in a run folder that belongs to one run (Hydra's .hydra/ is rewritten by
 # every start; W&B's offline folders are named by run id and never mix).
-RUN_FILES = (*RECORD_FILES, "metrics.superseded.jsonl", "samples.superseded.jsonl", "summary.json",
+RUN_FILES = (*RECORD_FILES, *(n.replace(".jsonl", ".superseded.jsonl") for n in RECORD_FILES), "summary.json",
              "config.yaml", MANIFEST_FILE, RUN_ID_FILE, CHECKPOINT_DIR)
 _SET_ASIDE = re.compile(r"\.set-aside-(\d+)(\.|$)")
 

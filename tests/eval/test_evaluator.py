@@ -118,6 +118,25 @@ def test_no_heldout_arithmetic_problem_is_ever_drawn_for_training(difficulty):
     if not difficulty:
         # Every distinct problem lands on exactly one side: 5000 draws cover the 80% train part.
         assert len(training) + len(heldout) == 11 * 11 * 2
+    # Commutative twins and other rearrangements with the same answer share a side:
+    # no held-out problem is a training problem written in another order.
+    def family(question):
+        tokens = question.removeprefix("What is ").removesuffix("?").split()
+        return sorted(map(int, tokens[::2])), sorted(tokens[1::2]), eval(" ".join(tokens))  # noqa: S307
+    training_families = {repr(family(q)) for q in training}
+    assert not any(repr(family(q)) in training_families for q in heldout)
+    if not difficulty:  # enumerated: every held-out a + b has its twin b + a held out too
+        twins = [q for q in heldout if "+" in q and q.split()[2] != q.split()[4].rstrip("?")]
+        assert twins and all(
+            f"What is {q.split()[4].rstrip('?')} + {q.split()[2]}?" in heldout for q in twins)
+
+
+@pytest.mark.parametrize("fraction, expected", [(0.2, 50), (0.4, 104)])
+def test_heldout_fraction_sizes_the_default_space(fraction, expected):
+    """The held-out set of the default space (operands 0-10, + and -) at two fractions:
+    experiment files raise it to measure accuracy on 100+ problems."""
+    cfg = compose_config([*TINY, f"task.heldout_fraction={fraction}"])
+    assert len(build_task(heldout_task_config(cfg))) == expected
 
 
 @needs_gsm8k
@@ -191,4 +210,39 @@ def test_eval_cli_scores_a_checkpoint_like_the_trained_policy(tmp_path):
         assert result[key] == pytest.approx(expected[key]), key
     saved = json.loads((tmp_path / "eval" / "eval.json").read_text())
     assert saved["eval/mean_length"] == pytest.approx(expected["eval/mean_length"])
-    assert len((tmp_path / "eval" / "eval_completions.jsonl").read_text().splitlines()) == 6
+    problems = [json.loads(x) for x in (tmp_path / "eval" / "eval_problems.jsonl").read_text().splitlines()]
+    assert len(problems) == 6
+    assert sum(p["correct"] for p in problems) / 6 == pytest.approx(expected["eval/accuracy"])
+    assert all(len(p["samples_correct"]) == 2 for p in problems)
+
+
+def test_every_evaluation_writes_one_record_per_problem(tmp_path):
+    """eval_problems.jsonl: one line per held-out problem per evaluation, whose verdicts
+    and lengths give back the step's eval/accuracy, eval/mean_length and eval/mean@n, and
+    load into the per-problem frame with stable ids shared across runs."""
+    from grpo_lab.analysis import load_problems
+
+    def run(name, seed):
+        train(compose_config([*TINY, *FAST, f"paths.output_dir={tmp_path / name}", "trainer.max_steps=2",
+                              f"trainer.seed={seed}", "eval.at_start=true", "eval.every=2",
+                              "eval.num_samples=3", "eval.num_examples=5"]))
+        rows = [json.loads(x) for x in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
+        return {r["step"]: r for r in rows if "eval/accuracy" in r}
+
+    evaluations = run("a", 0)
+    run("b", 1)
+    problems = [json.loads(x) for x in (tmp_path / "a" / "eval_problems.jsonl").read_text().splitlines()]
+    assert sorted({p["step"] for p in problems}) == sorted(evaluations) == [0, 2]
+    for step, metrics in evaluations.items():
+        mine = [p for p in problems if p["step"] == step]
+        assert len(mine) == metrics["eval/num_examples"] == 5
+        assert sum(p["correct"] for p in mine) / 5 == pytest.approx(metrics["eval/accuracy"])
+        assert sum(p["length"] for p in mine) / 5 == pytest.approx(metrics["eval/mean_length"])
+        right = sum(sum(p["samples_correct"]) for p in mine)
+        assert right / 15 == pytest.approx(metrics["eval/mean@3"])
+        assert all(p["question"].startswith("What is ") and p["completion"] is not None for p in mine)
+    frame = load_problems(tmp_path)
+    assert len(frame) == 20  # 2 runs x 2 evaluations x 5 problems
+    ids = frame.groupby("run")["problem_id"].apply(lambda s: sorted(set(s)))
+    assert ids.iloc[0] == ids.iloc[1]  # the same held-out problems in both runs, same ids
+    assert set(frame["sample_accuracy"]) <= {0.0, 1 / 3, 2 / 3, 1.0}
