@@ -394,6 +394,32 @@ class EvalConfig:
 
 
 @dataclass
+class ComparisonConfig:
+    # The comparison an experiment file declares before its runs, read by the report
+    # (grpo-lab-compare) so the verdict is the one registered, not one picked afterwards.
+    # Reference arm: a variant label or the value of the swept key (`ppo_matched`,
+    # `arm=ppo_matched`); null: the report's first variant.
+    reference: Optional[str] = None
+    # Outcome estimator: `last` (the last held-out evaluation), `last_k` (the mean of the
+    # last `last_k` evaluations), `mean_at_n` (sampled mean@n at the end: eval.num_samples).
+    outcome: str = "last"
+    last_k: int = 2
+    # `superiority`, `non_inferiority` (A no more than `margin` worse than the reference)
+    # or `equivalence` (within +-margin: two one-sided tests, Schuirmann 1987).
+    hypothesis: str = "superiority"
+    # Margin delta in the outcome's units (0.05 = 5 accuracy points).
+    margin: float = 0.05
+    alpha: float = 0.05
+    # Target power of the "seeds needed" figures.
+    power: float = 0.8
+    # `problems`: two-level paired bootstrap (seeds, then the shared held-out problems);
+    # `seeds`: paired over seeds only.
+    analysis: str = "seeds"
+    # true when a higher outcome is better (accuracy, reward).
+    higher_is_better: bool = True
+
+
+@dataclass
 class PathsConfig:
     # Everything a run writes goes here; defaults to Hydra's run folder.
     output_dir: str = "${hydra:runtime.output_dir}"
@@ -412,6 +438,7 @@ class TrainConfig:
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    comparison: ComparisonConfig = field(default_factory=ComparisonConfig)
     # Set by experiment files (`# @package _global_`), for run grouping.
     experiment_name: Optional[str] = None
 
