@@ -51,7 +51,36 @@ def test_cpu_variant_inherits_and_shrinks():
     full = compose_with_hydra(["experiment=grpo_vs_ppo"])
     cpu = compose_with_hydra(["experiment=grpo_vs_ppo_cpu"])
     assert cpu.kl.coef == full.kl.coef and cpu.trainer.max_steps < full.trainer.max_steps
-    assert cpu.hydra.sweeper.params.algorithm == "grpo,ppo"
+    assert cpu.hydra.sweeper.params.arm == full.hydra.sweeper.params.arm == "grpo,ppo_matched,ppo_practiced"
+
+
+def _leaves(cfg, prefix=""):
+    out = {}
+    for key, value in cfg.items():
+        if isinstance(value, dict):
+            out.update(_leaves(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+@pytest.mark.parametrize("name", ["grpo_vs_ppo", "grpo_vs_ppo_cpu"])
+def test_matched_grpo_and_ppo_differ_only_in_the_advantage_source(name):
+    """arm=grpo vs arm=ppo_matched: the composed configs differ in algorithm.name alone
+    (group-relative advantages vs a critic through GAE); PPO as practiced adds its
+    schedule and aggregation, and nothing else."""
+    def composed(arm):
+        cfg = compose_with_hydra([f"experiment={name}", f"arm={arm}"])
+        return _leaves({k: v for k, v in OmegaConf.to_container(cfg, resolve=False).items() if k != "hydra"})
+
+    grpo, matched, practiced = (composed(a) for a in ("grpo", "ppo_matched", "ppo_practiced"))
+    assert set(grpo) == set(matched) == set(practiced)
+    differ = lambda a, b: {k for k in a if a[k] != b[k]}  # noqa: E731
+    assert differ(grpo, matched) == {"algorithm.name"}
+    assert (grpo["algorithm.name"], matched["algorithm.name"]) == ("grpo", "ppo")
+    assert differ(matched, practiced) == {"algorithm.num_iterations", "algorithm.num_minibatches",
+                                          "algorithm.loss_aggregation"}
+    assert (practiced["algorithm.num_iterations"], practiced["algorithm.num_minibatches"]) == (2, 2)
 
 
 # Its committed runs (results/report_example/runs/0-3) were made arms outer.
@@ -69,7 +98,9 @@ def test_headline_cpu_comparisons_have_seeds_and_matched_arms(name, min_seeds):
     params = compose_with_hydra([f"experiment={name}"]).hydra.sweeper.params
     assert len(str(params["trainer.seed"]).split(",")) >= min_seeds
     arm_key = next(k for k in params if k != "trainer.seed")
-    arms = [compose_with_hydra([f"experiment={name}", f"{arm_key}={arm}"]) for arm in str(params[arm_key]).split(",")]
+    # PPO as practiced keeps its own update schedule by design (checked above).
+    names = [a for a in str(params[arm_key]).split(",") if a != "ppo_practiced"]
+    arms = [compose_with_hydra([f"experiment={name}", f"{arm_key}={arm}"]) for arm in names]
     assert len(arms) >= 2
     # Same prompts x samples per step, updates per batch, learning rate, steps and evaluation.
     for key in ("trainer.batch_size", "algorithm.group_size", "algorithm.num_iterations",
