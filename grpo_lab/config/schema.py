@@ -394,6 +394,26 @@ class EvalConfig:
 
 
 @dataclass
+class ProbeConfig:
+    # Gradient-noise probe (grpo_lab/trainer/grad_probe.py): at the chosen steps, after
+    # the step's update (where held-out evaluation runs), the parameters are held fixed
+    # and `num_batches` independent rollout batches (fresh prompts and samples, the run's
+    # batch and group size) each give the policy-loss gradient the update would compute;
+    # logged as probe/grad_snr (one batch's gradient SNR, |G|^2 / tr(Sigma_B)),
+    # probe/grad_cosine (mean pairwise cosine), probe/grad_norm_mean, probe/grad_var_trace,
+    # probe/num_batches, probe/time. The run's records and weights are the same with and
+    # without it; its tokens and seconds stay out of the budget/* axes.
+    # Probe every N steps (0: never).
+    every: int = 0
+    # And at these steps (1 .. trainer.max_steps).
+    steps: List[int] = field(default_factory=list)
+    # K, batch gradients per probe point (>= 2: a variance needs two).
+    num_batches: int = 8
+    # Also before the first step (the untrained policy), recorded as step 0.
+    at_start: bool = False
+
+
+@dataclass
 class ComparisonConfig:
     # The comparison an experiment file declares before its runs, read by the report
     # (grpo-lab-compare) so the verdict is the one registered, not one picked afterwards.
@@ -438,6 +458,7 @@ class TrainConfig:
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
     comparison: ComparisonConfig = field(default_factory=ComparisonConfig)
     # Set by experiment files (`# @package _global_`), for run grouping.
     experiment_name: Optional[str] = None

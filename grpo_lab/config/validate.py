@@ -122,7 +122,27 @@ def validate_config(cfg: Any) -> None:
     _at_least("trainer.checkpoint_every_minutes", trainer.checkpoint_every_minutes, 0.0)
     if trainer.progress_bar not in PROGRESS_BARS or not isinstance(trainer.progress_bar, (bool, str)):
         raise ConfigError(f"trainer.progress_bar={trainer.progress_bar!r} is not allowed; allowed: true, false, all")
+    _check_probe(cfg)
 
+
+def _check_probe(cfg: Any) -> None:
+    """The gradient-noise probe's schedule (grpo_lab/trainer/grad_probe.py)."""
+    probe = cfg.probe
+    _at_least("probe.num_batches", probe.num_batches, 2)
+    _at_least("probe.every", probe.every, 0)
+    max_steps = cfg.trainer.max_steps
+    for step in probe.steps:
+        if not 1 <= step <= max_steps:
+            raise ConfigError(
+                f"probe.steps has {step}; allowed: steps 1 .. trainer.max_steps={max_steps} "
+                "(probe.at_start=true probes the untrained policy)"
+            )
+    on = probe.every or probe.steps or probe.at_start
+    if on and cfg.trainer.mixed_precision == "fp16":
+        raise ConfigError(
+            "probe needs trainer.mixed_precision=no or bf16: with fp16 loss scaling its gradients "
+            "would be scaled and would unscale the run's optimizer"
+        )
 
 def _check_arms(cfg: Any) -> None:
     """Settings of the optional arms (policy losses, adaptive KL, DAPO's pieces)."""

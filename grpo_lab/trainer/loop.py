@@ -53,6 +53,7 @@ from grpo_lab.trainer.checkpoint_schedule import CheckpointSchedule
 from grpo_lab.trainer.data import PromptSampler
 from grpo_lab.tracking.base import Trackers
 from grpo_lab.trainer.distributed import Parallel
+from grpo_lab.trainer.grad_probe import GradientProbe
 from grpo_lab.trainer.forward import TrainForward, batched_forward, batched_logprobs, prefix_group_size
 from grpo_lab.trainer.metrics import advantage_metrics, completion_metrics, peak_memory_mb, reward_metrics
 from grpo_lab.trainer.optim import build_optimizer, build_scheduler
@@ -148,6 +149,8 @@ class Trainer:
                       reward_mix=lambda: self.rewards)
             if (cfg.eval.every or cfg.eval.at_end or cfg.eval.at_start) and self.parallel.is_main else None
         )
+        # Gradient-noise probe (probe.*), None when off: see trainer/grad_probe.py.
+        self.probe = GradientProbe.from_config(self)
         # Last completed step; a resumed run continues after it with every state restored.
         self.start_step = 0
         if self.resume_from is not None:
@@ -177,20 +180,22 @@ class Trainer:
         ref_logp = batched_logprobs(self.reference, *args) if self.reference is not None else None
         return old_logp, ref_logp, hidden
 
-    def _draw_round(self, step: int, round_: int) -> tuple[Scored, float, float]:
+    def _draw_round(self, step: int, round_: int, sampler: PromptSampler | None = None,
+                    row_seeds: Any = None) -> tuple[Scored, float, float]:
         """One round of fresh prompts sampled and scored: (scored rows of this process,
         generation seconds, reward seconds). Round r > 0 (dynamic sampling) seeds its
-        rows after the rows of the rounds before it."""
+        rows after the rows of the rounds before it. ``sampler`` and ``row_seeds`` (global
+        rows -> sampling seeds): streams other than the run's (the gradient probe's)."""
         cfg = self.cfg
         t0 = time.perf_counter()
         # Every process draws the same global batch and keeps its share of the prompts.
-        prompts, columns = self.sampler.next_batch()
+        prompts, columns = (sampler or self.sampler).next_batch()
         mine = self.parallel.local_slice(len(prompts))
         prompts, columns = prompts[mine], {k: v[mine] for k, v in columns.items()}
         group_size = cfg.algorithm.group_size
         first = round_ * cfg.trainer.batch_size * group_size
-        seeds = sample_seeds(cfg.trainer.seed, step,
-                             range(first + mine.start * group_size, first + mine.stop * group_size))
+        rows = range(first + mine.start * group_size, first + mine.stop * group_size)
+        seeds = row_seeds(rows) if row_seeds is not None else sample_seeds(cfg.trainer.seed, step, rows)
         batch = self.rollout.generate(self.policy, prompts, columns, group_size, seeds)
         t_gen = time.perf_counter()
         rewards, per_function = self.rewards(batch.prompts, batch.completions, batch.columns)
@@ -329,12 +334,17 @@ class Trainer:
                 self.start_eval = self.evaluator.evaluate(self.policy)
                 self.trackers.log_metrics({**self.start_eval, **self.budget.metrics()}, 0)
                 self.trackers.log_problems(self.evaluator.last_problems, 0)
+            if self.probe is not None and self.probe.at_start and self.start_step == 0:
+                # The untrained policy's gradient noise, a step-0 record of its own.
+                self.trackers.log_metrics({**self.probe.measure(0), **self.budget.metrics()}, 0)
             with GracefulStop() as stop:
                 for step in bar:
                     with self.parallel.autocast():
                         metrics = self.step(step)
                     if self._due(step, cfg.eval.every, cfg.eval.at_end) and self.evaluator is not None:
                         metrics.update(self.evaluator.evaluate(self.policy))
+                    if self.probe is not None and self.probe.due(step):  # after the update, as evaluation
+                        metrics.update(self.probe.measure(step))
                     self.history.append(metrics)
                     self.trackers.log_metrics(metrics, step)
                     if any(k.startswith("eval/") for k in metrics):
