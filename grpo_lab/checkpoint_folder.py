@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors.torch import load_file, load_model
@@ -46,28 +47,57 @@ def checkpoint_step(path: str | os.PathLike) -> int:
     return int(match.group(1))
 
 
-def resolve_resume(resume: str | None, output_dir: str | os.PathLike) -> Path | None:
-    """The checkpoint folder ``trainer.resume`` points at, or None to start fresh.
+def resolve_resume(resume: str | None, output_dir: str | os.PathLike, cfg: Any = None,
+                   key: str = "trainer.resume") -> Path | None:
+    """The checkpoint folder ``resume`` (the value of ``key``) points at, or None to start fresh.
 
     ``auto``: the newest checkpoint of this run, None if it has none yet (so the same
     command starts a run and continues it after a crash). A path: a checkpoint folder,
-    or a run folder whose newest checkpoint is used.
+    or a run folder whose newest checkpoint is used. With ``cfg`` (the config of the run
+    that resumes), the checkpoint must have been saved by the same config: see
+    ``check_saved_config``.
     """
     if resume is None or resume == "":
         return None
     if resume == "auto":
         found = list_checkpoints(output_dir)
-        return found[-1][1] if found else None
-    path = Path(resume).expanduser()
-    if (path / STATE_FILE).is_file():
-        return path
-    found = list_checkpoints(path)
-    if found:
-        return found[-1][1]
-    raise ConfigError(
-        f"trainer.resume={resume!r} is neither a checkpoint folder nor a run folder with "
-        f"checkpoints; allowed: null, auto, or such a path"
-    )
+        checkpoint = found[-1][1] if found else None
+    else:
+        path = Path(resume).expanduser()
+        found = [(0, path)] if (path / STATE_FILE).is_file() else list_checkpoints(path)
+        if not found:
+            raise ConfigError(
+                f"{key}={resume!r} is neither a checkpoint folder nor a run folder with "
+                f"checkpoints; allowed: null, auto, or such a path"
+            )
+        checkpoint = found[-1][1]
+    if checkpoint is not None and cfg is not None:
+        check_saved_config(checkpoint, cfg, key)
+    return checkpoint
+
+
+def check_saved_config(checkpoint: str | os.PathLike, cfg: Any, key: str = "trainer.resume") -> None:
+    """Refuses (ConfigError, one line) to resume ``checkpoint`` with a config that differs
+    from the one it was saved with on a key that changes the run: every key except
+    ``MAY_DIFFER`` and ``MAY_DIFFER_ON_RESUME`` of grpo_lab/trainer/sweep_jobs.py."""
+    import yaml
+
+    from grpo_lab.trainer.sweep_jobs import MAY_DIFFER, MAY_DIFFER_ON_RESUME, describe_value, first_difference
+
+    path = Path(checkpoint) / CONFIG_FILE
+    try:
+        saved = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"{key}: checkpoint {checkpoint} has no readable {CONFIG_FILE} to check this run's "
+                          f"config against ({err.__class__.__name__}); resume from a complete checkpoint") from None
+    allowed = (*MAY_DIFFER, *MAY_DIFFER_ON_RESUME)
+    difference = first_difference(saved if isinstance(saved, dict) else {}, cfg, allowed)
+    if difference is not None:
+        name, there, now = difference
+        raise ConfigError(
+            f"{key}: checkpoint {checkpoint} was saved by a run with {name}={describe_value(there)}, this run "
+            f"has {name}={describe_value(now)}; allowed to differ on resume: {', '.join(allowed)}"
+        )
 
 
 def load_policy_weights(policy: torch.nn.Module, folder: str | os.PathLike) -> None:
@@ -76,11 +106,15 @@ def load_policy_weights(policy: torch.nn.Module, folder: str | os.PathLike) -> N
     if is_lora(policy):
         load_lora_state_dict(policy, load_file(str(path), device=str(_device_of(policy))))
     else:
-        missing, unexpected = load_model(policy, str(path), strict=False, device=str(_device_of(policy)))
+        try:
+            missing, unexpected = load_model(policy, str(path), strict=False, device=str(_device_of(policy)))
+        except RuntimeError as err:  # a tensor of another shape (torch's message runs over many lines)
+            raise ConfigError(f"checkpoint {folder} does not fit the model config: "
+                              f"{' '.join(str(err).split())[:300]}") from None
         if missing or unexpected:
             raise ConfigError(
-                f"checkpoint {folder} does not fit model config (missing {missing[:3]}, "
-                f"unexpected {unexpected[:3]}); was it saved with model.lora.enabled?"
+                f"checkpoint {folder} does not fit model config (missing {sorted(missing)[:3]}, "
+                f"unexpected {sorted(unexpected)[:3]}); was it saved with model.lora.enabled?"
             )
 
 

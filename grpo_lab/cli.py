@@ -37,6 +37,12 @@ def format_summary(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def _sweep_dir() -> str:
+    from hydra.core.hydra_config import HydraConfig
+
+    return str(HydraConfig.get().sweep.dir)
+
+
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def main(cfg: DictConfig) -> float | None:
     from grpo_lab.config.validate import validate_config
@@ -48,9 +54,21 @@ def main(cfg: DictConfig) -> float | None:
     # Heavy imports after the config is known to be usable.
     from accelerate import PartialState
 
+    from grpo_lab.checkpoint_folder import checkpoint_step
     from grpo_lab.trainer import train
     from grpo_lab.trainer.job_process import train_in_fresh_process, trains_in_fresh_process
+    from grpo_lab.trainer.sweep_jobs import in_multirun, job_label, plan_job
 
+    multirun = in_multirun()
+    if multirun:  # a job folder may hold this job's run already: a sweep run again, or grown
+        with exit_on_user_error("grpo-lab"):
+            plan = plan_job(cfg, cfg.paths.output_dir)
+        if plan.action == "skip":
+            print(f"grpo-lab: {job_label(cfg)} already finished in {cfg.paths.output_dir}: skipped", flush=True)
+            return plan.summary.get("reward_last_fifth")
+        if plan.action == "resume":
+            print(f"grpo-lab: {job_label(cfg)} stopped in {cfg.paths.output_dir}: continuing from its "
+                  f"checkpoint of step {checkpoint_step(plan.checkpoint)}", flush=True)
     if trains_in_fresh_process(cfg):  # a multirun job: its costs must be its own
         summary = train_in_fresh_process(cfg)
     else:
@@ -60,8 +78,9 @@ def main(cfg: DictConfig) -> float | None:
     if PartialState().is_main_process:  # one summary per run, not one per process
         print(format_summary(summary))
     if summary.get("stopped_by"):
-        print(f"grpo-lab: stopped by {summary['stopped_by']}; continue with "
-              f"trainer.resume={summary['output_dir']}", file=sys.stderr)
+        how = (f"run the multirun again with hydra.sweep.dir={_sweep_dir()}: finished jobs are skipped, "
+               "stopped ones continue" if multirun else f"continue with trainer.resume={summary['output_dir']}")
+        print(f"grpo-lab: stopped by {summary['stopped_by']}; {how}", file=sys.stderr)
         sys.exit(128 + signal.Signals[summary["stopped_by"]].value)
     # Returned for sweepers (e.g. Optuna) that optimize the run's outcome.
     return summary.get("reward_last_fifth")

@@ -26,13 +26,10 @@ from grpo_lab.errors import exit_on_user_error
 
 
 def trains_in_fresh_process(cfg: DictConfig) -> bool:
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
+    from grpo_lab.trainer.sweep_jobs import in_multirun
 
-    if not cfg.trainer.process_per_job or not HydraConfig.initialized():
-        return False
     several_processes = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    return HydraConfig.get().mode == RunMode.MULTIRUN and not several_processes
+    return bool(cfg.trainer.process_per_job) and in_multirun() and not several_processes
 
 
 def _train_child(cfg: DictConfig, hydra_root: Any, results: Any, command: str) -> None:

@@ -109,7 +109,7 @@ class Trainer:
         # One run's records per folder: rewound to the checkpoint on resume, an earlier
         # run set aside on a fresh start, before the trackers open the record files for
         # appending (see trainer/rollback.py).
-        self.resume_from = resolve_resume(trainer_cfg.resume, self.output_dir)
+        self.resume_from = resolve_resume(trainer_cfg.resume, self.output_dir, cfg)  # saved by this config
         if self.parallel.is_main:
             one_run_per_folder(self.output_dir, self.resume_from)
         # Only the main process writes records.

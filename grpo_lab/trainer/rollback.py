@@ -82,7 +82,8 @@ def _holds_a_run(folder: Path) -> bool:
     return any(f.is_file() and f.stat().st_size > 0 for f in files)
 
 
-def _steps(path: Path) -> list[int]:
+def recorded_steps(path: Path) -> list[int]:
+    """The steps of a record file's lines (a torn line or a record without one left out)."""
     if not path.is_file():
         return []
     return [s for s in map(_step_of, path.read_text(encoding="utf-8").splitlines()) if s is not None]
@@ -115,7 +116,7 @@ def one_run_per_folder(output_dir: str | os.PathLike, resume_from: str | os.Path
     folder = Path(output_dir)
     if not folder.is_dir():
         return
-    steps = _steps(folder / "metrics.jsonl")
+    steps = recorded_steps(folder / "metrics.jsonl")
     checkpoints = [s for s, _ in list_checkpoints(folder)]
     set_aside = set_aside_earlier_run(folder)
     if set_aside is None:

@@ -186,7 +186,7 @@ def test_process_killed_mid_save_leaves_previous_checkpoint(tmp_path):
 def test_resume_rejects_a_checkpoint_of_another_algorithm(tmp_path):
     run = tmp_path / "run"
     train(config(run, "trainer.max_steps=1"))
-    with pytest.raises(ConfigError, match="critic"):
+    with pytest.raises(ConfigError, match='with algorithm.name="grpo", this run has algorithm.name="ppo"'):
         Trainer(config(run, "algorithm=ppo", "trainer.resume=auto"))
 
 

@@ -1,0 +1,228 @@
+"""Which run a folder holds, and what a multirun job does with a folder that holds one.
+
+A sweep grows by running it again into the same folder (``hydra.sweep.dir=<folder>``),
+for example with one more seed. Every job of a multirun first looks at its job folder:
+
+- it holds a *finished* run (``summary.json`` without ``stopped_by``, records up to the
+  run's ``trainer.max_steps``) of the same config: the job is skipped, one line says so,
+  and not a byte of the folder changes (Hydra rewrites its own ``.hydra/`` as it does
+  for every job). The report at the end of the multirun reads it like the others;
+- it holds a finished run of another config: the job is refused in one line naming the
+  folder and the first key that differs; nothing is changed;
+- it holds a run that stopped (a signal, a crash, ``kill -9``): the job continues it from
+  its newest checkpoint (``trainer.resume=auto``), which must have been saved by the same
+  config (below), or, without a checkpoint, starts again with the earlier files set
+  aside (trainer/rollback.py);
+- it is empty or new: the job starts.
+
+Experiment files put seeds outer and arms inner, so one more seed appends jobs and keeps
+the numbers of the existing ones, but a job is recognised by its config, not its number.
+
+"Same config" means equal on every key that can change what a run computes:
+everything except ``MAY_DIFFER`` (where records go, how they are shown, checkpoint
+timing, batching of evaluation), and, for a checkpoint being resumed, also
+``MAY_DIFFER_ON_RESUME`` (a run may be continued to more steps). A key that one of the
+two configs lacks (an option added to grpo-lab later) counts as its schema default.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import yaml
+
+from grpo_lab.errors import ConfigError
+
+# Keys (and the keys under them) that may differ between two configs of the same run.
+MAY_DIFFER = (
+    "hydra",  # Hydra's own settings (job folders, launcher, sweeper)
+    "paths",  # where the records go
+    "logger",  # how records are shown: W&B project, names, samples logged
+    "model.cache_dir",  # where converted models are cached
+    "trainer.resume",
+    "trainer.progress_bar",
+    "trainer.process_per_job",  # same run, in a process of its own or not
+    "trainer.checkpoint_every",  # checkpoints never change the run they save
+    "trainer.checkpoint_every_minutes",
+    "trainer.checkpoint_keep",
+    "trainer.save_checkpoints",
+    "eval.batch_size",  # how held-out problems are batched
+    "eval.checkpoint",  # grpo-lab-eval's input
+)
+# Also allowed to differ between a checkpoint and the run that resumes it.
+MAY_DIFFER_ON_RESUME = ("trainer.max_steps",)
+
+SUMMARY_FILE = "summary.json"
+RUN_CONFIG_FILE = "config.yaml"  # the resolved config the trackers write at the start
+
+
+def _ignored(key: str, may_differ: tuple[str, ...]) -> bool:
+    return any(key == p or key.startswith(p + ".") for p in may_differ)
+
+
+def _flatten(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """Dotted keys and leaf values of nested dicts (lists and empty dicts are values)."""
+    if isinstance(value, Mapping) and (value or not prefix):
+        for key, child in value.items():
+            yield from _flatten(child, f"{prefix}{key}.")
+    else:
+        yield prefix[:-1], value
+
+
+def _plain(cfg: Any, may_differ: tuple[str, ...]) -> dict[str, Any]:
+    """A config's leaves by dotted key, without the ignored keys. A DictConfig is
+    resolved after they are dropped (``paths.output_dir`` may need Hydra's runtime); a
+    plain dict (a config read from a run folder) is already resolved."""
+    from omegaconf import DictConfig, OmegaConf
+
+    resolve = isinstance(cfg, DictConfig)
+    if resolve:
+        cfg = OmegaConf.to_container(cfg, resolve=False)
+    kept = {k: v for k, v in _flatten(cfg) if not _ignored(k, may_differ)}
+    if not resolve:
+        return kept
+    nested: dict[str, Any] = {}
+    for key, value in kept.items():
+        node = nested
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return dict(_flatten(OmegaConf.to_container(OmegaConf.create(nested), resolve=True)))
+
+
+_NO_DEFAULT = object()
+
+
+def _schema_default(key: str) -> Any:
+    from omegaconf import OmegaConf
+
+    from grpo_lab.config.schema import TrainConfig
+
+    try:
+        node = OmegaConf.select(OmegaConf.structured(TrainConfig), key, default=_NO_DEFAULT, throw_on_missing=True)
+    except Exception:  # noqa: BLE001 - a key the schema does not know has no default
+        return _NO_DEFAULT
+    if node is _NO_DEFAULT:
+        return _NO_DEFAULT
+    return OmegaConf.to_container(node) if OmegaConf.is_config(node) else node
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    return a == b
+
+
+def first_difference(saved: Any, current: Any, may_differ: tuple[str, ...] = MAY_DIFFER
+                     ) -> tuple[str, Any, Any] | None:
+    """The first key (in ``current``'s order) on which two configs differ, with the two
+    values (``saved``'s first), or None when they are the same run. ``may_differ``:
+    keys ignored. A key only one side has is compared with its schema default."""
+    old, new = _plain(saved, may_differ), _plain(current, may_differ)
+    for key in [*new, *(k for k in old if k not in new)]:
+        a = old.get(key, _NO_DEFAULT)
+        b = new.get(key, _NO_DEFAULT)
+        if a is _NO_DEFAULT:
+            a = _schema_default(key)
+        if b is _NO_DEFAULT:
+            b = _schema_default(key)
+        if a is _NO_DEFAULT or b is _NO_DEFAULT or not _same(a, b):
+            return key, a, b
+    return None
+
+
+def describe_value(value: Any) -> str:
+    return "absent" if value is _NO_DEFAULT else json.dumps(value, default=str)
+
+
+# -- what a folder holds --------------------------------------------------------------
+def read_run_config(folder: str | os.PathLike) -> dict[str, Any] | None:
+    """The resolved config a run wrote into ``folder`` (None when there is none)."""
+    path = Path(folder) / RUN_CONFIG_FILE
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return None
+    return config if isinstance(config, dict) else None
+
+
+def finished_run(folder: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """(config, summary) of the finished run in ``folder``, or None. Finished: its
+    ``summary.json`` has no ``stopped_by`` and its records reach its ``trainer.max_steps``."""
+    from grpo_lab.trainer.rollback import recorded_steps
+
+    folder = Path(folder)
+    try:
+        summary = json.loads((folder / SUMMARY_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    config = read_run_config(folder)
+    if not isinstance(summary, dict) or summary.get("stopped_by") or config is None:
+        return None
+    max_steps = (config.get("trainer") or {}).get("max_steps")
+    steps = recorded_steps(folder / "metrics.jsonl")
+    if not isinstance(max_steps, int) or not steps or max(steps) < max_steps:
+        return None
+    return config, summary
+
+
+# -- a multirun job -------------------------------------------------------------------
+def in_multirun() -> bool:
+    """Whether this process runs a job of a Hydra multirun."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def job_label(cfg: Any) -> str:
+    """``job 3 (seed 1, algorithm=ppo)``: the job's number, seed and the other values
+    its sweep varies."""
+    from grpo_lab.tracking.run_identity import current_hydra_job
+
+    job = current_hydra_job()
+    varied = [o for o in job.overrides
+              if o.lstrip("~+").split("=", 1)[0] in job.swept_keys and not o.lstrip("~+").startswith("trainer.seed=")]
+    what = ", ".join([f"seed {cfg.trainer.seed}", *varied])
+    return f"job {job.num} ({what})" if job.num is not None else f"run ({what})"
+
+
+@dataclass
+class JobPlan:
+    """What a multirun job does: ``skip`` (``summary`` is the finished run's),
+    ``resume`` (from ``checkpoint``) or ``start``."""
+
+    action: str
+    summary: dict[str, Any] | None = None
+    checkpoint: Path | None = None
+
+
+def plan_job(cfg: Any, folder: str | os.PathLike) -> JobPlan:
+    """Decides what the multirun job ``cfg`` does with its job ``folder`` (see the module
+    docstring). Sets ``trainer.resume=auto`` for a job that continues (when it is not set);
+    raises ConfigError, changing nothing, for a folder that holds another config's
+    finished run or a checkpoint of another config."""
+    from grpo_lab.checkpoint_folder import resolve_resume
+
+    folder = Path(folder)
+    finished = finished_run(folder)
+    if finished is not None:
+        saved, summary = finished
+        difference = first_difference(saved, cfg)
+        if difference is not None:
+            key, there, now = difference
+            raise ConfigError(
+                f"{folder} holds a finished run of another config ({key}: {describe_value(there)} there, "
+                f"{describe_value(now)} in this job); nothing was changed. Allowed to differ: "
+                f"{', '.join(MAY_DIFFER)}; run this sweep into a new hydra.sweep.dir, or move that folder away"
+            )
+        return JobPlan("skip", summary=summary)
+    if cfg.trainer.resume is None:
+        cfg.trainer.resume = "auto"  # a stopped job continues; the trainer records the setting
+    checkpoint = resolve_resume(cfg.trainer.resume, folder, cfg)
+    return JobPlan("resume" if checkpoint is not None else "start", checkpoint=checkpoint)
