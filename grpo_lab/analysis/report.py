@@ -27,6 +27,7 @@ from grpo_lab.analysis.frame import RunRecord, runs_frame, with_variants
 from grpo_lab.analysis.local import last_step, local_records, reached_max_steps
 from grpo_lab.analysis.plots import AXIS_LABELS, plot_curves, plot_metric_grid
 from grpo_lab.analysis.seed_stats import MIN_SEEDS
+from grpo_lab.analysis.stats import variability_per_run
 from grpo_lab.analysis.stats import (
     COST_METRICS, STEP, VARIABILITY_METRICS, default_outcome, final_values, pair_table, start_values, summary_table,
     per_run, per_run_pair_table, values_at_budget, variant_means, x_metric,
@@ -210,15 +211,42 @@ def _cost_sections(frame: pd.DataFrame) -> list[str]:
                   "(`trainer.process_per_job`), so each peak is the job's own.", "", markdown_table(cost), ""]
         lines += _paired_per_run(costs,
                                  {"step_time_s": "mean step time (s)", "peak_memory_mb": "peak memory (MB)"})
-    swings = per_run(frame, VARIABILITY_METRICS)
+    return lines + _variability_section(frame)
+
+
+VARIABILITY_NOTE = (
+    "Per variant, mean over runs of: the per-step advantage std (over completion tokens: how hard an "
+    "update pushes); the gradient norm as logged, before clipping (`trainer.max_grad_norm`), over the "
+    "steps: its mean, its std (a scale: it follows the advantages' scale) and its coefficient of "
+    "variation std / mean (scale-free: how unevenly the steps push). These follow the run's trajectory; "
+    "they are not the variance of an update."
+)
+PROBE_NOTE = (
+    "The variance of an update at fixed parameters, from the gradient-noise probe (`probe.*`: K "
+    "independent rollout batches per probe point, mean over the run's points): `probe_grad_snr`, one "
+    "batch's gradient signal-to-noise ratio |G|^2 / tr(Sigma_B), both estimated without bias (higher: "
+    "less noisy updates); `probe_grad_cosine`, the mean cosine between the batches' gradients (1: "
+    "every batch pushes the same way)."
+)
+NO_PROBE_NOTE = ("No gradient-noise probe in these runs: `probe.every=N` (or `probe.steps`) measures the "
+                 "variance of the updates directly.")
+
+
+def _variability_section(frame: pd.DataFrame) -> list[str]:
+    """Per variant: advantage scale, gradient norm before clipping (mean, std, std / mean)
+    and, when probed, the update's gradient SNR and cosine; scale-free figures paired."""
+    swings = variability_per_run(frame)
     variability = variant_means(swings).drop(columns="runs", errors="ignore")
-    if len(variability.columns) > 1:
-        lines += ["## Variability", "", "Per variant, mean over runs of the per-step advantage std (over "
-                  "completion tokens) and of the std of the gradient norm across steps.", "",
-                  markdown_table(variability), ""]
-        lines += _paired_per_run(swings,
-                                 {"grad_norm_std_over_steps": "std of the gradient norm across steps"})
-    return lines
+    if len(variability.columns) <= 1:
+        return []
+    probed = any(c.startswith("probe_") for c in variability.columns)
+    lines = ["## Variability", "", VARIABILITY_NOTE, "", PROBE_NOTE if probed else NO_PROBE_NOTE, "",
+             markdown_table(variability), ""]
+    return lines + _paired_per_run(swings, {
+        "grad_norm_cv_before_clipping":
+            "coefficient of variation (std / mean) of the gradient norm before clipping",
+        "probe_grad_snr": "the probe's gradient SNR", "probe_grad_cosine": "the probe's gradient cosine",
+    })
 
 
 def _paired_per_run(runs: pd.DataFrame, labels: dict[str, str]) -> list[str]:

@@ -194,9 +194,16 @@ VARIABILITY_METRICS = {
     # How hard an update pushes (comparable between advantage estimators of one kind:
     # whitened advantages have std 1 by construction) ...
     "advantages/std": ("advantage_std", "mean"),
-    # ... and how steady it is from step to step.
-    "grad_norm": ("grad_norm_std_over_steps", "std"),
+    # ... the gradient norm over the run's steps, as logged: before clipping
+    # (trainer/update.py). Its std across steps grows with the advantages' scale; its
+    # coefficient of variation (std / mean, see variability_per_run) does not ...
+    "grad_norm": ("grad_norm_mean_before_clipping", "mean"),
+    # ... and the variance of the update itself at fixed parameters, measured by the
+    # gradient-noise probe (trainer/grad_probe.py), mean over the run's probe points.
+    "probe/grad_snr": ("probe_grad_snr", "mean"),
+    "probe/grad_cosine": ("probe_grad_cosine", "mean"),
 }
+GRAD_NORM_SPREAD = {"grad_norm": ("grad_norm_std_before_clipping", "std")}
 
 
 def per_run(frame: pd.DataFrame, metrics: dict[str, tuple[str, str]],
@@ -229,10 +236,29 @@ def cost_table(frame: pd.DataFrame, by: Sequence[str] | str | None = None) -> pd
     return variant_means(per_run(frame, COST_METRICS, by))
 
 
+def variability_per_run(frame: pd.DataFrame, by: Sequence[str] | str | None = None) -> pd.DataFrame:
+    """One row per run (:func:`per_run`) with what was recorded of: ``advantage_std``
+    (mean over steps of the per-step advantage std); the gradient norm before clipping
+    over the steps, ``grad_norm_mean_before_clipping``, ``grad_norm_std_before_clipping``
+    (a scale: it follows the advantages') and ``grad_norm_cv_before_clipping`` = std /
+    mean (scale-free: how unevenly the steps push); the probe's ``probe_grad_snr`` and
+    ``probe_grad_cosine`` (mean over the run's probe points; grad_noise.py)."""
+    runs = per_run(frame, VARIABILITY_METRICS, by)
+    if "grad_norm_mean_before_clipping" not in runs.columns:
+        return runs
+    keys = ["run", "variant", "seed"]
+    runs = runs.merge(per_run(frame, GRAD_NORM_SPREAD, by), on=keys, how="left")
+    runs["grad_norm_cv_before_clipping"] = (runs["grad_norm_std_before_clipping"]
+                                            / runs["grad_norm_mean_before_clipping"])
+    first = ["advantage_std", "grad_norm_mean_before_clipping", "grad_norm_std_before_clipping",
+             "grad_norm_cv_before_clipping"]
+    probe = [c for c in runs.columns if c.startswith("probe_")]
+    return runs[keys + [c for c in first if c in runs.columns] + probe]
+
+
 def variability_table(frame: pd.DataFrame, by: Sequence[str] | str | None = None) -> pd.DataFrame:
-    """Per variant, mean over runs of: the advantage std within a step (how hard the
-    update pushes), and the std across steps of the gradient norm (how steady it is)."""
-    return variant_means(per_run(frame, VARIABILITY_METRICS, by)).drop(columns="runs", errors="ignore")
+    """Per variant, mean over runs of :func:`variability_per_run`'s columns."""
+    return variant_means(variability_per_run(frame, by)).drop(columns="runs", errors="ignore")
 
 
 def per_run_pair_table(runs: pd.DataFrame, column: str) -> pd.DataFrame:

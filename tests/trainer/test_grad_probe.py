@@ -168,3 +168,49 @@ def test_probe_settings_are_checked_in_one_line():
     assert "probe.steps" in refused("probe.steps=[3]")  # beyond trainer.max_steps=2
     assert "fp16" in refused("probe.every=1", "trainer.mixed_precision=fp16")
     validate_config(compose_config([*TINY, "paths.output_dir=unused", "probe.steps=[1,2]", "probe.num_batches=2"]))
+
+
+def _frame(rows):
+    """A tidy frame (analysis/frame.py) from (run, variant, step, metric, value) rows."""
+    import pandas as pd
+
+    return pd.DataFrame([{"run": r, "variant": v, "seed": int(r[-1]), "step": s, "metric": m, "value": x}
+                         for r, v, s, m, x in rows])
+
+
+VARIABILITY_ROWS = [
+    # A: gradient norms 1, 3 (mean 2, std sqrt 2) and 2, 2 (std 0); probe SNR 0.5 then 1.5.
+    ("a0", "A", 1, "grad_norm", 1.0), ("a0", "A", 2, "grad_norm", 3.0),
+    ("a1", "A", 1, "grad_norm", 2.0), ("a1", "A", 2, "grad_norm", 2.0),
+    ("a0", "A", 1, "probe/grad_snr", 0.5), ("a0", "A", 2, "probe/grad_snr", 1.5),
+    ("a1", "A", 2, "probe/grad_snr", 3.0), ("a0", "A", 2, "probe/grad_cosine", 0.2),
+    # B: ten times A's first run: the same coefficient of variation, ten times the std.
+    ("b0", "B", 1, "grad_norm", 10.0), ("b0", "B", 2, "grad_norm", 30.0),
+]
+
+
+def test_variability_table_separates_scale_from_variation_and_adds_the_probe():
+    from grpo_lab.analysis.stats import variability_table
+
+    table = variability_table(_frame(VARIABILITY_ROWS)).set_index("variant")
+    assert table.loc["A", "grad_norm_mean_before_clipping"] == pytest.approx(2.0)
+    assert table.loc["A", "grad_norm_std_before_clipping"] == pytest.approx(math.sqrt(2) / 2)
+    assert table.loc["A", "grad_norm_cv_before_clipping"] == pytest.approx(math.sqrt(2) / 2 / 2)
+    assert table.loc["B", "grad_norm_std_before_clipping"] == pytest.approx(10 * math.sqrt(2))
+    assert table.loc["B", "grad_norm_cv_before_clipping"] == pytest.approx(math.sqrt(2) / 2)
+    # Per run the mean over its probe points, then the mean over runs: (1 + 3) / 2.
+    assert table.loc["A", "probe_grad_snr"] == pytest.approx(2.0)
+    assert table.loc["A", "probe_grad_cosine"] == pytest.approx(0.2)
+    assert math.isnan(table.loc["B", "probe_grad_snr"])
+
+
+def test_report_variability_section_says_what_each_row_measures():
+    from grpo_lab.analysis.report import NO_PROBE_NOTE, PROBE_NOTE, _variability_section
+
+    text = "\n".join(_variability_section(_frame(VARIABILITY_ROWS)))
+    assert "before clipping" in text and "std / mean" in text
+    assert PROBE_NOTE in text and "probe_grad_snr" in text
+    assert "Paired over seeds, coefficient of variation" in text
+    unprobed = [r for r in VARIABILITY_ROWS if not r[3].startswith("probe/")]
+    text = "\n".join(_variability_section(_frame(unprobed)))
+    assert NO_PROBE_NOTE in text and "probe_grad_snr" not in text
