@@ -3,9 +3,13 @@
 A reviewer (or the author, months later) needs to know which code, libraries, machine,
 data and seeds gave a number, and how to get it again. The manifest records:
 
-- ``grpo_lab``: version, git commit, whether the tree had uncommitted changes and a
-  SHA-256 of ``git diff HEAD`` (so two dirty runs can be told apart);
+- ``grpo_lab``: version, git commit, whether the tree had uncommitted changes (to
+  tracked files, or untracked files that ``.gitignore`` does not exclude: a new module
+  not yet added counts), how many untracked files, and a SHA-256 of ``git diff HEAD``
+  and the untracked files (so two dirty runs can be told apart);
 - ``versions``: Python and the libraries a result depends on (None when not installed);
+  torch as torch reports it, with its build tag (``2.13.0+cpu``, ``2.14.1+cu130``), which
+  the package metadata may leave out;
 - ``hardware``: CPU model, cores, torch threads; GPU names, count, CUDA and driver;
 - ``data``: task name, rows and a SHA-256 fingerprint of the training prompts and answers
   actually used, and the same for the held-out set;
@@ -48,19 +52,58 @@ def _git(*args: str) -> bytes | None:
         return None
 
 
+# Untracked files enter the diff hash with their content while these many bytes last,
+# then by name and size only (an un-ignored data folder must not slow every start).
+_HASHED_UNTRACKED_BYTES = 16 << 20
+
+
+def _untracked_digest(root: Path, names: list[str]) -> bytes:
+    digest, budget = hashlib.sha256(), _HASHED_UNTRACKED_BYTES
+    for name in names:
+        path = root / name
+        try:
+            size = path.stat().st_size
+            content = path.read_bytes() if size <= budget else b""
+        except OSError:
+            size, content = -1, b""
+        budget -= len(content)
+        digest.update(f"{name}\0{size}\0".encode() + content + b"\0")
+    return digest.digest()
+
+
 def git_state() -> dict[str, Any]:
-    """Commit, dirty flag and diff hash of the source tree grpo-lab runs from (all None
-    when it is not a git checkout, e.g. an installed wheel)."""
+    """Commit, dirty flag, untracked-file count and diff hash of the source tree
+    grpo-lab runs from (all None when it is not a git checkout, e.g. an installed wheel).
+    Untracked files count unless ``.gitignore`` excludes them."""
     commit = _git("rev-parse", "HEAD")
     if commit is None:
-        return {"commit": None, "dirty": None, "diff_sha256": None}
-    status = _git("status", "--porcelain", "--untracked-files=no") or b""
+        return {"commit": None, "dirty": None, "untracked": None, "diff_sha256": None}
+    status = _git("status", "--porcelain", "-z", "--untracked-files=all") or b""
+    untracked = sorted(entry[3:] for entry in status.decode(errors="surrogateescape").split("\0")
+                       if entry.startswith("?? "))
+    root = (_git("rev-parse", "--show-toplevel") or str(SOURCE_DIR).encode()).decode().strip()
     diff = _git("diff", "HEAD") or b""
+    changed = diff + (_untracked_digest(Path(root), untracked) if untracked else b"")
     return {
         "commit": commit.decode().strip(),
         "dirty": bool(status.strip()),
-        "diff_sha256": hashlib.sha256(diff).hexdigest() if diff else None,
+        "untracked": len(untracked),
+        "diff_sha256": hashlib.sha256(changed).hexdigest() if changed else None,
     }
+
+
+def library_versions() -> dict[str, str | None]:
+    """Python and ``PACKAGES`` as installed; torch as torch reports itself (the build tag
+    included: a CUDA wheel from the registry has been seen as ``2.14.1`` to pip and
+    ``2.14.1+cu130`` to torch)."""
+    versions: dict[str, str | None] = {"python": platform.python_version(), **{p: _version(p) for p in PACKAGES}}
+    try:
+        import torch
+
+        versions["torch"] = str(torch.__version__)
+    except ImportError:
+        pass
+    return versions
 
 
 def cpu_model() -> str:
@@ -139,7 +182,7 @@ def build_manifest(cfg: Any, output_dir: Path, train_data: Any, heldout_data: An
     rerun = rerun_command(output_dir)
     return {
         "grpo_lab": {"version": _version("grpo-lab"), **git_state()},
-        "versions": {"python": platform.python_version(), **{p: _version(p) for p in PACKAGES}},
+        "versions": library_versions(),
         "hardware": hardware(),
         "data": data,
         "seeds": {"trainer": cfg.trainer.seed, "task": cfg.task.get("seed"), "eval": cfg.eval.seed},

@@ -5,6 +5,7 @@ import os
 import shlex
 import subprocess
 import sys
+from importlib import metadata
 
 import pytest
 import torch
@@ -21,7 +22,9 @@ def test_manifest_records_code_libraries_machine_data_and_seeds(tiny_config, tmp
     cfg = tiny_config("eval.at_end=true", "eval.num_examples=5", "trainer.seed=3")
     train(cfg)
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    # torch as torch reports itself, build tag included; the package metadata may lack the tag.
     assert manifest["versions"]["torch"] == torch.__version__
+    assert manifest["versions"]["torch"].split("+")[0] == metadata.version("torch").split("+")[0]
     assert manifest["versions"]["python"] == ".".join(map(str, sys.version_info[:3]))
     assert set(manifest["versions"]) >= {"transformers", "accelerate", "datasets", "hydra-core", "wandb", "peft"}
     assert manifest["hardware"]["cpu_cores"] == os.cpu_count() and manifest["hardware"]["cpu"]
@@ -37,6 +40,11 @@ def test_manifest_records_code_libraries_machine_data_and_seeds(tiny_config, tmp
     if head.returncode == 0:
         assert manifest["grpo_lab"]["commit"] == head.stdout.strip()
         assert isinstance(manifest["grpo_lab"]["dirty"], bool)
+
+
+def test_torch_is_recorded_with_its_build_tag(monkeypatch):
+    monkeypatch.setattr(torch, "__version__", "2.14.1+cu130")  # how a registry CUDA wheel reports itself
+    assert manifest_module.library_versions()["torch"] == "2.14.1+cu130"
 
 
 def test_data_fingerprint_changes_with_the_data():
@@ -63,9 +71,27 @@ def test_git_state_tells_clean_from_dirty_trees(tmp_path, monkeypatch):
     assert first["diff_sha256"] != second["diff_sha256"]
 
 
+def test_untracked_files_make_a_tree_dirty_unless_ignored(tmp_path, monkeypatch):
+    git = lambda *a: subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *a],  # noqa: E731
+                                    cwd=tmp_path, check=True, capture_output=True)
+    git("init", "-q")
+    (tmp_path / ".gitignore").write_text("outputs/\n")
+    git("add", ".gitignore")
+    git("commit", "-qm", "one")
+    monkeypatch.setattr(manifest_module, "SOURCE_DIR", tmp_path)
+    (tmp_path / "outputs").mkdir()
+    (tmp_path / "outputs" / "metrics.jsonl").write_text("{}\n")  # ignored: still clean
+    assert git_state()["dirty"] is False and git_state()["untracked"] == 0
+    (tmp_path / "new module.py").write_text("x = 1\n")  # a module not yet added
+    first = git_state()
+    assert first["dirty"] is True and first["untracked"] == 1 and first["diff_sha256"]
+    (tmp_path / "new module.py").write_text("x = 2\n")
+    assert git_state()["diff_sha256"] != first["diff_sha256"]
+
+
 def test_no_git_checkout_gives_nones(tmp_path, monkeypatch):
     monkeypatch.setattr(manifest_module, "SOURCE_DIR", tmp_path)
-    assert git_state() == {"commit": None, "dirty": None, "diff_sha256": None}
+    assert git_state() == {"commit": None, "dirty": None, "untracked": None, "diff_sha256": None}
 
 
 def run_program(args, cwd):
