@@ -418,7 +418,8 @@ class ComparisonConfig:
     # The comparison an experiment file declares before its runs, read by the report
     # (grpo-lab-compare) so the verdict is the one registered, not one picked afterwards.
     # Reference arm: a variant label or the value of the swept key (`ppo_matched`,
-    # `arm=ppo_matched`); null: the report's first variant.
+    # `arm=ppo_matched`); each other arm is compared with it (A: the arm, B: the
+    # reference). null: every pair of arms, the better mean first.
     reference: Optional[str] = None
     # Outcome estimator: `last` (the last held-out evaluation), `last_k` (the mean of the
     # last `last_k` evaluations), `mean_at_n` (sampled mean@n at the end: eval.num_samples).
@@ -427,8 +428,11 @@ class ComparisonConfig:
     # `superiority`, `non_inferiority` (A no more than `margin` worse than the reference)
     # or `equivalence` (within +-margin: two one-sided tests, Schuirmann 1987).
     hypothesis: str = "superiority"
-    # Margin delta in the outcome's units (0.05 = 5 accuracy points).
-    margin: float = 0.05
+    # Margin delta in the outcome's units (0.05 = 5 accuracy points): the largest
+    # difference that does not matter. null: none (superiority verdicts only); the
+    # non_inferiority and equivalence hypotheses need one.
+    margin: Optional[float] = None
+    # Error rate of each verdict, family-wise over the pairs of a report (Holm 1979).
     alpha: float = 0.05
     # Target power of the "seeds needed" figures.
     power: float = 0.8
