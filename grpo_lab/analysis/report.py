@@ -6,8 +6,11 @@ What a reviewer needs, in order:
    held-out greedy accuracy (``eval/accuracy``) when the runs were evaluated, since
    arms with different rewards have incomparable training rewards, else the reward;
 2. the outcome per variant (mean, IQM, 95% bootstrap CI, range, the score at step 0);
-3. every pair of variants: paired difference over matched seeds, its 95% interval,
-   P(A > B) and a verdict ("A > B", "A < B" or "not distinguishable at 95%");
+3. the declared comparison (``comparison:`` in the runs' config, else the command line,
+   else the defaults: ``analysis/comparison.py``) and its verdicts per pair: superiority,
+   and with a margin non-inferiority and equivalence, each in words, Holm-corrected over
+   the pairs, by the declared analysis (seeds, or seeds then problems), with the other
+   analysis beside it and the seeds a verdict needs at the declared power;
 4. the outcome at equal budget (steps, generated tokens, wall-clock seconds), with the
    same paired verdicts: an arm that costs more per step is not flattered by steps;
 5. curves against each x axis, costs per job, variability, training metrics, and one
@@ -19,19 +22,22 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
-from grpo_lab.analysis.frame import RunRecord, runs_frame, with_variants
+from grpo_lab.analysis.comparison import Comparison, describe, match_reference, resolve_comparison
+from grpo_lab.analysis.frame import RunRecord, problems_frame, runs_frame, with_variants
 from grpo_lab.analysis.local import last_step, local_records, reached_max_steps
 from grpo_lab.analysis.plots import AXIS_LABELS, plot_curves, plot_metric_grid
 from grpo_lab.analysis.seed_stats import MIN_SEEDS
 from grpo_lab.analysis.stats import variability_per_run
 from grpo_lab.analysis.stats import (
-    COST_METRICS, STEP, VARIABILITY_METRICS, default_outcome, final_values, pair_table, start_values, summary_table,
-    per_run, per_run_pair_table, values_at_budget, variant_means, x_metric,
+    COST_METRICS, STEP, VARIABILITY_METRICS, final_values, held_out_points, narrow_columns, outcome_metric,
+    outcome_name, pair_table, per_run, per_run_pair_table, problem_column, problem_outcomes, seeds_column, start_values,
+    summary_table, values_at_budget, variant_means, verdict_table, x_metric,
 )
+from grpo_lab.analysis.verdicts import in_units
 
 # Training-health metrics shown next to the outcome when the runs have them.
 SIDE_METRICS = ("reward", "reward_std", "advantages/std", "grad_norm", "kl", "entropy",
@@ -65,9 +71,11 @@ def _available_axes(frame: pd.DataFrame, axes: Sequence[str]) -> list[str]:
 
 def write_report(source: str | os.PathLike, out_dir: str | os.PathLike | None = None, metric: str = "auto",
                  by: Sequence[str] | str | None = None, smooth: int = 1,
-                 axes: Sequence[str] = DEFAULT_AXES) -> Path:
+                 axes: Sequence[str] = DEFAULT_AXES, comparison: Mapping[str, Any] | None = None) -> Path:
     """Writes ``report.md`` and its PNGs into ``out_dir`` (default: ``source``); returns
-    the report's path. ``metric="auto"``: held-out accuracy if evaluated, else reward."""
+    the report's path. ``metric="auto"``: held-out accuracy if evaluated, else reward
+    (``eval/mean@n`` for ``comparison.outcome=mean_at_n``). ``comparison``: settings of
+    ``ComparisonConfig`` that replace what the runs declared (the command line's)."""
     source = Path(source)
     out = Path(out_dir) if out_dir is not None else source
     out.mkdir(parents=True, exist_ok=True)
@@ -78,19 +86,22 @@ def write_report(source: str | os.PathLike, out_dir: str | os.PathLike | None = 
         raise ValueError(f"no run under {source} has reached its trainer.max_steps yet: nothing to compare")
     frame = with_variants(runs_frame(finished), by)
     keys = [by] if isinstance(by, str) else list(by or frame.attrs.get("variant_keys", []))
-    metric = default_outcome(frame) if metric == "auto" else metric
+    settings = resolve_comparison({r.run: r.config for r in finished}, comparison)
+    metric = outcome_metric(frame, metric, settings.outcome)
     axes = _available_axes(frame, axes)
 
-    finals = final_values(frame, metric)
+    finals = final_values(frame, metric, outcome=settings.outcome, last_k=settings.last_k)
+    reference = match_reference(settings.reference, sorted(finals["variant"].unique())) if settings.reference else None
+    outcomes, no_problems = _problem_outcomes(finished, by, metric, settings)
     table = summary_table(finals)
     starts = start_values(frame, metric)
     if not starts.empty:
         table = table.merge(starts, on="variant", how="left")
-    lines = _header(source, metric, keys, table) + _left_out(unfinished)
-    lines += [f"## Outcome: {metric}", "", _outcome_rule(metric), "", markdown_table(table), ""]
-    lines += ["## Paired comparisons", "", PAIRS_NOTE, "", markdown_table(pair_table(finals)), ""]
-    lines += _secondary_section(frame, metric)
-    lines += _equal_budget_section(frame, metric, axes)
+    lines = _header(source, metric, keys, table, settings, reference) + _left_out(unfinished)
+    lines += [f"## Outcome: {metric}", "", _outcome_rule(metric, settings), "", markdown_table(table), ""]
+    lines += _verdict_section(finals, settings, metric, reference, outcomes, no_problems)
+    lines += _secondary_section(frame, metric, settings)
+    lines += _equal_budget_section(frame, metric, axes, settings, reference)
     lines += _curve_section(frame, metric, axes, smooth, out)
     lines += _cost_sections(frame)
     side = [m for m in SIDE_METRICS if m != metric and (frame["metric"] == m).any()]
@@ -98,52 +109,152 @@ def write_report(source: str | os.PathLike, out_dir: str | os.PathLike | None = 
         plot_metric_grid(frame, side, smooth=smooth).savefig(out / "training_metrics.png", dpi=110)
         lines += ["## Training metrics", "", "![training metrics](training_metrics.png)", ""]
     runs = finals.assign(settings=[_settings_of(frame, r) for r in finals["run"]])
-    lines += ["## Runs", "", markdown_table(runs.rename(columns={"final": f"final {metric}"})), ""]
+    lines += ["## Runs", "", markdown_table(runs.rename(columns={"final": f"{metric} ({settings.outcome})"})), ""]
     report = out / REPORT_NAME
     report.write_text("\n".join(lines), encoding="utf-8")
     return report
 
 
-PAIRS_NOTE = (
-    "A - B: mean over matched seeds (the same seed gives both arms the same prompts) of the "
-    "difference in outcome, with its 95% Student-t interval (Welch's when seeds do not match). "
-    "P(A > B): chance that a run of A beats a run of B (ties half). The verdict names a "
-    "winner only when the interval excludes 0. Seeds needed: the matched seeds at which the "
-    "interval would exclude 0 if the observed mean difference and spread held (inf: no "
-    "difference), a figure for planning the next sweep."
-)
+def _problem_outcomes(finished: list[RunRecord], by: Sequence[str] | str | None, metric: str,
+                      settings: Comparison) -> tuple[pd.DataFrame | None, str]:
+    """Each run's outcome per held-out problem (``eval_problems.jsonl``), or None and why not."""
+    missing = [r.run for r in finished if not r.problems]
+    if problem_column(metric) is None:
+        return None, f"per-problem records hold correctness, not `{metric}`"
+    if len(missing) == len(finished):
+        return None, "no run holds per-problem records (`eval_problems.jsonl`: runs recorded before them)"
+    try:
+        problems = with_variants(problems_frame(finished), by)
+        outcomes = problem_outcomes(problems, metric, settings.outcome, settings.last_k)
+    except ValueError as err:
+        return None, str(err)
+    note = f"runs without per-problem records, left out of it: {', '.join(missing)}" if missing else ""
+    return outcomes, note
 
 
-def _secondary_section(frame: pd.DataFrame, metric: str) -> list[str]:
-    """The other held-out measures at the end of training, compared like the outcome."""
+ANALYSIS_TITLES = {
+    "problems": "two-level paired bootstrap over seeds, then the shared held-out problems",
+    "seeds": "paired over seeds (Student's t; Welch's when seeds do not match)",
+}
+
+
+def _verdict_section(finals: pd.DataFrame, settings: Comparison, metric: str, reference: str | None,
+                     outcomes: pd.DataFrame | None, no_problems: str) -> list[str]:
+    """The declared comparison's verdicts by the declared analysis, the other beside it."""
+    if finals["variant"].nunique() < 2:
+        return []
+    points = held_out_points(metric)
+    declared = verdict_table(finals, settings, metric, outcomes=outcomes, reference=reference)
+    family = declared.attrs["family"]
+    orientation = (f"Each arm (A) against the reference `{reference}` (B)." if reference else
+                   "Every pair of variants, the better mean first (A).")
+    holm_note = (f"Holm over {family} pairs: every verdict column is corrected for the {family} pairs of this "
+                 "table (Holm 1979)." if family > 1 else "One pair: no correction for multiple pairs needed.")
+    lines = ["## Paired comparisons", "", f"{orientation} The comparison is stated in the header.", "",
+             f"### Verdicts: {ANALYSIS_TITLES[settings.analysis]} (the declared analysis)", "", holm_note, ""]
+    if settings.analysis == "problems" and outcomes is None:
+        lines += [f"No problem-level verdict: {no_problems}.", ""]
+    elif settings.analysis == "problems" and no_problems:
+        lines += [f"Note: {no_problems}.", ""]
+    lines += [markdown_table(declared), ""]
+    other = "seeds" if settings.analysis == "problems" else "problems"
+    if other == "problems" and outcomes is None:
+        lines += [f"No problem-level analysis beside it: {no_problems}.", ""]
+    else:
+        beside = verdict_table(finals, settings, metric, analysis=other, outcomes=outcomes, reference=reference)
+        lines += [f"### Beside it, not the verdict: {ANALYSIS_TITLES[other]}", "", markdown_table(beside), ""]
+        disagree = [f"{a} vs {b}" for a, b, x, y in zip(declared["A"], declared["B"], declared["verdict"],
+                                                            beside["verdict"]) if x != y]
+        if disagree:
+            lines += [f"The two analyses' verdicts differ for {len(disagree)} pair(s) ({'; '.join(disagree)}): the "
+                      "verdict is the declared analysis's; read those pairs as fragile.", ""]
+    lines += [how_to_read(settings, points, family), ""]
+    return lines
+
+
+def how_to_read(settings: Comparison, points: bool, family: int = 1) -> str:
+    """One sentence per verdict, for a reader without statistics (a markdown list)."""
+    better = "higher" if settings.higher_is_better else "lower"
+    level = f"{100 * (1 - settings.alpha):g}%"
+    low, high = narrow_columns(settings.alpha)
+    level2 = f"{100 * (1 - 2 * settings.alpha):g}%"
+    holm_clause = f", after Holm's correction for the {family} pairs" if family > 1 else ""
+    items = [
+        f"**A - B** is the difference in outcome ({better} is better); `ci_low` to `ci_high` is its {level} "
+        "interval, the range of differences the data are compatible with.",
+        "**Analysis**: *paired over seeds* compares the two arms' scores seed by seed (the same seed gives both "
+        "the same prompts); *seeds, then problems* also pairs each held-out problem, which both arms answered, "
+        "so a problem both find easy or hard cancels out. The verdict uses the one declared before the runs.",
+        f"**p (Holm)**: how surprising the data would be if the verdict's claim were false, raised to account "
+        f"for the {family} pair(s) compared; a verdict needs it below {settings.alpha:g}.",
+        f"**A better than B**: A's outcome is {better} than B's by more than run-to-run chance explains "
+        f"(the {level} interval leaves out 0{holm_clause}).",
+    ]
+    if settings.margin is not None:
+        delta = in_units(settings.margin, points)
+        if settings.reference:
+            items.append(f"**A non-inferior to B within {delta}**: A may be worse than the reference B, but by less "
+                         f"than {delta}: even the pessimistic end of the {level2} interval (`{low}`) is above "
+                         f"-{delta}{holm_clause}.")
+        items.append(f"**equivalent within ±{delta}**: A and B differ by less than {delta} either way: the whole "
+                     f"{level2} interval (`{low}` to `{high}`) lies between -{delta} and +{delta} (two one-sided "
+                     f"tests{holm_clause}).")
+    items += [
+        f"**cannot tell (about N seeds at {100 * settings.power:g}% power)**: the data fit more than one answer; "
+        f"if the observed difference and its spread over seeds held, about N matched seeds would give the "
+        f"verdict {_odds(settings.power)}.",
+        "**cannot tell (no difference observed)**, **never: ...**: the observed difference is 0, or outside the "
+        "margin, so more seeds of the same kind would not decide.",
+    ]
+    return "How to read a verdict:\n\n" + "\n".join(f"- {item}" for item in items)
+
+
+def _odds(power: float) -> str:
+    """80% -> "4 times out of 5"; other powers as a percentage of sweeps."""
+    return "4 times out of 5" if round(power, 6) == 0.8 else f"in {100 * power:.0f}% of sweeps"
+
+
+def _secondary_section(frame: pd.DataFrame, metric: str, settings: Comparison) -> list[str]:
+    """The other held-out measures at the end of training, compared like the outcome
+    (superiority only, uncorrected: descriptive, not the declared comparison)."""
     lines: list[str] = []
+    outcome = "last_k" if settings.outcome == "last_k" else "last"
     for other in SECONDARY_HELD_OUT:
         if other == metric or not metric.startswith("eval/") or not (frame["metric"] == other).any():
             continue
-        finals = final_values(frame, other)
+        finals = final_values(frame, other, outcome=outcome, last_k=settings.last_k)
         table = summary_table(finals)[["variant", "runs", "mean", "ci_low", "ci_high"]]
         starts = start_values(frame, other)
         if not starts.empty:
             table = table.merge(starts, on="variant", how="left")
-        pairs = pair_table(finals)[["A", "B", "A - B", "ci_low", "ci_high", "A wins", "verdict", "seeds needed"]]
+        needed = seeds_column(settings.power)
+        pairs = pair_table(finals, settings.power)[["A", "B", "A - B", "ci_low", "ci_high", "A wins", "verdict",
+                                                    needed]]
         lines += [f"### Also held out: {other}", "", markdown_table(table), ""]
         if not pairs.empty:
             lines += [markdown_table(pairs), ""]
     if lines:
         lines = ["## Other held-out measures", "",
-                 "The same comparison for each run's last evaluation of these measures (tokens).", "", *lines]
+                 f"Per run: {outcome_name(outcome, 'eval/', settings.last_k)} of these measures (tokens); "
+                 "pairs compared over seeds like the outcome, but descriptive: superiority at 95%, with no "
+                 "correction for the number of measures.",
+                 "", *lines]
     return lines
 
 
-def _header(source: Path, metric: str, keys: list[str], table: pd.DataFrame) -> list[str]:
+def _header(source: Path, metric: str, keys: list[str], table: pd.DataFrame, settings: Comparison,
+            reference: str | None) -> list[str]:
     seeds = ", ".join(f"{v} ({n})" for v, n in table[["variant", "runs"]].itertuples(index=False))
     lines = [
         f"# Comparison of {int(table['runs'].sum())} runs in `{source.name}`",
         "",
         f"Variants by: {', '.join(f'`{k}`' for k in keys) or 'none (all runs pooled)'}. "
         f"Seeds per variant: {seeds}. Outcome: `{metric}`"
-        + (" (held-out problems, never trained on)." if metric.startswith("eval/") else
-           " (training reward: comparable only between arms with the same rewards)."),
+        + (" (held-out problems, never trained on)" if metric.startswith("eval/") else
+           " (training reward: comparable only between arms with the same rewards)")
+        + f", estimator `{settings.outcome}`: {outcome_name(settings.outcome, metric, settings.last_k)}.",
+        "",
+        describe(settings, reference, held_out_points(metric)),
         "",
     ]
     few = table[table["runs"] < MIN_SEEDS]["variant"].tolist()
@@ -162,25 +273,28 @@ def _left_out(unfinished: list[RunRecord]) -> list[str]:
             f"(still running, or stopped or failed before the end): {runs}.", ""]
 
 
-def _outcome_rule(metric: str) -> str:
-    rule = ("Per run: the last held-out evaluation (the end of training)." if metric.startswith("eval/")
-            else "Per run: the mean over the last fifth of its steps.")
+def _outcome_rule(metric: str, settings: Comparison) -> str:
+    rule = f"Per run: {outcome_name(settings.outcome, metric, settings.last_k)}" + (
+        " (the end of training)." if settings.outcome != "last_k" and metric.startswith("eval/") else ".")
     return (rule + " Per variant: mean over runs, interquartile mean (4+ runs), 95% percentile-bootstrap "
             "interval of the mean (within the data's range), std, min, max"
             + ("; `at_step_0`: the mean before training." if metric.startswith("eval/") else "."))
 
 
-def _equal_budget_section(frame: pd.DataFrame, metric: str, axes: list[str]) -> list[str]:
+def _equal_budget_section(frame: pd.DataFrame, metric: str, axes: list[str], settings: Comparison,
+                          reference: str | None) -> list[str]:
     lines = ["## Outcome at equal budget", "",
-             "Each run's outcome at the largest budget every run reached (linear between its records), "
-             "per x axis; verdicts as above.", ""]
+             f"Each run's `{metric}` at the largest budget every run reached (linear between its records), per x "
+             "axis; the declared hypothesis's verdicts, paired over seeds (per-problem records exist only at "
+             "evaluations), Holm-corrected over the pairs as above.", ""]
     for x in axes:
         try:
             budget, values = values_at_budget(frame, metric, x)
         except ValueError:
             continue
         summary = summary_table(values)[["variant", "runs", "mean", "ci_low", "ci_high"]]
-        pairs = pair_table(values)[["A", "B", "A - B", "ci_low", "ci_high", "verdict"]]
+        pairs = verdict_table(values, settings, metric, analysis="seeds", reference=reference)
+        pairs = pairs[["A", "B", "A - B", "ci_low", "ci_high", "p (Holm)", "verdict"]]
         amount = f"{budget:.0f}" if float(budget).is_integer() or budget >= 100 else f"{budget:.1f}"
         lines += [f"### At {amount} {AXIS_LABELS.get(x, x)}", "", markdown_table(summary), ""]
         if not pairs.empty:

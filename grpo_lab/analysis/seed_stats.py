@@ -17,9 +17,13 @@ Per pair of variants A, B:
   random run of B, ties counting half (the Mann-Whitney U statistic over n_A x n_B);
 - a verdict: "A > B" or "A < B" when the interval excludes 0, else "not
   distinguishable at 95%"; "cannot tell" when there are too few runs for an interval;
-- the seeds a decision would take: the smallest number of matched seeds whose 95%
-  interval would exclude 0 if the observed mean difference and spread held (a planning
-  figure for the next sweep, not a result).
+- the seeds a decision would take: the smallest number of matched seeds at which the
+  paired test would find the difference with 80% power (its 95% interval excluding 0 in
+  4 sweeps out of 5) if the observed mean difference and spread held; formula in
+  ``verdicts.seeds_for_power`` (a planning figure for the next sweep, not a result).
+
+Non-inferiority, equivalence, Holm's correction and the two-level bootstrap over seeds
+and held-out problems are in ``verdicts``.
 """
 
 from __future__ import annotations
@@ -31,11 +35,13 @@ from typing import Mapping, Sequence
 import numpy as np
 from scipy import stats
 
+from grpo_lab.analysis.verdicts import seeds_for_power
+
 CONFIDENCE = 0.95
 BOOTSTRAP_RESAMPLES = 5000
 BOOTSTRAP_SEED = 0  # reports are reproducible: the same data give the same intervals
 MIN_SEEDS = 3
-MAX_SEEDS_NEEDED = 10_000  # beyond this, "seeds needed" is reported as infinite
+SEEDS_POWER = 0.8  # power at which "seeds needed" is quoted
 NOT_DISTINGUISHABLE = "not distinguishable at 95%"
 
 
@@ -100,27 +106,22 @@ def verdict(low: float, high: float, a: str = "A", b: str = "B") -> str:
     return NOT_DISTINGUISHABLE
 
 
-def seeds_needed(differences: Sequence[float]) -> float:
-    """Smallest n >= 2 with ``t(0.975, n - 1) * sd / sqrt(n) < |mean|`` for the paired
-    differences' mean and sample sd: the matched seeds at which the 95% interval would
-    exclude 0 if this mean and spread held. inf for no mean difference (or more than
-    MAX_SEEDS_NEEDED), NaN below 2 differences; 2 when they do not spread at all."""
+def seeds_needed(differences: Sequence[float], power: float = SEEDS_POWER) -> float:
+    """Matched seeds at which the paired two-sided test at 95% would find the observed mean
+    of ``differences`` with ``power``, if their mean and sample sd held: the smallest
+    n >= 2 with ``(t(0.975, n - 1) + t(power, n - 1)) * sd / sqrt(n) <= |mean|``
+    (``verdicts.seeds_for_power``). inf when the mean difference is exactly 0, NaN below 2
+    differences, 2 when they do not spread at all."""
     data = _finite(differences)
     if len(data) < 2:
         return math.nan
-    mean, sd = abs(float(data.mean())), float(data.std(ddof=1))
-    if mean == 0.0:
-        return math.inf
-    if sd == 0.0:
-        return 2.0
-    for n in range(2, MAX_SEEDS_NEEDED + 1):
-        if stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * sd / math.sqrt(n) < mean:
-            return float(n)
-    return math.inf
+    return seeds_for_power(float(data.std(ddof=1)), float(data.mean()), alpha=1 - CONFIDENCE, power=power)
 
 
-def compare_pair(a: Mapping[int, float], b: Mapping[int, float]) -> dict[str, float | str | bool]:
-    """A vs B from their values by seed: paired when at least two seeds match."""
+def compare_pair(a: Mapping[int, float], b: Mapping[int, float], power: float = SEEDS_POWER
+                 ) -> dict[str, float | str | bool]:
+    """A vs B from their values by seed: paired when at least two seeds match; the seeds
+    needed at ``power`` (:func:`seeds_needed`) when paired."""
     matched = sorted(s for s in a.keys() & b.keys() if math.isfinite(a[s]) and math.isfinite(b[s]))
     x_all, y_all = _finite(a.values()), _finite(b.values())
     if len(matched) >= 2:
@@ -132,7 +133,7 @@ def compare_pair(a: Mapping[int, float], b: Mapping[int, float]) -> dict[str, fl
         else:
             low, high = stats.ttest_rel(x, y).confidence_interval(CONFIDENCE)
         paired, difference, wins = True, float(diffs.mean()), int((diffs > 0).sum())
-        needed = seeds_needed(diffs)
+        needed = seeds_needed(diffs, power)
     else:
         paired, wins, needed = False, -1, math.nan
         difference = float(x_all.mean() - y_all.mean()) if len(x_all) and len(y_all) else math.nan

@@ -13,6 +13,7 @@ from grpo_lab.analysis.stats import (
     COST_METRICS, cost_table, curves, default_outcome, final_table, final_values, pair_table, per_run,
     per_run_pair_table, values_at_budget,
 )
+from grpo_lab.analysis.verdicts import seeds_label
 
 
 def sweep(rewards_by_run, tokens_per_step=None):
@@ -100,17 +101,23 @@ def test_probability_of_improvement_counts_pairs_and_half_ties():
     assert probability_of_improvement([1, 2], [0, 1]) == 0.875
 
 
-def test_seeds_needed_for_a_verdict():
+def test_seeds_needed_for_a_verdict_at_80_percent_power():
     # Differences 0.1, 0.2, 0.15: mean 0.15, sd 0.05 (mean / sd = 3). Needed: the smallest
-    # n with t(0.975, n-1) / sqrt(n) < 3; n = 2: 12.706 / 1.414 = 8.98, n = 3:
-    # 4.303 / 1.732 = 2.48 -> 3 (the 3-seed interval above does exclude 0).
-    assert seeds_needed([0.1, 0.2, 0.15]) == 3
-    assert compare_pair({0: 0.6, 1: 0.7, 2: 0.65}, {0: 0.5, 1: 0.5, 2: 0.5})["seeds_needed"] == 3
-    # Differences 0.0, 0.1, 0.2: mean 0.1, sd 0.1 (ratio 1); n = 6: 2.5706 / 2.4495 = 1.049,
-    # n = 7: 2.4469 / 2.6458 = 0.925 < 1 -> 7 matched seeds.
-    assert seeds_needed([0.0, 0.1, 0.2]) == 7
+    # n with (t(0.975, n-1) + t(0.8, n-1)) / sqrt(n) <= 3; n = 3: (4.3027 + 1.0607) / 1.7321
+    # = 3.097, n = 4: (3.1824 + 0.9785) / 2 = 2.080 -> 4 (at ~50% power, t(0.975) alone,
+    # 3 would do: 4.303 / 1.732 = 2.48).
+    assert seeds_needed([0.1, 0.2, 0.15]) == 4
+    assert compare_pair({0: 0.6, 1: 0.7, 2: 0.65}, {0: 0.5, 1: 0.5, 2: 0.5})["seeds_needed"] == 4
+    # Differences 0.0, 0.1, 0.2: mean 0.1, sd 0.1 (ratio 1); n = 9: (2.3060 + 0.8889) / 3 =
+    # 1.065, n = 10: (2.2622 + 0.8834) / 3.1623 = 0.995 <= 1 -> 10 matched seeds.
+    assert seeds_needed([0.0, 0.1, 0.2]) == 10
     assert seeds_needed([0.05, 0.05]) == 2  # no spread: any two seeds decide
-    assert seeds_needed([0.1, -0.15, 0.05]) == math.inf  # no mean difference: never
+    # Mean 0 up to float round-off (4.6e-18): no number of seeds, not merely "many".
+    assert seeds_needed([0.1, -0.15, 0.05]) == math.inf
+    # Mean 0.00033, sd 0.1: about ((1.96 + 0.84) * 300)^2 = 706,000 seeds: a count, shown as "> 10000".
+    many = seeds_needed([0.001, -0.1, 0.1])
+    assert 700_000 < many < 710_000 and seeds_label(many, "no difference observed") == "> 10000"
+    assert seeds_label(seeds_needed([0.1, -0.15, 0.05]), "no difference observed") == "no difference observed"
     assert math.isnan(seeds_needed([0.1]))  # no spread to extrapolate from
     assert math.isnan(compare_pair({0: 0.6, 1: 0.7}, {5: 0.5, 6: 0.5})["seeds_needed"])  # unpaired
 
@@ -120,22 +127,23 @@ def test_pair_table_has_the_better_mean_first():
                    ("mean", 0): [0.5], ("mean", 1): [0.6], ("mean", 2): [0.56]})
     row = pair_table(final_values(frame)).iloc[0]
     assert (row["A"], row["B"], row["verdict"]) == ("advantage=mean", "advantage=std", "A > B")
-    # Differences 0.3, 0.3, 0.31: mean 0.3033, sd 0.00577, ratio 52.5 > 8.98 (n = 2, see
-    # above): two seeds would already decide. A whole number, printed without decimals.
-    assert row["seeds needed"] == 2 and float(row["seeds needed"]).is_integer()
+    # Differences 0.3, 0.3, 0.31: mean 0.3033, sd 0.00577, ratio 52.5 >= (12.706 + 1.376) /
+    # 1.414 = 9.96 (n = 2): two seeds would already decide. A count, printed without decimals.
+    assert row["seeds needed at 80% power"] == "2"
 
 
-def test_seeds_needed_stay_counts_next_to_inf_in_the_markdown():
+def test_seeds_needed_are_counts_or_say_why_there_is_none_in_the_markdown():
     from grpo_lab.analysis.report import markdown_table
 
-    # a - b: differences 0.1, -0.15, 0.05 (mean 0: inf); c - b: 0.1, 0.2, 0.15 (3 seeds,
-    # see above); c - a: 0, 0.35, 0.1, mean 0.15, sd 0.180, ratio 0.832, which
-    # t(0.975, n - 1) / sqrt(n) first undercuts at n = 9 (2.306 / 3 = 0.769; n = 8: 0.836).
+    # a - b: differences 0.1, -0.15, 0.05 (mean 0: no difference observed); c - b: 0.1,
+    # 0.2, 0.15 (4 seeds, see above); c - a: 0, 0.35, 0.1, mean 0.15, sd 0.180, ratio 0.832,
+    # which (t(0.975, n - 1) + t(0.8, n - 1)) / sqrt(n) first reaches at n = 14
+    # ((2.1604 + 0.8702) / 3.7417 = 0.810; n = 13: (2.1788 + 0.8726) / 3.6056 = 0.846).
     frame = sweep({("a", 0): [0.6], ("a", 1): [0.35], ("a", 2): [0.55],
                    ("b", 0): [0.5], ("b", 1): [0.5], ("b", 2): [0.5],
                    ("c", 0): [0.6], ("c", 1): [0.7], ("c", 2): [0.65]})
     rows = markdown_table(pair_table(final_values(frame))).splitlines()[2:]
-    assert sorted(row.rsplit("|", 2)[1].strip() for row in rows) == ["3", "9", "inf"]
+    assert sorted(row.rsplit("|", 2)[1].strip() for row in rows) == ["14", "4", "no difference observed"]
 
 
 # -- outcomes and axes -------------------------------------------------------------

@@ -1,0 +1,228 @@
+"""Outcome estimators, per-problem outcomes and the declared comparison in report.md, on
+hand-made run folders with per-problem records and on the real tiny sweep."""
+
+import json
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+import yaml
+
+from grpo_lab.analysis.comparison import comparison_from
+from grpo_lab.analysis.local import load_problems, load_runs
+from grpo_lab.analysis.report import write_report
+from grpo_lab.analysis.stats import (
+    final_values, outcome_metric, problem_differences, problem_outcomes, verdict_table,
+)
+from grpo_lab.analysis.verdicts import holm, p_non_inferiority, paired_t
+from tests.conftest import COMPARE_CMD
+
+ARMS = {"ppo": 0.0, "grpo": 0.1, "rloo": -1.5}  # shift of every problem's logit
+SEEDS, PROBLEMS, STEPS, SAMPLES = (0, 1, 2), 120, (0, 5, 10), 4
+
+
+def write_sweep(root, comparison=None, seed=0):
+    """3 arms x 3 seeds; evaluations at steps 0, 5, 10 of 120 problems whose difficulty
+    (logit ~ N(0, 2^2)) all arms share. Per run: metrics.jsonl (eval/accuracy and
+    eval/mean@4 computed from the per-problem records), eval_problems.jsonl, config.yaml
+    (with ``comparison`` when given) and .hydra/overrides.yaml."""
+    rng = np.random.default_rng(seed)
+    difficulty = rng.normal(0.0, 2.0, PROBLEMS)
+    job = 0
+    for arm, shift in ARMS.items():
+        for s in SEEDS:
+            run = root / str(job)
+            (run / ".hydra").mkdir(parents=True)
+            metrics, problems = [], []
+            for step in STEPS:
+                p = 1 / (1 + np.exp(-(difficulty + (shift if step else -1.0) + 0.3 * step / 10)))
+                correct = rng.random(PROBLEMS) < p
+                samples = rng.random((PROBLEMS, SAMPLES)) < p[:, None]
+                problems += [{"step": step, "problem_id": f"p{i}", "question": f"q{i}", "answer": "1",
+                              "correct": bool(correct[i]), "length": 5, "completion": "<answer>1</answer>",
+                              "samples_correct": samples[i].tolist()} for i in range(PROBLEMS)]
+                metrics.append({"step": step, "eval/accuracy": float(correct.mean()),
+                                "eval/mean@4": float(samples.mean())})
+            (run / "metrics.jsonl").write_text("".join(json.dumps(m) + "\n" for m in metrics))
+            (run / "eval_problems.jsonl").write_text("".join(json.dumps(p) + "\n" for p in problems))
+            config = {"trainer": {"seed": s, "max_steps": STEPS[-1]}}
+            if comparison is not None:
+                config["comparison"] = comparison
+            (run / "config.yaml").write_text(yaml.safe_dump(config))
+            (run / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([f"algorithm={arm}", f"trainer.seed={s}"]))
+            job += 1
+    return root
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    return write_sweep(tmp_path_factory.mktemp("declared") / "runs")
+
+
+def test_outcome_estimators(sweep):
+    frame = load_runs(sweep)
+    history = [json.loads(line) for line in (sweep / "0" / "metrics.jsonl").read_text().splitlines()]
+    run = frame["run"].iloc[0]
+    last = final_values(frame, "eval/accuracy").set_index("run")["final"][run]
+    last_two = final_values(frame, "eval/accuracy", outcome="last_k", last_k=2).set_index("run")["final"][run]
+    assert last == history[-1]["eval/accuracy"]
+    # The last 2 evaluations after step 0 (steps 5 and 10), never the score before training.
+    assert last_two == pytest.approx((history[1]["eval/accuracy"] + history[2]["eval/accuracy"]) / 2)
+    with pytest.raises(ValueError, match=r"last_k=3 needs 3 records of eval/accuracy after step 0; run 0 has 2"):
+        final_values(frame, "eval/accuracy", outcome="last_k", last_k=3)
+    assert outcome_metric(frame, "auto", "mean_at_n") == "eval/mean@4"
+    assert outcome_metric(frame, "auto", "last_k") == "eval/accuracy"
+    with pytest.raises(ValueError, match="outcome=mean_at_n needs eval/mean@n"):
+        outcome_metric(frame[frame["metric"] != "eval/mean@4"], "auto", "mean_at_n")
+    with pytest.raises(ValueError, match="outcome='best'"):
+        final_values(frame, "eval/accuracy", outcome="best")
+
+
+@pytest.mark.parametrize("metric, outcome", [("eval/accuracy", "last"), ("eval/accuracy", "last_k"),
+                                             ("eval/mean@4", "mean_at_n")])
+def test_per_problem_outcomes_average_to_the_runs_outcome(sweep, metric, outcome):
+    runs = final_values(load_runs(sweep), metric, outcome=outcome, last_k=2).set_index("run")["final"]
+    per_problem = problem_outcomes(load_problems(sweep), metric, outcome, last_k=2)
+    assert per_problem.groupby("run").size().eq(PROBLEMS).all()
+    means = per_problem.groupby("run")["value"].mean()
+    assert means.to_dict() == pytest.approx(runs.to_dict())
+
+
+def test_verdicts_against_the_reference_are_holm_corrected_over_the_pairs(sweep):
+    frame = load_runs(sweep)
+    finals = final_values(frame, "eval/accuracy", outcome="last_k", last_k=2)
+    settings = comparison_from({"reference": "ppo", "hypothesis": "non_inferiority", "margin": 0.05,
+                                "outcome": "last_k"})
+    table = verdict_table(finals, settings, "eval/accuracy", reference="algorithm=ppo")
+    assert table.attrs["family"] == 2
+    assert table[["A", "B"]].values.tolist() == [["algorithm=grpo", "algorithm=ppo"], ["algorithm=rloo", "algorithm=ppo"]]
+    # Independently: paired t over the 3 seeds, one-sided p of "A at least 0.05 worse", Holm over 2.
+    by = {v: g.set_index("seed")["final"] for v, g in finals.groupby("variant")}
+    raw = [p_non_inferiority(paired_t((by[a] - by["algorithm=ppo"]).to_numpy()), 0.05) for a in table["A"]]
+    assert table["p (Holm)"].tolist() == pytest.approx(holm(raw).tolist())
+    assert table["A - B"].tolist() == pytest.approx([(by[a] - by["algorithm=ppo"]).mean() for a in table["A"]])
+    assert list(table.columns[:9]) == ["A", "B", "seeds", "A - B", "ci_low", "ci_high", "ci90_low", "ci90_high",
+                                       "p (Holm)"]
+    assert "superiority" in table.columns and "equivalence" in table.columns
+
+
+def test_the_two_level_analysis_uses_the_same_runs_and_problems(sweep):
+    frame, problems = load_runs(sweep), load_problems(sweep)
+    finals = final_values(frame, "eval/accuracy")
+    outcomes = problem_outcomes(problems, "eval/accuracy")
+    d = problem_differences(outcomes, "algorithm=grpo", "algorithm=ppo")
+    assert d.shape == (3, PROBLEMS)
+    settings = comparison_from({"analysis": "problems", "reference": "ppo"})
+    table = verdict_table(finals, settings, "eval/accuracy", outcomes=outcomes, reference="algorithm=ppo")
+    by = {v: g.set_index("seed")["final"] for v, g in finals.groupby("variant")}
+    # Every problem is shared, so the problem-level estimate is the seed-level mean difference.
+    assert table["A - B"].tolist() == pytest.approx([(by[a] - by["algorithm=ppo"]).mean() for a in table["A"]])
+    assert table["problems"].tolist() == [PROBLEMS, PROBLEMS]
+    # rloo's logits are 1.5 lower on every problem: a clear verdict at the problem level.
+    assert table.set_index("A").loc["algorithm=rloo", "verdict"] == "B better than A"
+    # Deterministic: the same data give the same interval.
+    again = verdict_table(finals, settings, "eval/accuracy", outcomes=outcomes, reference="algorithm=ppo")
+    assert again[["ci_low", "ci_high"]].equals(table[["ci_low", "ci_high"]])
+
+
+def table_rows(text, heading):
+    """The first pipe table after ``heading``: a list of {column: cell}."""
+    lines = text.split(heading, 1)[1].splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines[start:end]]
+    return [dict(zip(cells[0], row)) for row in cells[2:]]
+
+
+def test_report_states_and_applies_the_comparison_declared_in_the_runs_config(tmp_path):
+    declared = {"reference": "ppo", "outcome": "last_k", "last_k": 2, "hypothesis": "non_inferiority",
+                "margin": 0.05, "analysis": "problems"}
+    root = write_sweep(tmp_path / "runs", comparison=declared)
+    text = write_report(root, tmp_path / "out").read_text()
+    assert "estimator `last_k`: the mean of the last 2 evaluations." in text
+    assert ("Comparison, declared in the runs' config (`comparison:`): reference `algorithm=ppo`, hypothesis "
+            "`non_inferiority`, margin 5 points, alpha 0.05, power 80%, analysis `problems`, higher is better."
+            ) in text
+    assert "Each arm (A) against the reference `algorithm=ppo` (B)." in text
+    assert "Holm over 2 pairs" in text
+    heading = "### Verdicts: two-level paired bootstrap over seeds, then the shared held-out problems (the declared"
+    rows = table_rows(text, heading)
+    assert [(r["A"], r["B"]) for r in rows] == [("algorithm=grpo", "algorithm=ppo"), ("algorithm=rloo", "algorithm=ppo")]
+    allowed = r"A non-inferior to B within 5 points|cannot tell \((about [0-9]+|> 10000) seeds at 80% power\)|" \
+              r"cannot tell \(A observed more than 5 points worse\)"
+    assert all(re.fullmatch(allowed, r["verdict"]) for r in rows)
+    assert rows[1]["verdict"] == "cannot tell (A observed more than 5 points worse)"
+    assert rows[1]["superiority"] == "B better than A"
+    # The numbers are the runs' own: A - B is the mean over seeds of the last-2 accuracy difference.
+    finals = final_values(load_runs(root), "eval/accuracy", outcome="last_k", last_k=2)
+    by = {v: g.set_index("seed")["final"] for v, g in finals.groupby("variant")}
+    for row in rows:
+        assert float(row["A - B"]) == pytest.approx((by[row["A"]] - by[row["B"]]).mean(), abs=1e-4)
+    beside = table_rows(text, "### Beside it, not the verdict: paired over seeds")
+    assert len(beside) == 2 and "seeds needed at 80% power" in beside[0]
+    assert "**A non-inferior to B within 5 points**: A may be worse than the reference B, but by less than 5" in text
+    # Equal budgets are decided like the outcome, paired over seeds.
+    assert "p (Holm)" in text.split("## Outcome at equal budget", 1)[1]
+
+
+def test_compare_takes_the_comparison_on_the_command_line_for_folders_without_one(tmp_path):
+    root = write_sweep(tmp_path / "runs")
+    result = subprocess.run([*COMPARE_CMD, str(root), "--out", str(tmp_path / "out"), "--reference", "ppo",
+                             "--margin", "0.05", "--hypothesis", "equivalence", "--analysis", "problems",
+                             "--outcome", "mean_at_n"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert "Outcome: `eval/mean@4`" in text and "estimator `mean_at_n`: sampled mean@4 at the last evaluation" in text
+    assert ("given on the command line (analysis, hypothesis, margin, outcome, reference) since the runs' config "
+            "declares none") in text
+    rows = table_rows(text, "(the declared analysis)")
+    assert all(re.fullmatch(r"equivalent within ±5 points|cannot tell \(.*\)", r["verdict"]) for r in rows)
+    # A bad value is one line naming the key.
+    bad = subprocess.run([*COMPARE_CMD, str(root), "--out", str(tmp_path / "bad"), "--hypothesis", "equivalence"],
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == ("grpo-lab-compare: error: comparison.hypothesis=equivalence needs comparison.margin "
+                                  "(the largest difference that does not matter, in outcome units)")
+
+
+def test_runs_that_declare_different_comparisons_are_not_compared(tmp_path):
+    root = write_sweep(tmp_path / "runs", comparison={"margin": 0.05})
+    config = yaml.safe_load((root / "4" / "config.yaml").read_text())
+    config["comparison"]["margin"] = 0.1
+    (root / "4" / "config.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(ValueError, match="runs disagree on comparison.margin: 0.05 in 0, 0.1 in 4"):
+        write_report(root, tmp_path / "out")
+
+
+def test_report_on_the_real_tiny_sweep_with_a_declared_comparison(sweep_root, tmp_path):
+    """The tiny sweep's runs (no held-out evaluation: the outcome is the training reward),
+    first with the comparison on the command line, then declared in their config.yaml."""
+    result = subprocess.run([*COMPARE_CMD, str(sweep_root), "--out", str(tmp_path / "cli"), "--reference", "ppo",
+                             "--margin", "0.05", "--analysis", "problems"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    text = (tmp_path / "cli" / "report.md").read_text()
+    assert "reference `advantage=group_std,algorithm=ppo`" in text and "Holm over 2 pairs" in text
+    assert "No problem-level verdict: per-problem records hold correctness, not `reward`." in text
+    rows = table_rows(text, "### Beside it, not the verdict: paired over seeds")
+    assert [r["B"] for r in rows] == ["advantage=group_std,algorithm=ppo"] * 2
+    assert all(r["seeds"] == "2" for r in rows)
+
+    copy = shutil.copytree(sweep_root, tmp_path / "declared", ignore=shutil.ignore_patterns("*.png", "report.md"))
+    for config_path in copy.rglob("config.yaml"):
+        if config_path.parent.name == ".hydra":
+            continue
+        config = yaml.safe_load(config_path.read_text())
+        config["comparison"] = {**config.get("comparison", {}), "reference": "algorithm=ppo", "margin": 0.05,
+                                "hypothesis": "non_inferiority", "analysis": "seeds"}
+        config_path.write_text(yaml.safe_dump(config))
+    text = write_report(copy, tmp_path / "out").read_text()
+    assert "Comparison, declared in the runs' config (`comparison:`)" in text
+    rows = table_rows(text, "### Verdicts: paired over seeds")
+    finals = final_values(load_runs(copy), "reward")
+    by = {v: g.set_index("seed")["final"] for v, g in finals.groupby("variant")}
+    for row in rows:
+        assert float(row["A - B"]) == pytest.approx((by[row["A"]] - by[row["B"]]).mean(), abs=1e-4)
+        assert re.fullmatch(r"A non-inferior to B within 0.05|cannot tell \(.*\)", row["verdict"])
+    assert len(rows) == 2
