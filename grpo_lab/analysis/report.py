@@ -163,8 +163,9 @@ def _verdict_section(finals: pd.DataFrame, settings: Comparison, metric: str, re
     else:
         beside = verdict_table(finals, settings, metric, analysis=other, outcomes=outcomes, reference=reference)
         lines += [f"### Beside it, not the verdict: {ANALYSIS_TITLES[other]}", "", markdown_table(beside), ""]
-        disagree = [f"{a} vs {b}" for a, b, x, y in zip(declared["A"], declared["B"], declared["verdict"],
-                                                            beside["verdict"]) if x != y]
+        # Pairs that both analyses could judge (both have an estimate) and judged differently.
+        judged = declared["A - B"].notna() & beside["A - B"].notna() & (declared["verdict"] != beside["verdict"])
+        disagree = [f"{a} vs {b}" for a, b in zip(declared["A"][judged], declared["B"][judged])]
         if disagree:
             lines += [f"The two analyses' verdicts differ for {len(disagree)} pair(s) ({'; '.join(disagree)}): the "
                       "verdict is the declared analysis's; read those pairs as fragile.", ""]
@@ -185,8 +186,9 @@ def how_to_read(settings: Comparison, points: bool, family: int = 1) -> str:
         "**Analysis**: *paired over seeds* compares the two arms' scores seed by seed (the same seed gives both "
         "the same prompts); *seeds, then problems* also pairs each held-out problem, which both arms answered, "
         "so a problem both find easy or hard cancels out. The verdict uses the one declared before the runs.",
-        f"**p (Holm)**: how surprising the data would be if the verdict's claim were false, raised to account "
-        f"for the {family} pair(s) compared; a verdict needs it below {settings.alpha:g}.",
+        f"**p (Holm)**: how surprising the data would be if the verdict's claim were false"
+        + (f", raised to account for the {family} pairs compared" if family > 1 else "")
+        + f"; a verdict needs it below {settings.alpha:g}.",
         f"**A better than B**: A's outcome is {better} than B's by more than run-to-run chance explains "
         f"(the {level} interval leaves out 0{holm_clause}).",
     ]
@@ -202,7 +204,8 @@ def how_to_read(settings: Comparison, points: bool, family: int = 1) -> str:
     items += [
         f"**cannot tell (about N seeds at {100 * settings.power:g}% power)**: the data fit more than one answer; "
         f"if the observed difference and its spread over seeds held, about N matched seeds would give the "
-        f"verdict {_odds(settings.power)}.",
+        f"verdict {_odds(settings.power)}"
+        + (f", counted at the stricter level that the correction for {family} pairs asks." if family > 1 else "."),
         "**cannot tell (no difference observed)**, **never: ...**: the observed difference is 0, or outside the "
         "margin, so more seeds of the same kind would not decide.",
     ]

@@ -383,8 +383,9 @@ def verdict_table(finals: pd.DataFrame, comparison: Comparison, metric: str, ana
     hypotheses' verdicts (each Holm-corrected over the same pairs); for the seed level also
     P(A better), seeds A won and the seeds needed at the declared power (superiority; with
     a margin, the margin's hypothesis) from the spread of the paired differences over
-    seeds, which the "cannot tell" verdicts of both analyses quote. ``attrs["family"]``:
-    the number of pairs Holm's correction covers."""
+    seeds, which the "cannot tell" verdicts of both analyses quote. With m > 1 pairs the
+    seeds are planned at alpha / m, the level Holm's correction asks of the first pair
+    (Bonferroni's, so the figure is on the safe side). ``attrs["family"]``: m."""
     analysis = analysis or comparison.analysis
     sign = 1 if comparison.higher_is_better else -1
     hypotheses = verdict_hypotheses(comparison, reference)
@@ -396,6 +397,7 @@ def verdict_table(finals: pd.DataFrame, comparison: Comparison, metric: str, ana
     by_variant = {v: dict(zip(g["seed"], g["final"])) for v, g in finals.groupby("variant", sort=False)}
     means = {v: float(np.mean(list(d.values()))) for v, d in by_variant.items()}
     pairs = comparison_pairs(list(by_variant), means, reference, comparison.higher_is_better)
+    planning_alpha = comparison.alpha / max(1, len(pairs))
 
     rows, raw, needed, reasons = [], [], [], []
     for first, second in pairs:
@@ -404,12 +406,12 @@ def verdict_table(finals: pd.DataFrame, comparison: Comparison, metric: str, ana
         matched = sorted(s for s in a.keys() & b.keys() if math.isfinite(a[s]) and math.isfinite(b[s]))
         diffs = np.array([a[s] - b[s] for s in matched])
         sd, gain = (float(diffs.std(ddof=1)), sign * float(diffs.mean())) if len(diffs) >= 2 else (math.nan, math.nan)
-        needed.append({h: seeds_for_power(sd, gain, h, comparison.margin, comparison.alpha, comparison.power)
+        needed.append({h: seeds_for_power(sd, gain, h, comparison.margin, planning_alpha, comparison.power)
                        for h in hypotheses})
         raw.append(_p_values(difference, hypotheses, comparison.margin, comparison.direction))
         reasons.append(why)
         row = {"A": first, "B": second, "seeds": len(matched) if len(matched) >= 2 else min(len(a), len(b)),
-               "problems": problems, "A - B": math.nan, "ci_low": math.nan, "ci_high": math.nan}
+               "problems": problems or "–", "A - B": math.nan, "ci_low": math.nan, "ci_high": math.nan}
         if difference is not None:
             row["A - B"] = difference.estimate
             row["ci_low"], row["ci_high"] = interval(difference, 1 - comparison.alpha)
