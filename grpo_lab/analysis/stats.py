@@ -17,7 +17,11 @@ compared:
   ``budget/<name>`` in every record). On a budget axis each run's curve is interpolated
   onto a grid that stops where the variant's shortest run stops, so no band extrapolates;
 - **equal budget**: every run's outcome at the largest budget that every run reached,
-  interpolated between its records.
+  interpolated between its records;
+- **verdicts of the declared comparison** (``verdict_table``): the pairs against the
+  reference (or every pair), each tested for superiority and, with a margin, for
+  non-inferiority and equivalence, Holm-corrected over the pairs, by the seed-level or
+  the two-level analysis (``verdicts``).
 """
 
 from __future__ import annotations
