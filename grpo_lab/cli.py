@@ -27,7 +27,7 @@ def format_summary(summary: dict) -> str:
         )
         lines.append(
             f"  mean step time: {summary['mean_step_time_s']:.1f} s   "
-            f"peak memory: {summary['peak_memory_mb']:.0f} MB"
+            f"peak memory: {summary['peak_memory_mb']:.0f} MiB"
         )
     for prefix, label in (("eval_start/", "held-out before training"), ("eval/", "held-out")):
         scores = {k: v for k, v in summary.items() if k.startswith(prefix) and not k.endswith("/time")}

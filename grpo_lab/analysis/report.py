@@ -87,6 +87,8 @@ def write_report(source: str | os.PathLike, out_dir: str | os.PathLike | None = 
     frame = with_variants(runs_frame(finished), by)
     keys = [by] if isinstance(by, str) else list(by or frame.attrs.get("variant_keys", []))
     settings = resolve_comparison({r.run: r.config for r in finished}, comparison)
+    if metric == "auto" and settings.metric:  # the metric the experiment file declared
+        metric = settings.metric
     metric = outcome_metric(frame, metric, settings.outcome)
     axes = _available_axes(frame, axes)
 
@@ -323,11 +325,13 @@ def _cost_sections(frame: pd.DataFrame) -> list[str]:
     cost = variant_means(costs)
     if len(cost.columns) > 2:
         lines += ["## Cost", "", "Per variant, mean over runs of each run's mean step time, peak memory (RSS "
-                  "on CPU, allocated on GPU), generated tokens per second and, for PPO, the critic's share "
-                  "of step time and memory. Jobs of a multirun train in processes of their own "
+                  "on CPU, allocated on GPU; MiB = 2^20 bytes), generated tokens per second and, for PPO, the "
+                  "critic's share of step time (measured) and of peak memory (an estimate from its parameter "
+                  "count: weights, gradients and Adam state over the measured peak; compare the peaks of the "
+                  "arms for a measured difference). Jobs of a multirun train in processes of their own "
                   "(`trainer.process_per_job`), so each peak is the job's own.", "", markdown_table(cost), ""]
         lines += _paired_per_run(costs,
-                                 {"step_time_s": "mean step time (s)", "peak_memory_mb": "peak memory (MB)"})
+                                 {"step_time_s": "mean step time (s)", "peak_memory_mib": "peak memory (MiB)"})
     return lines + _variability_section(frame)
 
 

@@ -472,9 +472,11 @@ def values_at_budget(frame: pd.DataFrame, metric: str, x: str, by: Sequence[str]
 
 
 COST_METRICS = {  # record metric -> (cost column, how a run's records become one value)
-    "time/step": ("step_time_s", "mean"), "memory/peak_mb": ("peak_memory_mb", "max"),
+    "time/step": ("step_time_s", "mean"), "memory/peak_mb": ("peak_memory_mib", "max"),
     "tokens_per_second": ("tokens_per_s", "mean"), "critic/time_share": ("critic_time_share", "mean"),
-    "critic/memory_share": ("critic_memory_share", "mean"),
+    # Estimated, not measured: the critic's weights, gradients and Adam state from its
+    # parameter count (methods/ppo.py), over the measured peak.
+    "critic/memory_share": ("critic_memory_share_estimate", "mean"),
 }
 VARIABILITY_METRICS = {
     # How hard an update pushes (comparable between advantage estimators of one kind:
@@ -516,8 +518,9 @@ def variant_means(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def cost_table(frame: pd.DataFrame, by: Sequence[str] | str | None = None) -> pd.DataFrame:
-    """Per variant: mean step time (s), peak memory (MB), generated tokens per second,
-    and the critic's share of time and memory where there is one; each per run first
+    """Per variant: mean step time (s), peak memory (MiB: records' ``memory/peak_mb`` are
+    2**20 bytes), generated tokens per second, and the critic's share of time (measured)
+    and memory (estimated from its parameter count) where there is one; each per run first
     (mean time, peak memory), then averaged over runs. Empty when nothing was recorded."""
     return variant_means(per_run(frame, COST_METRICS, by))
 

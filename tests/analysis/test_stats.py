@@ -204,7 +204,7 @@ def test_values_at_equal_budget():
 def test_cost_table_averages_step_time_and_peak_memory_over_runs():
     frame = sweep({("std", 0): [0.0, 1.0], ("std", 1): [0.0, 1.0]})
     row = cost_table(frame).iloc[0]
-    assert (row["runs"], row["step_time_s"], row["peak_memory_mb"]) == (2, 2.5, 200.0)
+    assert (row["runs"], row["step_time_s"], row["peak_memory_mib"]) == (2, 2.5, 200.0)
 
 
 def test_costs_are_compared_paired_over_seeds():
@@ -225,7 +225,7 @@ def test_costs_are_compared_paired_over_seeds():
     assert (row["A"], row["B"], row["A wins"], row["verdict"]) == ("algorithm=ppo", "algorithm=grpo", "3/3", "A > B")
     assert row["A - B"] == pytest.approx(5.0) and row["A / B"] == pytest.approx(12 / 7)
     assert (row["ci_low"], row["ci_high"]) == pytest.approx((2.516, 7.484), abs=1e-3)
-    memory = per_run_pair_table(costs, "peak_memory_mb").iloc[0]  # peaks 600 vs 500 on every seed
+    memory = per_run_pair_table(costs, "peak_memory_mib").iloc[0]  # peaks 600 vs 500 on every seed
     assert memory["A - B"] == 100.0 and memory["A / B"] == pytest.approx(1.2) and memory["verdict"] == "A > B"
     assert per_run_pair_table(costs, "critic_time_share").empty  # not recorded
 
