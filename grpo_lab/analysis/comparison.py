@@ -30,6 +30,7 @@ class Comparison:
     from: ``declared`` (the runs' config), ``command_line``; the rest are defaults."""
 
     reference: str | None
+    metric: str | None
     outcome: str
     last_k: int
     hypothesis: str
@@ -89,9 +90,12 @@ def comparison_from(values: Mapping[str, Any], declared: Sequence[str] = (),
                          "must not fall behind)")
     if reference is not None and not isinstance(reference, str):
         reference = str(reference)
+    metric = merged["metric"]
+    if metric is not None and (not isinstance(metric, str) or not metric):
+        raise ValueError(f"comparison.metric={metric!r} must be a metric name (e.g. eval/accuracy) or null")
     if not isinstance(merged["higher_is_better"], bool):
         raise ValueError(f"comparison.higher_is_better={merged['higher_is_better']!r} must be true or false")
-    return Comparison(reference=reference, outcome=merged["outcome"], last_k=last_k, hypothesis=hypothesis,
+    return Comparison(reference=reference, metric=metric, outcome=merged["outcome"], last_k=last_k, hypothesis=hypothesis,
                       margin=margin, alpha=alpha, power=power, analysis=merged["analysis"],
                       higher_is_better=merged["higher_is_better"], declared=tuple(declared),
                       command_line=tuple(command_line))

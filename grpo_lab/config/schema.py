@@ -421,6 +421,10 @@ class ComparisonConfig:
     # `arm=ppo_matched`); each other arm is compared with it (A: the arm, B: the
     # reference). null: every pair of arms, the better mean first.
     reference: Optional[str] = None
+    # The outcome metric: null -> held-out accuracy when the runs were evaluated (the
+    # held-out reward for tasks without answers), else the training reward; or any
+    # recorded metric, e.g. eval/mean_length_wrong for a claim about length.
+    metric: Optional[str] = None
     # Outcome estimator: `last` (the last held-out evaluation), `last_k` (the mean of the
     # last `last_k` evaluations), `mean_at_n` (sampled mean@n at the end: eval.num_samples).
     outcome: str = "last"

@@ -65,9 +65,8 @@ def test_the_committed_grpo_vs_ppo_sweep_needs_44_seeds_at_80_percent_power_not_
     """The issue's figures from the committed runs: the old ~50%-power count (the n at
     which the expected interval just excludes 0) was 23; at 80% power it is 44."""
     results = REPO / "experiments" / "results"
-    # The 5-seed pilot the issue quotes (committed as grpo_vs_ppo_cpu, kept as grpo_vs_ppo_cpu_pilot).
-    runs = next(p for p in (results / "grpo_vs_ppo_cpu_pilot" / "runs", results / "grpo_vs_ppo_cpu" / "runs")
-                if p.exists())
+    # The 5-seed pilot the issue quotes (first committed as grpo_vs_ppo_cpu).
+    runs = results / "grpo_vs_ppo_cpu_pilot" / "runs"
     finals = final_values(load_runs(runs), "eval/accuracy")
     by = {v: g.set_index("seed")["final"] for v, g in finals.groupby("variant")}
     d = (by["algorithm=ppo"] - by["algorithm=grpo"]).to_numpy()
@@ -253,3 +252,13 @@ def test_report_on_the_real_tiny_sweep_with_a_declared_comparison(sweep_root, tm
         assert float(row["A - B"]) == pytest.approx((by[row["A"]] - by[row["B"]]).mean(), abs=1e-4)
         assert re.fullmatch(r"A non-inferior to B within 0.05|cannot tell \(.*\)", row["verdict"])
     assert len(rows) == 2
+
+
+def test_the_declared_metric_is_the_outcome(tmp_path):
+    """comparison.metric names the outcome (a claim about length compares
+    eval/mean_length_wrong, not accuracy); a bad one is refused in one line."""
+    runs = write_sweep(tmp_path / "runs", comparison={"metric": "eval/mean@4", "reference": "ppo"})
+    text = write_report(runs).read_text()
+    assert "## Outcome: eval/mean@4" in text
+    with pytest.raises(ValueError, match="comparison.metric="):
+        comparison_from({"metric": ""})
