@@ -323,9 +323,14 @@ class TrainerConfig:
     checkpoint_keep: int = 2
     # Save at all; false writes no checkpoint.
     save_checkpoints: bool = True
-    # null: start fresh. auto: continue from the newest checkpoint in
-    # paths.output_dir/checkpoints (start fresh if there is none). A path: that
-    # checkpoint folder, or a run folder (its newest checkpoint).
+    # null: start fresh (a single run; an earlier run in the folder is set aside). In a
+    # multirun every job first looks at its folder: a finished run of the same config is
+    # skipped, a stopped one continues from its newest checkpoint (as auto), a finished
+    # run of another config is refused (grpo_lab/trainer/sweep_jobs.py). auto: continue
+    # from the newest checkpoint in paths.output_dir/checkpoints (start fresh if there
+    # is none). A path: that checkpoint folder, or a run folder (its newest checkpoint).
+    # A checkpoint must have been saved by the same config (only trainer.max_steps and
+    # the record, progress and checkpoint settings may differ).
     resume: Optional[str] = None
 
 
