@@ -52,7 +52,7 @@ def main() -> None:
         }
     base = results["grpo"]
     print(f"workload overrides: {' '.join(DEFAULTS + extra)}")
-    print(f"{'algorithm':24} {'step s':>8} {'update s':>9} {'critic s':>9} {'peak MB':>9} {'reward':>7} {'time x':>7} {'mem x':>6}")
+    print(f"{'algorithm':24} {'step s':>8} {'update s':>9} {'critic s':>9} {'peak MiB':>9} {'reward':>7} {'time x':>7} {'mem x':>6}")
     for name, r in results.items():
         print(f"{name:24} {r['step_s']:8.2f} {r['update_s']:9.2f} {r['critic_s']:9.2f} {r['peak_mb']:9.0f} "
               f"{r['reward']:7.3f} {r['step_s'] / base['step_s']:7.2f} {r['peak_mb'] / base['peak_mb']:6.2f}")

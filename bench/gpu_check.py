@@ -105,7 +105,7 @@ def bench_rows(figures: dict, memory: str) -> list[tuple[str, str, str, str]]:
     ours, trl = figures["ours"], figures["trl"]
     rows = []
     for key, label, fmt in [("step_s", "median step time (s)", ".2f"), ("tokens_per_s", "completion tokens/s", ".0f"),
-                            ("peak_mb", f"peak {memory} memory (MB)", ".0f")]:
+                            ("peak_mb", f"peak {memory} memory (MiB)", ".0f")]:
         rows.append((label, f"{ours[key]:{fmt}}", f"{trl[key]:{fmt}}", f"{ours[key] / trl[key]:.2f}"))
     for key, seconds in ours["breakdown_s"].items():
         rows.append((f"grpo-lab step: {BREAKDOWN[key]} (s)", f"{seconds:.2f}", "", f"{seconds / ours['step_s']:.0%} of step"))

@@ -32,7 +32,7 @@ SETUPS = {
     "hf_amp": ["trainer.dtype=float32", "trainer.mixed_precision=bf16"],
     "vllm": ["trainer.dtype=bfloat16", "rollout=vllm"],
 }
-COLUMNS = ("setup", "step_s", "gen_share", "tokens/s", "peak_MB", "device_MB", "reward_first", "reward_last")
+COLUMNS = ("setup", "step_s", "gen_share", "tokens/s", "peak_MiB", "device_MiB", "reward_first", "reward_last")
 
 
 def parse_args() -> argparse.Namespace:
@@ -54,7 +54,7 @@ def summarize(records: list[dict]) -> dict:
         "step_s": sum(r["time/step"] for r in timed) / len(timed),
         "gen_share": sum(r["time/generation"] for r in timed) / sum(r["time/step"] for r in timed),
         "tokens/s": sum(r["tokens_per_second"] for r in timed) / len(timed),
-        "peak_MB": max(r["memory/peak_mb"] for r in records),
+        "peak_MiB": max(r["memory/peak_mb"] for r in records),
         "reward_first": records[0]["reward"],
         "reward_last": records[-1]["reward"],
     }
@@ -83,7 +83,7 @@ def run_setup(name: str, args: argparse.Namespace) -> None:
     train(cfg)
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     free, total = torch.cuda.mem_get_info()  # also counts memory outside torch's allocator (vLLM)
-    print("RESULT " + json.dumps({**summarize(records), "device_MB": (total - free) / 2**20}))
+    print("RESULT " + json.dumps({**summarize(records), "device_MiB": (total - free) / 2**20}))
 
 
 def main() -> int:
@@ -121,7 +121,7 @@ def main() -> int:
             continue
         row = json.loads(result[-1][len("RESULT "):])
         print(" | ".join([name, f"{row['step_s']:.2f}", f"{row['gen_share']:.0%}", f"{row['tokens/s']:.0f}",
-                          f"{row['peak_MB']:.0f}", f"{row['device_MB']:.0f}", f"{row['reward_first']:.3f}",
+                          f"{row["peak_MiB"]:.0f}", f"{row["device_MiB"]:.0f}", f"{row['reward_first']:.3f}",
                           f"{row['reward_last']:.3f}"]) + f"   ({time.perf_counter() - started:.0f} s in all)")
     return 1 if failed else 0
 

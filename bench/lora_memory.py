@@ -76,9 +76,9 @@ def main() -> None:
     for key in keys:
         print(f"{key:22s}" + "".join(f"{results[m][key]:14.1f}" for m in results))
     full, lora = results["full"], results["lora"]
-    print(f"saved by LoRA: tensors {full['tensors_mb'] - lora['tensors_mb']:.0f} MB "
+    print(f"saved by LoRA: tensors {full['tensors_mb'] - lora['tensors_mb']:.0f} MiB "
           f"({lora['tensors_mb'] / full['tensors_mb']:.2f}x), "
-          f"peak {full['peak_mb'] - lora['peak_mb']:.0f} MB ({lora['peak_mb'] / full['peak_mb']:.2f}x)")
+          f"peak {full['peak_mb'] - lora['peak_mb']:.0f} MiB ({lora['peak_mb'] / full['peak_mb']:.2f}x)")
 
 
 if __name__ == "__main__":

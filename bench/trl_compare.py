@@ -340,7 +340,7 @@ def report(args: argparse.Namespace, figures: dict) -> None:
     print(f"per-token KL: grpo-lab {ours['kl_form']}, TRL {trl['kl_form']}")
     print(f"{'':24}{'grpo-lab':>12}{'TRL':>12}{'ours/TRL':>10}")
     for key, label, fmt in [("step_s", "median step time (s)", ".2f"), ("tokens_per_s", "completion tokens/s", ".1f"),
-                            ("peak_mb", "peak memory (MB)", ".0f")]:
+                            ("peak_mb", "peak memory (MiB)", ".0f")]:
         print(f"{label:24}{ours[key]:12{fmt}}{trl[key]:12{fmt}}{ours[key] / trl[key]:10.2f}")
     print("grpo-lab step breakdown (median seconds, share of step):")
     for key, value in ours["breakdown_s"].items():

@@ -41,7 +41,7 @@ def test_cpu_dry_run_runs_every_phase_and_writes_the_table(tmp_path):
         assert bench[framework]["peak_mb"] > 0
     table = (out / "gpu_check.md").read_text()
     assert table in done.stdout  # printed and written
-    for row in ("`test_lora_two_steps` | passed", "median step time (s)", "completion tokens/s", "peak RSS memory (MB)"):
+    for row in ("`test_lora_two_steps` | passed", "median step time (s)", "completion tokens/s", "peak RSS memory (MiB)"):
         assert row in table
 
 
