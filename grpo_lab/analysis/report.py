@@ -376,8 +376,10 @@ def _paired_per_run(runs: pd.DataFrame, labels: dict[str, str]) -> list[str]:
     for column, label in labels.items():
         pairs = per_run_pair_table(runs, column)
         if not pairs.empty:
-            lines += [f"Paired over seeds, {label}:", "", markdown_table(
-                pairs[["A", "B", "A - B", "A / B", "ci_low", "ci_high", "A wins", "verdict"]]), ""]
+            holm_note = f" (verdicts Holm-corrected over the {len(pairs)} pairs)" if "p (Holm)" in pairs else ""
+            columns = ["A", "B", "A - B", "A / B", "ci_low", "ci_high", "A wins",
+                       *(["p (Holm)"] if "p (Holm)" in pairs else []), "verdict"]
+            lines += [f"Paired over seeds, {label}{holm_note}:", "", markdown_table(pairs[columns]), ""]
     return lines
 
 

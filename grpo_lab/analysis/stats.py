@@ -550,13 +550,39 @@ def variability_table(frame: pd.DataFrame, by: Sequence[str] | str | None = None
     return variant_means(variability_per_run(frame, by)).drop(columns="runs", errors="ignore")
 
 
-def per_run_pair_table(runs: pd.DataFrame, column: str) -> pd.DataFrame:
+def _superiority_p(a: dict, b: dict) -> float:
+    """Two-sided p of "A and B do not differ": paired t over matched seeds (2+), else
+    Welch's t; NaN when neither applies."""
+    matched = sorted(s for s in a.keys() & b.keys() if math.isfinite(a[s]) and math.isfinite(b[s]))
+    try:
+        if len(matched) >= 2:
+            return p_superiority(paired_t([a[s] - b[s] for s in matched]))
+        return p_superiority(welch_t(list(a.values()), list(b.values())))
+    except ValueError:
+        return math.nan
+
+
+def per_run_pair_table(runs: pd.DataFrame, column: str, alpha: float = 0.05) -> pd.DataFrame:
     """Every pair of variants compared on one column of :func:`per_run` like the outcome
-    (paired over seeds), with the ratio of their means ``A / B``; empty when not recorded."""
+    (paired over seeds), with the ratio of their means ``A / B``; empty when not recorded.
+
+    With more than one pair the verdicts are corrected for the pairs of the table (Holm
+    1979, column ``p (Holm)``), as the outcome's are: fifteen uncorrected tests at 5%
+    would call one pair in two different by chance alone."""
     if column not in runs.columns:
         return pd.DataFrame()
     finals = runs.rename(columns={column: "final"})[["run", "variant", "seed", "final"]].dropna()
     pairs = pair_table(finals)
     means = finals.groupby("variant")["final"].mean()
     pairs.insert(5, "A / B", [means[a] / means[b] for a, b in zip(pairs["A"], pairs["B"])])
+    if len(pairs) > 1:
+        by_variant = {v: dict(zip(g["seed"], g["final"])) for v, g in finals.groupby("variant")}
+        raw = [_superiority_p(by_variant[a], by_variant[b]) for a, b in zip(pairs["A"], pairs["B"])]
+        adjusted = holm(raw)
+        pairs["p (Holm)"] = adjusted
+        pairs["verdict"] = [
+            verdict if verdict in ("A > B", "A < B") and p < alpha else
+            (f"not distinguishable after Holm over {len(pairs)} pairs" if verdict in ("A > B", "A < B") else verdict)
+            for verdict, p in zip(pairs["verdict"], adjusted)
+        ]
     return pairs

@@ -233,3 +233,30 @@ def test_costs_are_compared_paired_over_seeds():
 def test_missing_metric_is_named():
     with pytest.raises(ValueError, match="no metric named kl"):
         final_table(sweep({("std", 0): [1.0]}), metric="kl")
+
+
+def test_per_run_pair_tables_are_holm_corrected_over_their_pairs():
+    """Cost and variability rows of a report with three arms: a pair whose own paired
+    interval excludes 0 (t = 5.77 on 2 df, p = 0.029) is not called different after
+    Holm over the 3 pairs (3 x 0.029 = 0.086); with two arms nothing changes."""
+    import pandas as pd
+    from scipy import stats as sps
+
+    from grpo_lab.analysis.stats import pair_table, per_run_pair_table
+
+    values = {"a": [11.0, 11.3, 10.7], "b": [10.0, 10.0, 10.0], "c": [10.5, 9.0, 11.4]}
+    runs = pd.DataFrame([{"run": f"{v}{s}", "variant": v, "seed": s, "step_time_s": x}
+                         for v, xs in values.items() for s, x in enumerate(xs)])
+    raw = pair_table(runs.rename(columns={"step_time_s": "final"}))
+    row = raw[(raw["A"] == "a") & (raw["B"] == "b")].iloc[0]
+    assert row["verdict"] == "A > B"
+    p_ab = sps.ttest_rel(values["a"], values["b"]).pvalue
+    assert p_ab == pytest.approx(0.0287, abs=1e-3)
+
+    table = per_run_pair_table(runs, "step_time_s")
+    row = table[(table["A"] == "a") & (table["B"] == "b")].iloc[0]
+    assert row["p (Holm)"] == pytest.approx(3 * p_ab)  # the smallest of the three p-values
+    assert row["verdict"] == "not distinguishable after Holm over 3 pairs"
+
+    two = per_run_pair_table(runs[runs["variant"] != "c"], "step_time_s")
+    assert "p (Holm)" not in two and two.iloc[0]["verdict"] == "A > B"
