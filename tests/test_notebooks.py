@@ -36,3 +36,21 @@ def test_notebook_runs_on_a_tiny_sweep(path: Path, sweep_root, monkeypatch):
     for label in ("algorithm=ppo", "algorithm=grpo", "advantage=group_mean", "advantage=group_std"):
         assert label in html, label
     assert len(outputs(nb, "image/png")) >= 4  # all variants, GRPO vs PPO, advantages, health
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_notebook_decides_grpo_vs_ppo_on_held_out_problems(path: Path, tmp_path, monkeypatch):
+    """On a sweep with held-out accuracy and per-problem records (hand-made, 3 arms x 3
+    seeds x 120 problems), the GRPO vs PPO section gives the non-inferiority verdicts at
+    the seed level and from the two-level bootstrap over the shared problems."""
+    from tests.analysis.test_declared_report import write_sweep
+
+    monkeypatch.setenv("GRPO_LAB_SWEEP", str(write_sweep(tmp_path / "runs")))
+    monkeypatch.setenv("GRPO_LAB_X_AXIS", "step")
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    html = "\n".join(o["data"]["text/html"] for o in outputs(nb, "text/html"))
+    verdict_tables = [t for t in html.split("</table>") if "ci90_low" in t]
+    assert len(verdict_tables) == 2  # paired over seeds, and over seeds then problems
+    assert all("algorithm=grpo" in t and "algorithm=ppo" in t for t in verdict_tables)
+    assert ">problems<" in verdict_tables[1] and ">problems<" not in verdict_tables[0]

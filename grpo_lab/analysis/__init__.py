@@ -24,6 +24,7 @@ _EXPORTS = {
     "cost_table": "stats", "curves": "stats", "default_outcome": "stats", "final_table": "stats",
     "final_values": "stats", "pair_table": "stats", "summary_table": "stats", "values_at_budget": "stats",
     "variability_table": "stats",
+    "verdict_table": "stats", "problem_outcomes": "stats", "comparison_from": "comparison",
     "compare_pair": "seed_stats", "probability_of_improvement": "seed_stats", "summarize": "seed_stats",
     "plot_curves": "plots", "plot_metric_grid": "plots",
     "write_report": "report",
