@@ -81,6 +81,8 @@ def test_every_reward_grpo_lab_ships_is_a_goal_reward():
     (["algorithm.epsilon_low=1.5"], r"^algorithm.epsilon_low=1.5 must be <= 1"),
     (["advantage=pass_at_k", "advantage.pass_k=4"], r"^advantage.pass_k=4 must be in \[1, algorithm.group_size=4\): "),
     (["advantage=pass_at_k", "advantage.pass_k=0"], r"^advantage.pass_k=0 must be in \[1, algorithm.group_size=4\): "),
+    # eps = -1 gave the highest reward the advantage -0.2: the run minimized the reward.
+    (["advantage.eps=-1"], r"^advantage.eps=-1.0 must be >= 0: added to the std, a negative eps can flip"),
 ])
 def test_arm_settings_out_of_range_are_one_line(overrides, message):
     with pytest.raises(ConfigError, match=message):
@@ -94,3 +96,4 @@ def test_arm_settings_in_range_pass():
     validate("algorithm.policy_loss=cispo", "algorithm.epsilon_low=1.0")  # CISPO: no lower bound
     validate("kl=k1", "kl.placement=reward", "kl.target=0.1")
     validate("algorithm=gspo")
+    validate("advantage.eps=0")  # a tie gives exactly 0 at every eps

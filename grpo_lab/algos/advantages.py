@@ -55,6 +55,12 @@ def _centered(grouped: torch.Tensor) -> torch.Tensor:
     return centered.masked_fill(tied, 0.0)
 
 
+def _scaled(centered: torch.Tensor, std: torch.Tensor, eps: float) -> torch.Tensor:
+    """``centered / (std + eps)``, exactly 0 where ``centered`` is 0: a tied group's std
+    is 0 too, and at eps 0 the division would be 0 / 0 = NaN."""
+    return torch.where(centered == 0, torch.zeros_like(centered), centered / (std + eps))
+
+
 @register_advantage("group_std")
 def group_std_advantages(
     rewards: torch.Tensor, group_size: int, eps: float, lengths: torch.Tensor | None = None,
@@ -64,12 +70,13 @@ def group_std_advantages(
     DeepSeekMath (Shao et al. 2024, arXiv:2402.03300, sec. 4.1.2).
 
     std is the unbiased sample std (as TRL's ``scale_rewards="group"``); a group with
-    equal rewards gets advantages exactly 0, never NaN nor amplified rounding noise.
+    equal rewards gets advantages exactly 0 at every eps (0 included), never NaN nor
+    amplified rounding noise.
     """
     grouped = _grouped(rewards, group_size)
     centered = _centered(grouped)
     std = grouped.std(dim=1, keepdim=True) if group_size > 1 else torch.zeros_like(grouped)
-    return (centered / (std + eps)).flatten()
+    return _scaled(centered, std, eps).flatten()
 
 
 @register_advantage("group_mean")
@@ -95,7 +102,7 @@ def batch_std_advantages(
     """
     centered = _centered(_grouped(rewards, group_size))
     std = rewards.std() if rewards.numel() > 1 else rewards.new_zeros(())
-    return (centered / (std + eps)).flatten()
+    return _scaled(centered, std, eps).flatten()
 
 
 @register_advantage("rloo")
@@ -118,9 +125,15 @@ def rloo_advantages(
 def _whiten(values: torch.Tensor, weights: torch.Tensor, eps: float) -> torch.Tensor:
     """(x - mean) / (std + eps) with ``weights``-weighted mean and unbiased variance
     (``sum w (x - mean)^2 / sum w * n / (n - 1)``, n = sum w): with weights = token
-    counts, the masked whitening of every token of the batch (verl ``masked_whiten``)."""
+    counts, the masked whitening of every token of the batch (verl ``masked_whiten``).
+
+    The tie rule of the group estimators, for the batch: when every value that carries
+    weight is the same (compared exactly), there is nothing to whiten and the result is
+    exactly 0, at every eps. Their float mean is the value plus a few ulps, and dividing
+    that noise by ``std + eps`` gave 6e-4 at eps 1e-4, 0.83 at 1e-8 and NaN at 0."""
     total = weights.sum()
-    if total <= 1:
+    counted = values[weights > 0]
+    if total <= 1 or bool((counted == counted[0]).all()):
         return torch.zeros_like(values)
     mean = (weights * values).sum() / total
     var = (weights * (values - mean).square()).sum() / total * (total / (total - 1))
@@ -146,7 +159,8 @@ def reinforce_plus_plus_advantages(
     ``masked_whiten``; ``(std + eps)`` where they use ``sqrt(var + 1e-8)``. The paper
     puts the KL per token into the return; here a KL in the reward is summed per
     completion first (see GRPO). Groups whose rewards tie still get advantages: the
-    baseline is the batch's, not the group's.
+    baseline is the batch's, not the group's; a batch whose rewards all tie gets exactly
+    0 (see ``_whiten``).
     """
     _grouped(rewards, group_size)
     return _whiten(rewards, _token_weights(rewards, lengths), eps)
@@ -163,7 +177,10 @@ def reinforce_plus_plus_baseline_advantages(
     ``reinforce_plus_plus_baseline`` and OpenRLHF's ``reinforce_baseline``.
 
     With token weights the batch mean of the centered rewards is not 0, so whitening
-    shifts tied groups by ``-mean / std`` (as in verl); with ``lengths=None`` it is 0.
+    shifts tied groups by ``-mean / std``: a tied group gets a non-zero advantage. That
+    is verl's definition (``compute_reinforce_plus_plus_baseline_outcome_advantage``
+    whitens with ``masked_whiten`` over every response token), kept on purpose; with
+    ``lengths=None`` the shift is 0. A batch in which every group ties gets exactly 0.
     """
     centered = _centered(_grouped(rewards, group_size)).flatten()
     return _whiten(centered, _token_weights(rewards, lengths), eps)
@@ -231,5 +248,7 @@ def group_advantages(
 ) -> torch.Tensor:
     """Advantages of one batch of grouped rewards with the named (or imported)
     estimator; ``cfg``: the ``advantage`` config (settings of its own), or None."""
+    if eps < 0:
+        raise ValueError(f"eps={eps} must be >= 0: added to a std near 0 it would flip the advantages' sign")
     estimator = ADVANTAGE_ESTIMATORS.get_entry(normalization)
     return estimator(rewards.float(), group_size, eps, lengths, cfg)

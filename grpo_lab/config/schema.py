@@ -123,7 +123,8 @@ class AdvantageConfig:
     # pass_at_k (trains pass@k, Chen et al. 2025), or your own estimator by import path,
     # "my_pkg.module:fn" (signature: grpo_lab/algos/advantages.py).
     normalization: str = "group_std"
-    # Added to the std before dividing.
+    # Added to the std before dividing; >= 0. A tie (a group, or for reinforce_plus_plus the
+    # whole batch, whose rewards are all equal) gets exactly 0 at every eps, 0 included.
     eps: float = 1e-4
     # pass_at_k only: the k of pass@k, 1 <= k < algorithm.group_size (k = 1 is group
     # mean/std with the population std).

@@ -97,6 +97,11 @@ def validate_config(cfg: Any) -> None:
     _at_least("algorithm.num_iterations", algo.num_iterations, 1)
     _at_least("algorithm.num_minibatches", algo.num_minibatches, 1)
     _at_least("kl.coef", cfg.kl.coef, 0.0)
+    if cfg.advantage.eps < 0:
+        raise ConfigError(
+            f"advantage.eps={cfg.advantage.eps} must be >= 0: added to the std, a negative eps can flip "
+            "the sign of advantages and train away from the reward (0 is allowed: a tie gives exactly 0)"
+        )
     _at_least("algorithm.critic.warmup_steps", algo.critic.warmup_steps, 0)
     for key in ("gamma", "lam"):
         if not 0.0 <= algo[key] <= 1.0:

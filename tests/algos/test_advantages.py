@@ -200,3 +200,51 @@ def test_pass_at_k_needs_k_below_the_group_size(k):
     cfg = AdvantageConfig(normalization="pass_at_k", pass_k=k, pass_threshold=1.0)
     with pytest.raises(ValueError, match=f"1 <= k < group size, got k={k} with groups of 4"):
         group_advantages(torch.tensor([1.0, 0.0, 0.0, 0.0]), 4, "pass_at_k", cfg=cfg)
+
+
+# -- eps = 0 and whole-batch ties ------------------------------------------------------
+
+ALL_ESTIMATORS = sorted(ADVANTAGE_ESTIMATORS)
+
+
+@pytest.mark.parametrize("name", GROUP_BASELINED)
+def test_a_tied_group_gives_exactly_zero_at_eps_0(name):
+    # (1, 1, 1, 1) ties, (1, 0, 0, 1) does not. At eps = 0 the tied group's std is 0 and
+    # (r - mean) / std used to be 0 / 0 = NaN; the run then skipped every update.
+    adv = group_advantages(torch.tensor([1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 1.0]), 4, name, eps=0.0)
+    assert adv[:4].tolist() == [0.0] * 4
+    assert torch.isfinite(adv).all() and adv[4:].abs().min() > 0.1
+
+
+@pytest.mark.parametrize("lengths", [None, torch.tensor([3.0, 1.0, 2.0, 5.0] * 4)])
+@pytest.mark.parametrize("eps", [0.0, 1e-8, 1e-6, 1e-4])
+@pytest.mark.parametrize("value", [0.7, 1.0])
+@pytest.mark.parametrize("name", ALL_ESTIMATORS)
+def test_a_batch_whose_rewards_all_tie_gives_exactly_zero(name, value, eps, lengths):
+    # Sixteen equal rewards: no completion is better than another. The float mean of 0.7s
+    # is 0.7 plus rounding; REINFORCE++'s batch whitening used to blow that up (6e-4 at
+    # eps 1e-4, 0.83 at 1e-8); with 1.0s the std is exactly 0 and eps 0 gave NaN (batch_std,
+    # reinforce_plus_plus, reinforce_plus_plus_baseline).
+    adv = group_advantages(torch.full((16,), value), 4, name, eps=eps, lengths=lengths)
+    assert adv.tolist() == [0.0] * 16
+
+
+def test_reinforce_plus_plus_batch_tie_ignores_completions_without_tokens():
+    # A completion of no tokens weighs nothing in the token-weighted whitening; the others
+    # tie (0.7 each; the empty one's reward differs), so there is nothing to whiten.
+    rewards = torch.tensor([0.7, 0.7, 0.7, 0.0])
+    adv = group_advantages(rewards, 2, "reinforce_plus_plus", eps=0.0, lengths=torch.tensor([2.0, 3.0, 4.0, 0.0]))
+    assert adv.tolist() == [0.0] * 4
+
+
+def test_reinforce_plus_plus_at_eps_0_is_plain_whitening():
+    # Not a tie: eps = 0 divides by the batch std itself, (1.5, -0.5, -0.5, -0.5) as above.
+    adv = group_advantages(torch.tensor([1.0, 0.0, 0.0, 0.0]), 2, "reinforce_plus_plus", eps=0.0)
+    torch.testing.assert_close(adv, torch.tensor([1.5, -0.5, -0.5, -0.5]))
+
+
+@pytest.mark.parametrize("name", ALL_ESTIMATORS)
+def test_a_negative_eps_is_refused(name):
+    # eps = -1 turned the best completion's advantage negative: the run minimized the reward.
+    with pytest.raises(ValueError, match=r"^eps=-1.0 must be >= 0"):
+        group_advantages(BRIEF, 3, name, eps=-1.0)
