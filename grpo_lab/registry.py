@@ -44,10 +44,23 @@ class _Lazy:
         self.path = path
 
 
+def origin(entry: Any) -> str:
+    """Where an entry is defined, ``module:qualified_name`` (a lazy entry: its path)."""
+    if isinstance(entry, _Lazy):
+        return entry.path
+    module, name = getattr(entry, "__module__", None), getattr(entry, "__qualname__", None)
+    return f"{module}:{name}" if module and name else repr(entry)
+
+
 class Registry(Mapping[str, T], Generic[T]):
     """Entries by name for one config key (``key``, used in errors and ``--help``).
 
     ``user_code``: whether ``package.module:attribute`` values are accepted for the key.
+
+    A name is registered once: a second entry under a taken name is refused, naming
+    where both are defined (as verl's registries do), instead of silently replacing the
+    first. The same definition again (a module imported twice or reloaded: same
+    ``module:qualified_name``) replaces it.
     """
 
     def __init__(self, kind: str, key: str, user_code: bool = False):
@@ -55,24 +68,35 @@ class Registry(Mapping[str, T], Generic[T]):
         self.key = key
         self.user_code = user_code
         self._entries: dict[str, T] = {}
+        self._origins: dict[str, str] = {}
 
     def register(self, name: str) -> Callable[[T], T]:
         """Decorator: ``@REGISTRY.register("name")``."""
 
         def wrap(entry: T) -> T:
-            self._entries[name] = entry
-            return entry
+            return self.add(name, entry)
 
         return wrap
 
     def add(self, name: str, entry: T) -> T:
-        self._entries[name] = entry
+        self._put(name, entry)
         return entry
 
     def add_lazy(self, name: str, path: str) -> None:
         """A built-in by import path, imported when first used: a registry whose entries
         need heavy imports (transformers, vLLM) stays cheap to list and check."""
-        self._entries[name] = _Lazy(path)
+        self._put(name, _Lazy(path))
+
+    def _put(self, name: str, entry: Any) -> None:
+        where = origin(entry)
+        first = self._origins.get(name)
+        if first is not None and first != where:
+            raise ValueError(
+                f"{self.kind} {name!r} is registered twice: first by {first}, then by {where}; "
+                "give the second another name"
+            )
+        self._entries[name] = entry
+        self._origins[name] = where
 
     def get_entry(self, name: str) -> T:
         """The entry for a config value: a registered name, or (where allowed) an import

@@ -1,6 +1,8 @@
 """User code by import path for every axis that takes it, and the registries' errors."""
 
+import importlib
 import json
+import sys
 
 import pytest
 
@@ -81,3 +83,59 @@ def test_unknown_task_lists_the_registered_ones(tiny_config):
 
     with pytest.raises(ConfigError, match=r"^task.name='gsm9k' is not allowed; allowed: arithmetic, gsm8k, tldr, or package"):
         build_task(tiny_config("task.name=gsm9k").task)
+
+
+def first_definition():
+    return 1
+
+
+def second_definition():
+    return 2
+
+
+def test_a_name_registered_twice_is_refused_naming_both_places():
+    registry = Registry("advantage estimator", "advantage.normalization")
+    registry.register("mine")(first_definition)
+    with pytest.raises(ValueError) as err:
+        registry.register("mine")(second_definition)
+    assert str(err.value) == (
+        "advantage estimator 'mine' is registered twice: first by tests.test_plugins:first_definition, "
+        "then by tests.test_plugins:second_definition; give the second another name"
+    )
+    assert registry["mine"] is first_definition  # the first stays
+    with pytest.raises(ValueError, match="first by tests.test_plugins:first_definition, then by pkg.mod:Thing"):
+        registry.add_lazy("mine", "pkg.mod:Thing")
+
+
+def test_the_same_definition_registered_again_is_not_a_clash(tmp_path, monkeypatch):
+    registry = Registry("thing", "thing.name")
+    registry.register("one")(first_definition)
+    registry.register("one")(first_definition)  # the same function object
+    registry.add_lazy("later", "tests.test_plugins:second_definition")
+    assert registry["later"] is second_definition  # resolved ...
+    registry.add_lazy("later", "tests.test_plugins:second_definition")  # ... and added again
+    # A module that registers at import, imported and then reloaded: a new function
+    # object with the same module:qualified_name replaces the old one.
+    holder = type(sys)("scratch_registry_holder")
+    holder.REGISTRY = registry
+    monkeypatch.setitem(sys.modules, "scratch_registry_holder", holder)
+    (tmp_path / "scratch_plugin.py").write_text(
+        "from scratch_registry_holder import REGISTRY\n\n"
+        "@REGISTRY.register('scratch')\ndef scratch():\n    return 3\n"
+    )
+    (tmp_path / "scratch_other.py").write_text(
+        "from scratch_registry_holder import REGISTRY\n\n"
+        "@REGISTRY.register('scratch')\ndef scratch():\n    return 4\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        module = importlib.import_module("scratch_plugin")
+        before = registry["scratch"]
+        importlib.reload(module)
+        assert registry["scratch"] is module.scratch and registry["scratch"] is not before
+        # Another module under the same name is a clash.
+        with pytest.raises(ValueError, match="first by scratch_plugin:scratch, then by scratch_other:scratch"):
+            importlib.import_module("scratch_other")
+    finally:
+        for name in ("scratch_plugin", "scratch_other"):
+            sys.modules.pop(name, None)
