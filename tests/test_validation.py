@@ -97,3 +97,41 @@ def test_arm_settings_in_range_pass():
     validate("kl=k1", "kl.placement=reward", "kl.target=0.1")
     validate("algorithm=gspo")
     validate("advantage.eps=0")  # a tie gives exactly 0 at every eps
+
+
+@pytest.mark.parametrize("overrides, message", [
+    # top_p=0 keeps no token: every sample of a group the same, nothing learns.
+    (["rollout.top_p=0"], r"^rollout.top_p=0.0 must be in \(0, 1\]"),
+    (["rollout.top_p=1.5"], r"^rollout.top_p=1.5 must be in \(0, 1\]"),
+    (["rollout.top_k=-1"], r"^rollout.top_k=-1 must be >= 0$"),
+    (["algorithm=ppo", "algorithm.vf_coef=-0.1"], r"^algorithm.vf_coef=-0.1 must be >= 0"),
+    (["algorithm.entropy_coef=-0.01"], r"^algorithm.entropy_coef=-0.01 must be >= 0"),
+    (["trainer.max_grad_norm=-1"], r"^trainer.max_grad_norm=-1.0 must be >= 0"),
+    (["trainer.warmup_steps=-3"], r"^trainer.warmup_steps=-3 must be >= 0$"),
+    (["advantage=pass_at_k", "advantage.pass_threshold=-0.5"], r"^advantage.pass_threshold=-0.5 must be >= 0"),
+    # All weights 0: the run trained on a constant 0 (empty weights were already refused).
+    (["reward.weights.correctness_lenient=0", "reward.weights.format=0"],
+     r"^reward.weights are all 0 \(correctness_lenient=0.0, format=0.0\): the reward would be a constant 0"),
+    # A function without a weight was silently left out of the mix.
+    (["+reward.functions.length=tests.helpers:completion_length_reward"],
+     r"^reward.functions.length has no weight, so it would never be scored; add \+reward.weights.length=<w>"),
+    (["eval.batch_size=0"], r"^eval.batch_size=0 must be >= 1$"),
+    (["eval.num_examples=0"], r"^eval.num_examples=0 must be >= 1, or null for the whole held-out set$"),
+    (["eval.every=-1"], r"^eval.every=-1 must be >= 0$"),
+    (["eval.num_samples=-2"], r"^eval.num_samples=-2 must be >= 0$"),
+    (["eval.max_new_tokens=0"], r"^eval.max_new_tokens=0 must be >= 1, or null"),
+])
+def test_values_that_ran_silently_are_one_line(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        validate(*overrides)
+
+
+def test_the_edges_of_those_ranges_pass():
+    validate("rollout.top_p=1.0", "rollout.top_k=0", "trainer.max_grad_norm=0", "trainer.warmup_steps=0")
+    validate("rollout.top_p=0.01", "rollout.top_k=5", "algorithm.entropy_coef=0", "eval.num_examples=1",
+             "eval.batch_size=1", "advantage=pass_at_k", "advantage.pass_threshold=0")
+    validate("algorithm=ppo", "algorithm.vf_coef=0")
+    # A weight of 0 logs a function; the run trains on the others, or on DAPO's overlong penalty.
+    validate("reward.weights.format=0")
+    validate("reward.weights.correctness_lenient=0", "reward.weights.format=0", "reward.overlong_buffer=8")
+    validate("+reward.functions.length=tests.helpers:completion_length_reward", "+reward.weights.length=0.5")

@@ -128,6 +128,47 @@ def validate_config(cfg: Any) -> None:
     if trainer.progress_bar not in PROGRESS_BARS or not isinstance(trainer.progress_bar, (bool, str)):
         raise ConfigError(f"trainer.progress_bar={trainer.progress_bar!r} is not allowed; allowed: true, false, all")
     _check_probe(cfg)
+    _check_coefficients(cfg)
+    _check_eval(cfg.eval)
+
+
+def _check_coefficients(cfg: Any) -> None:
+    """Sampling filters, loss weights and schedules the schema types but does not bound:
+    each out-of-range value would otherwise run, and train on nothing or on the opposite."""
+    rollout = cfg.rollout
+    if not 0.0 < rollout.top_p <= 1.0:
+        raise ConfigError(f"rollout.top_p={rollout.top_p} must be in (0, 1]: 0 keeps no token "
+                          "(every sample the same), 1 keeps them all")
+    _at_least("rollout.top_k", rollout.top_k, 0)  # 0: no top-k filter
+    _at_least("algorithm.vf_coef", cfg.algorithm.vf_coef, 0.0)
+    _at_least("algorithm.entropy_coef", cfg.algorithm.entropy_coef, 0.0)
+    _at_least("trainer.max_grad_norm", cfg.trainer.max_grad_norm, 0.0)  # 0: no clipping
+    _at_least("trainer.warmup_steps", cfg.trainer.warmup_steps, 0)
+    _at_least("advantage.pass_threshold", cfg.advantage.pass_threshold, 0.0)
+    reward = cfg.reward
+    unweighted = sorted(set(reward.functions or {}) - set(reward.weights))
+    if unweighted:
+        raise ConfigError(
+            f"reward.functions.{unweighted[0]} has no weight, so it would never be scored; add "
+            f"+reward.weights.{unweighted[0]}=<w> (a weight of 0 logs it without training on it)"
+        )
+    if all(w == 0 for w in reward.weights.values()) and not reward.overlong_buffer:
+        weights = ", ".join(f"{n}={w}" for n, w in reward.weights.items())
+        raise ConfigError(
+            f"reward.weights are all 0 ({weights}): the reward would be a constant 0 and nothing would be "
+            "trained; allowed: at least one non-zero weight"
+        )
+
+
+def _check_eval(ev: Any) -> None:
+    """Held-out evaluation's settings (grpo_lab/eval/evaluator.py)."""
+    _at_least("eval.batch_size", ev.batch_size, 1)
+    if ev.num_examples is not None and ev.num_examples < 1:
+        raise ConfigError(f"eval.num_examples={ev.num_examples} must be >= 1, or null for the whole held-out set")
+    _at_least("eval.every", ev.every, 0)
+    _at_least("eval.num_samples", ev.num_samples, 0)
+    if ev.max_new_tokens is not None and ev.max_new_tokens < 1:
+        raise ConfigError(f"eval.max_new_tokens={ev.max_new_tokens} must be >= 1, or null for rollout.max_new_tokens")
 
 
 def _check_probe(cfg: Any) -> None:
