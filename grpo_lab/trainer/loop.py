@@ -59,6 +59,7 @@ from grpo_lab.trainer.metrics import advantage_metrics, completion_metrics, peak
 from grpo_lab.trainer.optim import build_optimizer, build_scheduler
 from grpo_lab.trainer.rng import sample_seeds
 from grpo_lab.trainer.rollback import one_run_per_folder
+from grpo_lab.trainer.sampling_memory import check_sampling_fits
 from grpo_lab.trainer.signals import GracefulStop
 from grpo_lab.trainer.kl_term import KLTerm
 from grpo_lab.trainer.rollout_rounds import Scored, add_overlong_penalty, sample_step
@@ -127,6 +128,8 @@ class Trainer:
             self.reference = build_reference(self.policy)
         self.algorithm = build_algorithm(cfg, self.policy, self.device, self.parallel)
         self.rollout = build_rollout_backend(cfg.rollout, self.tokenizer, self.device)
+        # A group too large to sample is refused now, not ended by the OOM killer mid-step.
+        check_sampling_fits(self.policy, cfg, self.local_prompts, self.device)
         updates_per_step = cfg.algorithm.num_iterations * cfg.algorithm.num_minibatches
         # What the policy loss trains, DDP-wrapped with several processes; generation and
         # the no-grad passes use self.policy directly.
