@@ -14,7 +14,8 @@ This module imports nothing heavy: the config check and ``--help`` read the name
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable, Generic, Iterator, Mapping, TypeVar
+import inspect
+from typing import Any, Callable, Generic, Iterator, Mapping, Sequence, TypeVar
 
 from grpo_lab.errors import ConfigError
 
@@ -39,6 +40,38 @@ def import_object(path: str, key: str | None = None) -> Any:
         raise ConfigError(f"{where}: cannot import it ({err})") from None
 
 
+def by_name(fn: Callable[..., Any], inputs: Sequence[str], where: str) -> Callable[..., Any]:
+    """``fn`` called with keyword ``inputs``, of which it receives only the ones it
+    declares (all of them if it takes ``**kwargs``): a plug-in takes what it uses.
+
+    A required parameter that is not one of ``inputs`` is one ConfigError naming
+    ``where`` and the names to use (a function written for a fixed positional order
+    with other names would get its inputs in the wrong places).
+    """
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):  # no signature to read (some C functions): give it everything
+        return lambda **given: fn(**given)
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return lambda **given: fn(**given)
+    unknown = [p.name for p in params if p.name not in inputs and p.default is p.empty
+               and p.kind is not p.VAR_POSITIONAL]
+    if unknown:
+        several = len(unknown) > 1
+        raise ConfigError(
+            f"{where}: parameter{'s' if several else ''} {', '.join(unknown)} "
+            f"{'are not inputs' if several else 'is not an input'} it can receive; allowed parameter names: "
+            f"{', '.join(inputs)} (each passed by name, only those it declares)"
+        )
+    positional = [p.name for p in params if p.kind is p.POSITIONAL_ONLY]
+    by_keyword = [p.name for p in params if p.name in inputs and p.kind is not p.POSITIONAL_ONLY]
+
+    def call(**given: Any) -> Any:
+        return fn(*(given[n] for n in positional), **{n: given[n] for n in by_keyword})
+
+    return call
+
+
 class _Lazy:
     def __init__(self, path: str):
         self.path = path
@@ -56,6 +89,8 @@ class Registry(Mapping[str, T], Generic[T]):
     """Entries by name for one config key (``key``, used in errors and ``--help``).
 
     ``user_code``: whether ``package.module:attribute`` values are accepted for the key.
+    ``inputs``: for registries of functions the trainer calls, the names of what it
+    passes; :meth:`caller` gives each entry only the inputs it declares (:func:`by_name`).
 
     A name is registered once: a second entry under a taken name is refused, naming
     where both are defined (as verl's registries do), instead of silently replacing the
@@ -63,10 +98,11 @@ class Registry(Mapping[str, T], Generic[T]):
     ``module:qualified_name``) replaces it.
     """
 
-    def __init__(self, kind: str, key: str, user_code: bool = False):
+    def __init__(self, kind: str, key: str, user_code: bool = False, inputs: Sequence[str] = ()):
         self.kind = kind
         self.key = key
         self.user_code = user_code
+        self.inputs = tuple(inputs)
         self._entries: dict[str, T] = {}
         self._origins: dict[str, str] = {}
 
@@ -111,11 +147,19 @@ class Registry(Mapping[str, T], Generic[T]):
         except (KeyError, TypeError):
             raise ConfigError(f"{self.key}={name!r} is not allowed; allowed: {self.allowed()}") from None
 
+    def caller(self, name: str) -> Callable[..., Any]:
+        """The entry for ``name``, to be called with every one of ``inputs`` by keyword;
+        it receives those it declares."""
+        return by_name(self.get_entry(name), self.inputs, f"{self.key}={name!r}")
+
     def check(self, name: str) -> None:
-        """Fails as :meth:`get_entry` would, without importing lazy built-ins (user code
-        is imported, not run)."""
+        """Fails as :meth:`get_entry` / :meth:`caller` would, without importing lazy
+        built-ins (user code is imported and its parameters read, not run)."""
         if self.user_code and is_import_path(name):
-            self.get_entry(name)
+            if self.inputs:
+                self.caller(name)
+            else:
+                self.get_entry(name)
         elif not isinstance(name, str) or name not in self._entries:
             raise ConfigError(f"{self.key}={name!r} is not allowed; allowed: {self.allowed()}")
 

@@ -11,7 +11,9 @@ CALLS = {"advantage": 0, "policy_loss": 0, "task": 0}
 
 
 def sign_advantages(rewards, group_size, eps, lengths, cfg):
-    """+1 above the group's mean reward, -1 below, 0 at it: values no built-in gives."""
+    """+1 above the group's mean reward, -1 below, 0 at it: values no built-in gives.
+    Takes all five inputs (the form documented before they went by name), and checks the
+    two it does not use arrive."""
     CALLS["advantage"] += 1
     assert lengths is not None and lengths.shape == rewards.shape
     assert cfg.normalization == "tests.own_plugins:sign_advantages"
@@ -19,11 +21,18 @@ def sign_advantages(rewards, group_size, eps, lengths, cfg):
     return torch.sign(grouped - grouped.mean(dim=1, keepdim=True)).flatten()
 
 
-def unclipped_pg_loss(logp, old_logp, advantages, mask, cfg):
-    """-ratio * A with no clipping, and the ratio's mean as its own metric."""
+def unclipped_pg_loss(logp, old_logp, advantages):
+    """-ratio * A with no clipping, and the ratio's mean as its own metric. Declares only
+    the inputs it uses (no ``mask``, no ``cfg``)."""
     CALLS["policy_loss"] += 1
     ratio = torch.exp(logp - old_logp)
     return -ratio * advantages, {"own/ratio_mean": ratio.detach()}
+
+
+def renamed_advantages(r, g, eps, lengths, cfg):
+    """Written for a fixed positional order with names of its own (``r``, ``g``): the
+    trainer passes inputs by name, so it is refused, saying which names to use."""
+    return r - r.view(-1, g).mean(dim=1).repeat_interleave(g)
 
 
 def two_questions(cfg):

@@ -2,13 +2,17 @@
 
 import importlib
 import json
+import re
 import sys
+from pathlib import Path
 
 import pytest
+import torch
 
+from grpo_lab.algos.advantages import ESTIMATOR_INPUTS, group_advantages
 from grpo_lab.config.validate import validate_config
 from grpo_lab.errors import ConfigError
-from grpo_lab.registry import Registry
+from grpo_lab.registry import Registry, by_name
 from grpo_lab.trainer import Trainer
 from tests import own_plugins
 from tests.conftest import compose_config
@@ -139,3 +143,79 @@ def test_the_same_definition_registered_again_is_not_a_clash(tmp_path, monkeypat
     finally:
         for name in ("scratch_plugin", "scratch_other"):
             sys.modules.pop(name, None)
+
+
+def _readme_section(title: str) -> str:
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    start = text.index(f"### {title}\n")
+    return text[start:text.index("\n## ", start)]
+
+
+def test_the_readme_own_estimator_and_loss_train_as_written(tiny_config, tmp_path, monkeypatch):
+    # The README's own-code example, as printed: the module it shows and the overrides of
+    # its commands. Its estimator used to be documented with four parameters while the
+    # trainer passed five: a TypeError at the first step.
+    section = _readme_section("Your own code by import path")
+    code = re.search(r"```python\n(# my_pkg/algos.py\n.*?)```", section, re.S).group(1)
+    overrides = re.findall(r"grpo-lab-train ((?:advantage.normalization|algorithm.policy_loss)=my_pkg\.algos:\w+)",
+                           section)
+    assert len(overrides) == 2
+    (tmp_path / "my_pkg").mkdir()
+    (tmp_path / "my_pkg" / "__init__.py").write_text("")
+    (tmp_path / "my_pkg" / "algos.py").write_text(code)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        validate_config(tiny_config(*overrides))
+        records = _train_two_steps(tiny_config, tmp_path, *overrides)
+        assert all(r["my/ratio_mean"] == 1.0 for r in records)  # the example's own metric, on-policy
+        # The estimator does what its docstring says: r minus the group's lower median.
+        estimator = overrides[0].split("=")[1]
+        adv = group_advantages(torch.tensor([1.0, 0.0, 2.0, 2.0, 0.7, 0.7, 0.7, 0.7]), 4, estimator)
+        assert adv.tolist() == [0.0, -1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0]
+    finally:
+        for name in ("my_pkg", "my_pkg.algos"):
+            sys.modules.pop(name, None)
+
+
+def _train_two_steps(tiny_config, tmp_path, *overrides):
+    Trainer(tiny_config(
+        *overrides, "reward=empty", "+reward.functions.length=tests.helpers:completion_length_reward",
+        "+reward.weights.length=1",
+    )).train()
+    records = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2]
+    return records
+
+
+def test_inputs_go_by_name_and_only_those_declared():
+    seen = {}
+
+    def takes_two(group_size, rewards):  # any order, a subset
+        seen.update(group_size=group_size, rewards=rewards)
+        return rewards
+
+    def takes_all(**inputs):
+        seen.update(inputs)
+        return inputs["rewards"]
+
+    inputs = dict(rewards="R", group_size=4, eps=0.1, lengths="L", cfg="C")
+    assert by_name(takes_two, ESTIMATOR_INPUTS, "k")(**inputs) == "R"
+    assert seen == {"group_size": 4, "rewards": "R"}
+    by_name(takes_all, ESTIMATOR_INPUTS, "k")(**inputs)
+    assert seen == inputs
+    # A parameter of its own with a default is left to its default.
+    assert by_name(lambda rewards, scale=2: rewards * scale, ESTIMATOR_INPUTS, "k")(**inputs) == "RR"
+
+
+@pytest.mark.parametrize("key, path, message", [
+    ("advantage.normalization", "tests.own_plugins:renamed_advantages",
+     "parameters r, g are not inputs it can receive; allowed parameter names: rewards, group_size, eps, lengths, "
+     "cfg (each passed by name, only those it declares)"),
+    ("algorithm.policy_loss", "tests.own_plugins:sign_advantages",
+     "parameters rewards, group_size, eps, lengths are not inputs it can receive; allowed parameter names: "
+     "logp, old_logp, advantages, mask, cfg (each passed by name, only those it declares)"),
+])
+def test_a_parameter_that_is_not_an_input_is_one_line_saying_which_names_to_use(key, path, message):
+    with pytest.raises(ConfigError) as err:
+        validate_config(compose_config(["paths.output_dir=/tmp/x", f"{key}={path}"]))
+    assert str(err.value) == f"{key}={path!r}: {message}"

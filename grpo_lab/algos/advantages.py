@@ -3,12 +3,14 @@
 Rewards arrive flat, shape ``[num_prompts * group_size]``, with the ``group_size``
 completions of each prompt contiguous (the order the rollout produces them).
 
-Every estimator has the same signature and is registered by name (or named by import
-path, ``advantage.normalization=my_pkg.module:fn``), so the trainer never special-cases
-one::
+Every estimator is registered by name (or named by import path,
+``advantage.normalization=my_pkg.module:fn``) and receives its inputs by name, so the
+trainer never special-cases one. An estimator declares the inputs it uses, from::
 
     fn(rewards, group_size, eps, lengths, cfg) -> advantages
 
+in any order (``group_mean(rewards, group_size)``; a function taking all five, the form
+documented before inputs went by name, still works; ``**kwargs`` receives them all).
 ``rewards``: float ``[N]`` of the whole batch (every process's rows), groups contiguous;
 ``lengths``: float ``[N]``, each completion's number of tokens (its mask's sum; for
 length-aware baselines or token-weighted statistics), or None when unknown;
@@ -20,15 +22,17 @@ length-aware baselines or token-weighted statistics), or None when unknown;
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import torch
 
 from grpo_lab.registry import Registry
 
-AdvantageFn = Callable[[torch.Tensor, int, float, Optional[torch.Tensor], Any], torch.Tensor]
+# What the trainer passes an estimator, by name; each receives those it declares.
+ESTIMATOR_INPUTS = ("rewards", "group_size", "eps", "lengths", "cfg")
+AdvantageFn = Callable[..., torch.Tensor]
 ADVANTAGE_ESTIMATORS: Registry[AdvantageFn] = Registry(
-    "advantage estimator", "advantage.normalization", user_code=True
+    "advantage estimator", "advantage.normalization", user_code=True, inputs=ESTIMATOR_INPUTS
 )
 register_advantage = ADVANTAGE_ESTIMATORS.register
 
@@ -63,8 +67,7 @@ def _scaled(centered: torch.Tensor, std: torch.Tensor, eps: float) -> torch.Tens
 
 @register_advantage("group_std")
 def group_std_advantages(
-    rewards: torch.Tensor, group_size: int, eps: float, lengths: torch.Tensor | None = None,
-    cfg: Any = None,
+    rewards: torch.Tensor, group_size: int, eps: float
 ) -> torch.Tensor:
     """(r - mean_group) / (std_group + eps): the outcome-supervision advantage of
     DeepSeekMath (Shao et al. 2024, arXiv:2402.03300, sec. 4.1.2).
@@ -81,20 +84,19 @@ def group_std_advantages(
 
 @register_advantage("group_mean")
 def group_mean_advantages(
-    rewards: torch.Tensor, group_size: int, eps: float, lengths: torch.Tensor | None = None,
-    cfg: Any = None,
+    rewards: torch.Tensor, group_size: int
 ) -> torch.Tensor:
     """r - mean_group, without division by the std: Dr. GRPO (Liu et al. 2025,
     "Understanding R1-Zero-Like Training", arXiv:2503.20783), which shows the std
-    term up-weights groups that are nearly all right or all wrong. ``eps`` is unused.
+    term up-weights groups that are nearly all right or all wrong. (No ``eps``: nothing
+    is divided.)
     """
     return _centered(_grouped(rewards, group_size)).flatten()
 
 
 @register_advantage("batch_std")
 def batch_std_advantages(
-    rewards: torch.Tensor, group_size: int, eps: float, lengths: torch.Tensor | None = None,
-    cfg: Any = None,
+    rewards: torch.Tensor, group_size: int, eps: float
 ) -> torch.Tensor:
     """(r - mean_group) / (std_batch + eps): the group baseline with the std taken over
     the whole batch (TRL ``scale_rewards="batch"``; REINFORCE++-style global scaling,
@@ -107,14 +109,13 @@ def batch_std_advantages(
 
 @register_advantage("rloo")
 def rloo_advantages(
-    rewards: torch.Tensor, group_size: int, eps: float, lengths: torch.Tensor | None = None,
-    cfg: Any = None,
+    rewards: torch.Tensor, group_size: int
 ) -> torch.Tensor:
     """r_i - mean_{j != i} r_j: the leave-one-out baseline of RLOO (Kool et al. 2019;
     Ahmadian et al. 2024, "Back to Basics", arXiv:2402.14740, eq. 6), no std scaling.
 
     Equal to ``G / (G - 1) * (r_i - mean_group)``: with G = 2 it is ``r_i - r_other``.
-    Tied groups get exactly 0. ``eps`` is unused. (verl ``rloo``; TRL ``RLOOTrainer``.)
+    Tied groups get exactly 0. (verl ``rloo``; TRL ``RLOOTrainer``.)
     """
     if group_size < 2:
         raise ValueError(f"rloo needs groups of at least 2 completions, got {group_size}")
@@ -148,8 +149,7 @@ def _token_weights(rewards: torch.Tensor, lengths: torch.Tensor | None) -> torch
 
 @register_advantage("reinforce_plus_plus")
 def reinforce_plus_plus_advantages(
-    rewards: torch.Tensor, group_size: int, eps: float, lengths: torch.Tensor | None = None,
-    cfg: Any = None,
+    rewards: torch.Tensor, group_size: int, eps: float, lengths: torch.Tensor | None = None
 ) -> torch.Tensor:
     """REINFORCE++ (Hu et al. 2025, arXiv:2501.03262, sec. 3): no group baseline; the
     outcome reward (gamma = 1, so every token's return is the completion's reward) is
@@ -168,8 +168,7 @@ def reinforce_plus_plus_advantages(
 
 @register_advantage("reinforce_plus_plus_baseline")
 def reinforce_plus_plus_baseline_advantages(
-    rewards: torch.Tensor, group_size: int, eps: float, lengths: torch.Tensor | None = None,
-    cfg: Any = None,
+    rewards: torch.Tensor, group_size: int, eps: float, lengths: torch.Tensor | None = None
 ) -> torch.Tensor:
     """REINFORCE++-baseline (Hu et al. 2025, arXiv:2501.03262, sec. 3.2): the group mean
     is subtracted first (``r - mean_group``, exactly 0 in tied groups), then the result
@@ -221,15 +220,14 @@ def pass_at_k_group_advantages(solved: torch.Tensor, k: int) -> torch.Tensor:
 
 @register_advantage("pass_at_k")
 def pass_at_k_advantages(
-    rewards: torch.Tensor, group_size: int, eps: float, lengths: torch.Tensor | None = None,
-    cfg: Any = None,
+    rewards: torch.Tensor, group_size: int, cfg: Any = None
 ) -> torch.Tensor:
     """GRPO trained for pass@k (Chen et al. 2025, arXiv:2508.10751): a completion is
     solved when its reward is at least ``cfg.pass_threshold``; the group's solved /
     wrong pattern gives the analytic advantages of ``pass_at_k_group_advantages`` with
     k = ``cfg.pass_k``. Wrong completions in a group that already passes are pushed
-    down less than under group mean/std, which keeps exploring. ``eps`` is unused (a
-    zero std gives exactly 0). ``cfg=None``: ``AdvantageConfig``'s defaults."""
+    down less than under group mean/std, which keeps exploring. No ``eps``: a zero std
+    gives exactly 0. ``cfg=None``: ``AdvantageConfig``'s defaults."""
     if cfg is None:
         from grpo_lab.config.schema import AdvantageConfig  # here: config imports the registries
 
@@ -250,5 +248,5 @@ def group_advantages(
     estimator; ``cfg``: the ``advantage`` config (settings of its own), or None."""
     if eps < 0:
         raise ValueError(f"eps={eps} must be >= 0: added to a std near 0 it would flip the advantages' sign")
-    estimator = ADVANTAGE_ESTIMATORS.get_entry(normalization)
-    return estimator(rewards.float(), group_size, eps, lengths, cfg)
+    estimator = ADVANTAGE_ESTIMATORS.caller(normalization)
+    return estimator(rewards=rewards.float(), group_size=group_size, eps=eps, lengths=lengths, cfg=cfg)

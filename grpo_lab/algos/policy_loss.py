@@ -1,9 +1,13 @@
 """Policy losses (the clipped surrogate first) and how per-token losses are averaged.
 
 A policy loss is registered by name (or named by import path,
-``algorithm.policy_loss=my_pkg.module:fn``) and has one signature::
+``algorithm.policy_loss=my_pkg.module:fn``) and receives its inputs by name: it declares
+the ones it uses, from::
 
     fn(logp, old_logp, advantages, mask, cfg) -> (per_token_loss, metrics)
+
+(``my_loss(logp, old_logp, advantages)`` is a complete loss; the built-ins declare all
+five so they can also be called positionally.)
 
 ``logp``: ``[B, T]`` log-probs of the completion tokens under the policy being trained
 (with gradient); ``old_logp``: the same under the sampling policy (no gradient; equal
@@ -27,11 +31,12 @@ import torch
 
 from grpo_lab.registry import Registry
 
-PolicyLossFn = Callable[
-    [torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, Any],
-    "tuple[torch.Tensor, dict[str, torch.Tensor]]",
-]
-POLICY_LOSSES: Registry[PolicyLossFn] = Registry("policy loss", "algorithm.policy_loss", user_code=True)
+PolicyLossFn = Callable[..., "tuple[torch.Tensor, dict[str, torch.Tensor]]"]
+# What the update passes a policy loss, by name; each receives those it declares.
+LOSS_INPUTS = ("logp", "old_logp", "advantages", "mask", "cfg")
+POLICY_LOSSES: Registry[PolicyLossFn] = Registry(
+    "policy loss", "algorithm.policy_loss", user_code=True, inputs=LOSS_INPUTS
+)
 # fn(mask, max_completion_length, num_tokens) -> per-token weights (see loss_weights).
 AggregationFn = Callable[[torch.Tensor, int, float], torch.Tensor]
 LOSS_AGGREGATIONS: Registry[AggregationFn] = Registry("loss aggregation", "algorithm.loss_aggregation")

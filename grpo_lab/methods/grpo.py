@@ -25,7 +25,8 @@ class GRPO(Algorithm):
     name = "grpo"
 
     def __init__(self, advantage_cfg: Any, parallel: Any):
-        self.estimator = ADVANTAGE_ESTIMATORS.get_entry(advantage_cfg.normalization)
+        # Called with every input by name; the estimator receives those it declares.
+        self.estimator = ADVANTAGE_ESTIMATORS.caller(advantage_cfg.normalization)
         self.advantage_cfg = advantage_cfg
         self.parallel = parallel
 
@@ -41,6 +42,6 @@ class GRPO(Algorithm):
         # each process keeps the advantages of its own rows.
         all_rewards = self.parallel.gather(rewards)
         lengths = self.parallel.gather(batch.completion_mask.sum(dim=1).float().cpu())
-        adv = self.estimator(all_rewards.float(), batch.group_size, self.advantage_cfg.eps, lengths,
-                             self.advantage_cfg)
+        adv = self.estimator(rewards=all_rewards.float(), group_size=batch.group_size,
+                             eps=self.advantage_cfg.eps, lengths=lengths, cfg=self.advantage_cfg)
         return Advantages(adv[self.parallel.local_slice(adv.numel(), "rows")].unsqueeze(1))

@@ -63,7 +63,7 @@ class UpdateSettings:
             micro_batch_size=cfg.trainer.micro_batch_size, max_grad_norm=cfg.trainer.max_grad_norm,
             max_completion_length=cfg.rollout.max_new_tokens, temperature=cfg.rollout.temperature,
             with_entropy=cfg.trainer.log_entropy or algo.entropy_coef != 0, aggregation=algo.loss_aggregation,
-            policy_loss=POLICY_LOSSES.get_entry(algo.policy_loss), loss_cfg=algo, group_size=group_size,
+            policy_loss=POLICY_LOSSES.caller(algo.policy_loss), loss_cfg=algo, group_size=group_size,
             entropy_coef=algo.entropy_coef,
         )
 
@@ -178,7 +178,8 @@ def policy_update(
                     s.temperature, s.with_entropy, s.group_size, **entropy_grad,
                 )
                 old_logp = logp.detach() if batch.old_logp is None else batch.old_logp[idx]
-                per_token, tracked = s.policy_loss(logp, old_logp, batch.advantages[idx], mask, s.loss_cfg)
+                per_token, tracked = s.policy_loss(logp=logp, old_logp=old_logp, advantages=batch.advantages[idx],
+                                                   mask=mask, cfg=s.loss_cfg)
                 tracked = dict(tracked)
                 if batch.ref_logp is not None:
                     kl_loss, kl_value = kl.loss_term(logp, batch.ref_logp[idx], old_logp)
