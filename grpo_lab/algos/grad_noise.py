@@ -74,7 +74,8 @@ class GradientMoments:
     """Running statistics of batch gradients, each given as a list of tensors (one per
     parameter): the mean gradient and ``sum_k |g_k - gbar|^2`` by Welford's update
     (elementwise mean in float32, the scalar sums in float64, so identical gradients
-    give a variance of exactly 0), and the sum of the unit gradients."""
+    give a variance of exactly 0), and the sum of the unit gradients. Beside those two
+    gradient-sized sums an update needs one parameter-sized temporary at a time."""
 
     count: int = 0
     nonzero: int = 0
@@ -94,8 +95,9 @@ class GradientMoments:
         for mean, unit_total, g in zip(self.mean, self.unit_sum, flat):
             delta = g - mean
             mean.add_(delta, alpha=1.0 / self.count)
-            # Welford: sum |g - mean|^2 grows by delta . (g - new mean).
-            self.sq_deviations += float(torch.dot(delta.flatten().double(), (g - mean).flatten().double()))
+            # Welford: sum |g - mean|^2 grows by delta . (g - new mean) = |delta|^2 (k - 1) / k.
+            self.sq_deviations += _sq_norm([delta]) * (self.count - 1) / self.count
+            del delta
             if norm > 0:
                 unit_total.add_(g, alpha=1.0 / norm)
         self.nonzero += norm > 0
@@ -126,5 +128,12 @@ def gradient_noise(stack: torch.Tensor) -> dict[str, float]:
     return moments.statistics()
 
 
-def _sq_norm(tensors: Sequence[torch.Tensor]) -> float:
-    return float(sum(torch.linalg.vector_norm(t.detach(), dtype=torch.float64) ** 2 for t in tensors))
+def _sq_norm(tensors: Sequence[torch.Tensor], chunk: int = 1 << 20) -> float:
+    """Sum of squares in float64, a chunk at a time (no float64 copy of a whole tensor)."""
+    total = 0.0
+    for t in tensors:
+        flat = t.detach().reshape(-1)
+        for start in range(0, flat.numel(), chunk):
+            part = flat[start:start + chunk].double()
+            total += float(torch.dot(part, part))
+    return total

@@ -3,6 +3,8 @@ its gradients are the update's, and a run is the same with and without it."""
 
 import json
 import math
+import os
+import subprocess
 
 import pytest
 import torch
@@ -12,7 +14,7 @@ from grpo_lab.errors import ConfigError
 from grpo_lab.models.inputs import position_ids_from_mask
 from grpo_lab.trainer import Trainer
 from grpo_lab.trainer.metrics import measures_machine
-from tests.conftest import TINY, compose_config
+from tests.conftest import REPO, TINY, accelerate_launch, compose_config
 from tests.trainer.test_train_tiny import LENGTH_REWARD
 
 PROBE_KEYS = ["probe/grad_snr", "probe/grad_cosine", "probe/grad_norm_mean", "probe/grad_var_trace",
@@ -153,6 +155,25 @@ def test_a_run_is_the_same_with_and_without_the_probe(tmp_path, arm):
     assert budget == [{k: v for k, v in r.items() if k.startswith("budget/") and k != "budget/wall_s"}
                       for r in off[2]]
     assert probed[0]["budget/samples"] == 0 and probed[0]["budget/wall_s"] == 0
+
+
+@pytest.mark.slow
+def test_two_processes_probe_the_global_batch_gradient(tmp_path):
+    """Each process differentiates its share of the loss; the probe's gradient is their
+    mean, the whole batch's: the same figures as one process (2 CPU processes, gloo)."""
+    overrides = ["trainer.max_steps=1", "probe.steps=[1]", "probe.num_batches=3", "logger=local",
+                 "trainer.micro_batch_size=3", "advantage=batch_std", "algorithm.loss_aggregation=token_mean"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "WANDB_MODE": "disabled"}
+    launched = subprocess.run(
+        accelerate_launch(2, "grpo_lab.cli", *TINY, *LENGTH_REWARD, *overrides, f"paths.output_dir={tmp_path / 'two'}"),
+        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600,
+    )
+    assert launched.returncode == 0, launched.stderr[-3000:]
+    Trainer(_config(tmp_path / "one", *overrides)).train()
+    two, one = (_records(tmp_path / name)[2][-1] for name in ("two", "one"))
+    for key in ("probe/grad_norm_mean", "probe/grad_var_trace", "probe/grad_snr", "probe/grad_cosine"):
+        assert two[key] == pytest.approx(one[key], rel=1e-4), key
+    assert two["probe/num_batches"] == one["probe/num_batches"] == 3
 
 
 def test_probe_settings_are_checked_in_one_line():
