@@ -29,10 +29,11 @@ def format_summary(summary: dict) -> str:
             f"  mean step time: {summary['mean_step_time_s']:.1f} s   "
             f"peak memory: {summary['peak_memory_mb']:.0f} MiB"
         )
-    for prefix, label in (("eval_start/", "held-out before training"), ("eval/", "held-out")):
-        scores = {k: v for k, v in summary.items() if k.startswith(prefix) and not k.endswith("/time")}
-        if scores:
-            lines.append(f"  {label}: " + "  ".join(f"{k}={v:.4f}" for k, v in scores.items()))
+    from grpo_lab.eval.readable import heldout_lines
+
+    start = {"eval/" + k[len("eval_start/"):]: v for k, v in summary.items() if k.startswith("eval_start/")}
+    end = {k: v for k, v in summary.items() if k.startswith("eval/")}
+    lines.extend(f"  {line}" for line in heldout_lines(end, start))
     lines.append(f"  records: {summary['output_dir']}")
     return "\n".join(lines)
 

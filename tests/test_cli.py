@@ -53,12 +53,14 @@ def test_cli_typo_in_key_names_it_without_a_traceback(tmp_path):
 
 
 
-def test_summary_shows_held_out_scores():
+def test_summary_shows_held_out_scores_as_a_person_reads_them():
     from grpo_lab.cli import format_summary
 
+    # Before: "eval_start/num_examples=46.0000 eval_start/accuracy=0.4348" on one line.
     text = format_summary({"steps": 2, "algorithm": "grpo", "model": "tiny", "output_dir": "/x",
-                           "eval/accuracy": 0.25, "eval/time": 3.0})
-    assert "eval/accuracy=0.2500" in text and "eval/time" not in text
+                           "eval/num_examples": 46.0, "eval/accuracy": 30 / 46, "eval/time": 3.0,
+                           "eval_start/num_examples": 46.0, "eval_start/accuracy": 20 / 46, "eval_start/time": 2.0})
+    assert text.splitlines()[1:] == ["  held-out accuracy 43.5% -> 65.2% (46 problems, greedy)", "  records: /x"]
 
 
 # The command as it runs on a machine whose torch sees one CUDA device (this one may have none).

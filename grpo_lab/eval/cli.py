@@ -27,6 +27,7 @@ from grpo_lab.config import register_configs
 from grpo_lab.config.schema import CONFIG_DIR
 from grpo_lab.console import quiet_library_bars
 from grpo_lab.errors import exit_on_user_error
+from grpo_lab.eval.readable import heldout_lines
 
 register_configs()
 
@@ -71,13 +72,19 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     return result
 
 
+def format_result(result: dict[str, Any]) -> str:
+    """What ``grpo-lab-eval`` prints: what was scored, then one line per measure."""
+    lines = heldout_lines({k: v for k, v in result.items() if k.startswith("eval/")})
+    return "\n".join([f"grpo-lab-eval: {result['task']} on {result['checkpoint'] or result['model']}",
+                      *(f"  {line}" for line in lines)])
+
+
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def main(cfg: DictConfig) -> float | None:
     quiet_library_bars(cfg.trainer.progress_bar)
     with exit_on_user_error("grpo-lab-eval"):
         result = evaluate(cfg)
-    scores = "  ".join(f"{k}={v:.4f}" for k, v in result.items() if k.startswith("eval/") and k != "eval/time")
-    print(f"grpo-lab-eval: {result['task']} on {result['checkpoint'] or result['model']}: {scores}")
+    print(format_result(result))
     return result.get("eval/accuracy", result.get("eval/reward"))
 
 
