@@ -33,7 +33,7 @@ from grpo_lab.analysis.plots import AXIS_LABELS, plot_curves, plot_metric_grid
 from grpo_lab.analysis.seed_stats import MIN_SEEDS
 from grpo_lab.analysis.stats import variability_per_run
 from grpo_lab.analysis.stats import (
-    COST_METRICS, STEP, VARIABILITY_METRICS, final_values, held_out_points, narrow_columns, outcome_metric,
+    COST_METRICS, STEP, final_values, held_out_points, narrow_columns, outcome_metric,
     outcome_name, pair_table, per_run, per_run_pair_table, problem_column, problem_outcomes, seeds_column, start_values,
     summary_table, values_at_budget, variant_means, verdict_table, x_metric,
 )

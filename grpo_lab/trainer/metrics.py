@@ -10,7 +10,7 @@ import torch
 
 # Metrics that measure the machine (time, memory), not the run: two runs of one config
 # and seed agree on every other metric, to the last digit.
-MACHINE_METRIC_PREFIXES = ("time/", "memory/", "eval/time", "budget/wall_s", "tokens_per_second",
+MACHINE_METRIC_PREFIXES = ("time/", "memory/", "eval/time", "probe/time", "budget/wall_s", "tokens_per_second",
                            "critic/time_share", "critic/memory_share")
 
 
