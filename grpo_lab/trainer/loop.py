@@ -36,13 +36,14 @@ from grpo_lab.algos.overlong import drop_truncated
 from grpo_lab.checkpoint_folder import resolve_resume
 from grpo_lab.config.device import resolve_device
 from grpo_lab.config.validate import validate_config
-from grpo_lab.errors import TrainingDivergedError
+from grpo_lab.errors import ConfigError, TrainingDivergedError
 from grpo_lab.eval.evaluator import Evaluator, question_of
 from grpo_lab.methods import build_algorithm
 from grpo_lab.models.loading import load_policy_and_tokenizer, resolve_dtype
 from grpo_lab.models.lora import build_reference
 from grpo_lab.rewards.mix import RewardMix
 from grpo_lab.rollout.base import build_rollout_backend
+from grpo_lab.run_lock import RunFolderLock
 from grpo_lab.tasks import build_task
 from grpo_lab.tracking import build_trackers
 from grpo_lab.tracking.budget import Budget
@@ -83,6 +84,14 @@ def seed_everything(seed: int) -> None:
 
 class Trainer:
     def __init__(self, cfg: DictConfig):
+        self.run_lock: RunFolderLock | None = None
+        try:
+            self._build(cfg)
+        except BaseException:
+            self.release_run_folder()
+            raise
+
+    def _build(self, cfg: DictConfig) -> None:
         validate_config(cfg)
         self.cfg = cfg
         trainer_cfg = cfg.trainer
@@ -107,6 +116,8 @@ class Trainer:
         # Every process's Hydra computes its own run folder (timestamps can differ by a
         # second): the main process's is the run's.
         self.output_dir = Path(self.parallel.broadcast(str(cfg.paths.output_dir)))
+        # One live run per folder (grpo_lab/run_lock.py), before anything in it is read or moved.
+        self._lock_run_folder()
         # One run's records per folder: rewound to the checkpoint on resume, an earlier
         # run set aside on a fresh start, before the trackers open the record files for
         # appending (see trainer/rollback.py).
@@ -158,6 +169,24 @@ class Trainer:
         self.start_step = 0
         if self.resume_from is not None:
             self.start_step = load_checkpoint(self, self.resume_from)
+
+    def _lock_run_folder(self) -> None:
+        """The main process locks the run folder; a refusal stops every process."""
+        refusal = None
+        if self.parallel.is_main:
+            try:
+                self.run_lock = RunFolderLock.acquire(self.output_dir)
+            except ConfigError as err:
+                refusal = str(err)
+        refusal = self.parallel.broadcast(refusal)
+        if refusal is not None:
+            raise ConfigError(refusal)
+
+    def release_run_folder(self) -> None:
+        """Lets another run into the folder (done when ``train`` ends)."""
+        if self.run_lock is not None:
+            self.run_lock.release()
+            self.run_lock = None
 
     # -- one step -------------------------------------------------------------------
     def _rollout_passes(self, batch: Any) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
@@ -375,7 +404,10 @@ class Trainer:
             failed = False
         finally:
             summary = self.summary()
-            self.trackers.finish(summary, failed=failed)
+            try:
+                self.trackers.finish(summary, failed=failed)
+            finally:
+                self.release_run_folder()
         return summary
 
     def _manifest(self) -> dict[str, Any] | None:
