@@ -57,8 +57,10 @@ def iqm(values: Sequence[float]) -> float:
 
 
 def bootstrap_ci(values: Sequence[float]) -> tuple[float, float]:
-    """95% percentile-bootstrap interval of the mean; NaN below 2 values."""
-    data = _finite(values)
+    """95% percentile-bootstrap interval of the mean; NaN below 2 values. The values are
+    sorted first: the same runs give the same interval whatever order they were read in
+    (local folders and the W&B API list runs differently)."""
+    data = np.sort(_finite(values))
     if len(data) < 2:
         return math.nan, math.nan
     if np.all(data == data[0]):

@@ -209,7 +209,8 @@ def summary_table(finals: pd.DataFrame) -> pd.DataFrame:
     """Per variant: runs, mean, IQM, 95% bootstrap CI, std, min, max; best mean first."""
     rows = [{"variant": v, **summarize(g["final"])} for v, g in finals.groupby("variant", sort=False)]
     table = pd.DataFrame(rows, columns=["variant", *SUMMARY_COLUMNS])
-    return table.sort_values("mean", ascending=False, kind="stable").reset_index(drop=True)
+    # Ties in the mean are broken by the label, so the order never depends on how the runs were read.
+    return table.sort_values(["mean", "variant"], ascending=[False, True], kind="stable").reset_index(drop=True)
 
 
 def final_table(frame: pd.DataFrame, metric: str = "reward", by: Sequence[str] | str | None = None) -> pd.DataFrame:
@@ -232,7 +233,7 @@ def pair_table(finals: pd.DataFrame, power: float = SEEDS_POWER) -> pd.DataFrame
     means = {v: np.mean(list(d.values())) for v, d in by_variant.items()}
     needed = seeds_column(power)
     rows = []
-    for first, second in itertools.combinations(sorted(by_variant, key=lambda v: -means[v]), 2):
+    for first, second in itertools.combinations(sorted(by_variant, key=lambda v: (-means[v], v)), 2):
         result = compare_pair(by_variant[first], by_variant[second], power=power)
         wins = f"{result['wins']}/{result['seeds']}" if result["paired"] else "–"
         rows.append({"A": first, "B": second, "seeds": result["seeds"],

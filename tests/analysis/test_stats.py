@@ -260,3 +260,20 @@ def test_per_run_pair_tables_are_holm_corrected_over_their_pairs():
 
     two = per_run_pair_table(runs[runs["variant"] != "c"], "step_time_s")
     assert "p (Holm)" not in two and two.iloc[0]["verdict"] == "A > B"
+
+
+def test_summary_and_pairs_do_not_depend_on_the_order_runs_were_read_in():
+    """Local folders and the W&B API list runs in different orders: the same runs must give
+    the same table (bootstrap intervals included) and ties in the mean a fixed order."""
+    import pandas as pd
+
+    from grpo_lab.analysis.stats import pair_table, summary_table
+
+    rows = [{"run": f"{v}{s}", "variant": v, "seed": s, "final": x}
+            for v, xs in {"b": [0.5, 0.7, 0.6, 0.9], "a": [0.9, 0.6, 0.7, 0.5], "c": [0.1, 0.4, 0.3, 0.2]}.items()
+            for s, x in enumerate(xs)]
+    finals = pd.DataFrame(rows)
+    shuffled = finals.sample(frac=1.0, random_state=3).reset_index(drop=True)
+    assert summary_table(finals).equals(summary_table(shuffled))
+    assert list(summary_table(shuffled)["variant"]) == ["a", "b", "c"]  # a and b tie: by label
+    assert pair_table(finals).equals(pair_table(shuffled))
