@@ -56,6 +56,25 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
     return records
 
 
+def merge_steps(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One record per step: the records a run wrote for the same step (its training
+    record, then the held-out evaluation's, written after the step's checkpoint; the
+    step-0 evaluation and gradient probe) merged in the order written, each step where it
+    first appears. Records without a step are kept as they are."""
+    merged: list[dict[str, Any]] = []
+    by_step: dict[Any, dict[str, Any]] = {}
+    for record in records:
+        step = record.get("step")
+        if step is None:
+            merged.append(record)
+        elif step in by_step:
+            by_step[step].update(record)
+        else:
+            by_step[step] = dict(record)
+            merged.append(by_step[step])
+    return merged
+
+
 def _read_yaml(path: Path) -> Any:
     return yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else None
 
@@ -93,7 +112,7 @@ def read_run(run_dir: Path, label: str) -> RunRecord:
         run=label,
         overrides=overrides,
         seed=_seed(config, overrides),
-        history=read_metrics(run_dir / "metrics.jsonl"),
+        history=merge_steps(read_metrics(run_dir / "metrics.jsonl")),
         summary=json.loads(summary_path.read_text()) if summary_path.exists() else {},
         choices=_choices(run_dir),
         config=config,

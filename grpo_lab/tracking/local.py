@@ -1,7 +1,10 @@
 """Run records on local disk, readable without any tracker service.
 
 - ``config.yaml``: the fully resolved config of the run;
-- ``metrics.jsonl``: one JSON record per step, appended and flushed as it happens;
+- ``metrics.jsonl``: one JSON record per step, appended and flushed as it happens; a
+  held-out evaluation after a step is a record of its own for that step (``eval/*`` keys
+  only, written after the step's record and checkpoint; grpo_lab/analysis/local.py
+  merges a step's records);
 - ``samples.jsonl``: sample completions with their rewards and advantages;
 - ``eval_problems.jsonl``: one record per held-out problem per evaluation (its id,
   verdict, length and completion: grpo_lab/eval/evaluator.py), with the step;

@@ -21,8 +21,10 @@ samples and scores a contiguous share of the prompts, advantages and metrics are
 
 from __future__ import annotations
 
+import json
 import math
 import random
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -369,29 +371,32 @@ class Trainer:
             if self.probe is not None and self.probe.at_start and self.start_step == 0:
                 # The untrained policy's gradient noise, a step-0 record of its own.
                 self.trackers.log_metrics({**self.probe.measure(0), **self.budget.metrics()}, 0)
+            if self.start_step > 0 and self.evaluator is not None:
+                self._resumed_evaluation(self.start_step)
             with GracefulStop() as stop:
                 for step in bar:
                     with self.parallel.autocast():
                         metrics = self.step(step)
-                    if self._due(step, cfg.eval.every, cfg.eval.at_end) and self.evaluator is not None:
-                        metrics.update(self.evaluator.evaluate(self.policy))
                     if self.probe is not None and self.probe.due(step):  # after the update, as evaluation
                         metrics.update(self.probe.measure(step))
                     self.history.append(metrics)
                     self.trackers.log_metrics(metrics, step)
-                    if any(k.startswith("eval/") for k in metrics):
-                        self.trackers.log_problems(self.evaluator.last_problems, step)
                     bar.set_postfix(reward=f"{metrics['reward']:.3f}", step_s=f"{metrics['time/step']:.1f}")
                     # After the step's record is written: a checkpoint never runs ahead of it.
                     # A signal to any process stops them all after the same step.
                     stop_now = self.parallel.any(stop.requested)
                     due = checkpoints.due(step) or stop_now
-                    if cfg.trainer.save_checkpoints and due and self.parallel.is_main:
+                    saved = bool(cfg.trainer.save_checkpoints and due and self.parallel.is_main)
+                    if saved:
                         save_checkpoint(self, step, cfg.trainer.checkpoint_keep)
                         checkpoints.saved()
-                    if stop_now:
+                    if stop_now:  # a due evaluation is done by the run that resumes this one
                         self.stopped_by = stop.name or "SIGTERM"
                         break
+                    # Held-out evaluation after the step's record and checkpoint: a failure
+                    # in it (out of memory, say) loses neither (see _evaluate).
+                    if self._due(step, cfg.eval.every, cfg.eval.at_end) and self.evaluator is not None:
+                        self._evaluate(step, checkpointed=saved)
                     skipped = metrics.get("nonfinite/skipped_updates", 0) > 0
                     nonfinite_in_a_row = nonfinite_in_a_row + 1 if skipped else 0
                     if nonfinite_in_a_row >= cfg.trainer.max_nonfinite_steps > 0:
@@ -409,6 +414,52 @@ class Trainer:
             finally:
                 self.release_run_folder()
         return summary
+
+    def _evaluate(self, step: int, checkpointed: bool) -> None:
+        """Held-out evaluation after ``step``, whose record (and checkpoint when one was
+        due: ``checkpointed``) is already written. The scores are a record of their own for
+        the same step, holding only ``eval/*`` keys (readers merge a step's records:
+        grpo_lab/analysis/local.py); in memory they join the step's metrics. When the
+        evaluation fails the step is checkpointed (if checkpoints are on and none was due),
+        so that ``trainer.resume=auto`` continues from it and evaluates it again."""
+        try:
+            scores = self.evaluator.evaluate(self.policy)
+        except Exception:
+            kept = "recorded"
+            if self.cfg.trainer.save_checkpoints:
+                if not checkpointed:
+                    save_checkpoint(self, step, self.cfg.trainer.checkpoint_keep)
+                kept = "recorded and checkpointed; trainer.resume=auto continues from it and evaluates it again"
+            print(f"grpo-lab: held-out evaluation after step {step} failed; step {step} is {kept} "
+                  f"({self.output_dir})", file=sys.stderr, flush=True)
+            raise
+        self.history[-1].update(scores)
+        self.trackers.log_metrics(scores, step)
+        self.trackers.log_problems(self.evaluator.last_problems, step)
+
+    def _resumed_evaluation(self, step: int) -> None:
+        """A run resumed from the checkpoint of ``step``: that checkpoint was saved before
+        the step's held-out evaluation. Its scores, when recorded, rejoin the step's
+        metrics (for the summary); when they are missing (the evaluation failed, or a
+        signal stopped the run first) and an evaluation is due at ``step``, it is done now."""
+        recorded: dict[str, Any] = {}
+        for line in self._record_lines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and record.get("step") == step:
+                # NaN is written as null (grpo_lab/tracking/local.py).
+                recorded.update({k: math.nan if v is None else v for k, v in record.items() if k.startswith("eval/")})
+        if recorded:
+            if self.history:
+                self.history[-1].update(recorded)
+        elif self._due(step, self.cfg.eval.every, self.cfg.eval.at_end) and self.history:
+            self._evaluate(step, checkpointed=True)
+
+    def _record_lines(self) -> list[str]:
+        path = self.output_dir / "metrics.jsonl"
+        return path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
 
     def _manifest(self) -> dict[str, Any] | None:
         if not self.parallel.is_main:

@@ -6,6 +6,7 @@ import json
 import pytest
 import torch
 
+from grpo_lab.analysis.local import merge_steps, read_metrics
 from grpo_lab.errors import ConfigError
 from grpo_lab.eval.cli import evaluate
 from grpo_lab.eval.evaluator import Evaluator, heldout_task_config
@@ -86,7 +87,7 @@ def test_gsm8k_training_with_evaluation(tmp_path):
         *TINY, *FAST, f"paths.output_dir={run}", "task=gsm8k", f"task.path={paths['train']}",
         f"eval.path={paths['test']}", "eval.every=1", "eval.num_samples=2",
     ]))
-    records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    records = merge_steps(read_metrics(run / "metrics.jsonl"))
     for r in records:
         assert r["eval/num_examples"] == 4
         assert 0 <= r["eval/accuracy"] <= 1 and 0 <= r["eval/mean@2"] <= r["eval/pass@2"] <= 1
@@ -161,7 +162,13 @@ def test_evaluation_at_start_every_n_steps_and_at_end(tmp_path):
     summary = train(compose_config([*TINY, *FAST, f"paths.output_dir={run}", "trainer.max_steps=5",
                                     "eval.at_start=true", "eval.every=2", "eval.at_end=true",
                                     "eval.num_examples=6", "eval.num_samples=3"]))
-    records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    written = read_metrics(run / "metrics.jsonl")
+    # Each evaluation after a step is a record of its own, written after the step's record
+    # (and checkpoint), holding only the evaluation's keys; readers merge them.
+    assert [r["step"] for r in written] == [0, 1, 2, 2, 3, 4, 4, 5, 5]
+    assert all(k == "step" or k.startswith("eval/") for i in (3, 6, 8) for k in written[i])
+    assert not any(k.startswith("eval/") for i in (1, 2, 4, 5, 7) for k in written[i])
+    records = merge_steps(written)
     assert [r["step"] for r in records] == [0, 1, 2, 3, 4, 5]
     evaluated = [r["step"] for r in records if "eval/accuracy" in r]
     assert evaluated == [0, 2, 4, 5]
@@ -182,8 +189,7 @@ def test_evaluation_does_not_change_training(tmp_path):
     """Seeded, forked RNG: a run evaluated every step trains exactly like one that is not."""
     def run(name, *extra):
         train(compose_config([*TINY, *FAST, f"paths.output_dir={tmp_path / name}", "trainer.max_steps=3", *extra]))
-        rows = [json.loads(x) for x in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
-        return rows
+        return merge_steps(read_metrics(tmp_path / name / "metrics.jsonl"))
 
     plain = run("plain")
     evaluated = run("evaluated", "eval.every=1", "eval.num_examples=4", "eval.num_samples=2")

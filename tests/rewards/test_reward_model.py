@@ -135,7 +135,9 @@ def test_two_step_tldr_run_scored_by_the_reward_model_alone(reward_model_dir, tm
         f"+reward.models.rm={reward_model_dir}", "+reward.weights.rm=1", "reward.model_normalize=true",
         "logger.sample_every=1", "logger.num_samples=2", "eval.at_end=true", f"eval.path={held_out}",
     ])).train()
-    records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    from grpo_lab.analysis.local import merge_steps, read_metrics
+
+    records = merge_steps(read_metrics(run / "metrics.jsonl"))  # step 2's evaluation: a record of its own
     assert [r["step"] for r in records] == [1, 2]
     assert all(r["reward"] == pytest.approx(r["rewards/rm/mean"], abs=1e-5) for r in records)  # rm alone
     samples = [json.loads(x) for x in (run / "samples.jsonl").read_text().splitlines()]
