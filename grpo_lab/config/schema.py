@@ -455,7 +455,9 @@ class ComparisonConfig:
 
 @dataclass
 class PathsConfig:
-    # Everything a run writes goes here; defaults to Hydra's run folder.
+    # Everything a run writes goes here; defaults to Hydra's run folder. When set, a single
+    # run's Hydra folder follows it (conf/train.yaml: hydra.run.dir), so .hydra/ lands in
+    # the run folder and nothing is written into the working directory.
     output_dir: str = "${hydra:runtime.output_dir}"
 
 
@@ -498,7 +500,20 @@ def _groups_help() -> str:
     return config_groups_help(CONFIG_DIR)
 
 
+def _run_dir(default: str, *, _root_: Any) -> str:
+    """``hydra.run.dir``: ``paths.output_dir`` when it is set, else ``default``. The
+    default ``paths.output_dir`` (or any value that refers to Hydra's folders) follows
+    Hydra's run folder instead, which would otherwise be a cycle."""
+    paths = _root_.get("paths") if "paths" in _root_ else None
+    raw = OmegaConf.to_container(paths, resolve=False).get("output_dir") if paths is not None else None
+    if not isinstance(raw, str) or not raw or "hydra:" in raw:
+        return default
+    return str(OmegaConf.select(_root_, "paths.output_dir"))
+
+
 def register_configs() -> None:
+    if not OmegaConf.has_resolver("grpo_lab_run_dir"):  # hydra.run.dir follows paths.output_dir
+        OmegaConf.register_new_resolver("grpo_lab_run_dir", _run_dir)
     if not OmegaConf.has_resolver("grpo_lab_data"):
         OmegaConf.register_new_resolver("grpo_lab_data", lambda rel: str(PACKAGE_DATA / rel))
     if not OmegaConf.has_resolver("grpo_lab_plugins"):  # --help's list of registered names

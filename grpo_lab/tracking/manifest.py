@@ -158,10 +158,11 @@ def dataset_entry(dataset: Any) -> dict[str, Any]:
 
 def rerun_command(output_dir: Path) -> list[str]:
     """Runs the composed config saved by Hydra in ``output_dir/.hydra`` again, into
-    ``<output_dir>-rerun``; extra overrides can be appended."""
-    hydra_dir = Path(output_dir).resolve() / ".hydra"
-    return ["grpo-lab-train", f"--config-dir={hydra_dir}", "--config-name=config",
-            f"hydra.run.dir={Path(output_dir).resolve()}-rerun"]
+    ``<output_dir>-rerun`` (both Hydra's folder and ``paths.output_dir``, which the saved
+    config names when the run set it); extra overrides can be appended."""
+    folder = Path(output_dir).resolve()
+    return ["grpo-lab-train", f"--config-dir={folder / '.hydra'}", "--config-name=config",
+            f"hydra.run.dir={folder}-rerun", f"paths.output_dir={folder}-rerun"]
 
 
 # Set for a multirun job trained in a spawned process (trainer/job_process.py), whose own

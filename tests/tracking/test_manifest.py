@@ -120,3 +120,29 @@ def test_rerun_from_the_run_folder_gives_equal_metrics(tmp_path, extra):
     assert len(records(run)) == 3 and records(rerun) == records(run)
     again = json.loads((rerun / "manifest.json").read_text())
     assert again["data"] == manifest["data"] and again["seeds"] == manifest["seeds"]
+
+
+def test_a_run_into_paths_output_dir_keeps_hydra_there_and_reruns_from_it(tmp_path):
+    """With paths.output_dir set, .hydra/ used to go to <cwd>/outputs/<date>/<time>/: the
+    manifest's rerun found no config, and every run (a refused one too) left that folder."""
+    cwd, run = tmp_path / "cwd", tmp_path / "run"
+    cwd.mkdir()
+    run_program(["grpo-lab-train", *TINY, "trainer.max_steps=2", "trainer.lr=1e-2", "logger=local",
+                 f"paths.output_dir={run}"], cwd=cwd)
+    assert (run / ".hydra" / "config.yaml").is_file() and (run / ".hydra" / "overrides.yaml").is_file()
+    assert list(cwd.iterdir()) == []
+
+    def records(folder):
+        return [{k: v for k, v in json.loads(line).items() if not measures_machine(k)}
+                for line in (folder / "metrics.jsonl").read_text().splitlines()]
+
+    manifest = json.loads((run / "manifest.json").read_text())
+    run_program(shlex.split(manifest["rerun"]), cwd=cwd)
+    rerun = tmp_path / "run-rerun"
+    assert len(records(run)) == 2 and records(rerun) == records(run)
+    assert (rerun / ".hydra" / "config.yaml").is_file() and not list(run.glob("*set-aside*"))
+    assert list(cwd.iterdir()) == []
+
+    refused = subprocess.run([*TRAIN_CMD, *TINY, "trainer.lr=-1", f"paths.output_dir={tmp_path / 'bad'}"],
+                             cwd=cwd, env={**os.environ, "WANDB_MODE": "disabled"}, capture_output=True, text=True)
+    assert refused.returncode == 2 and list(cwd.iterdir()) == []
