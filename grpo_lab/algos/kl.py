@@ -15,6 +15,13 @@ logp_ref - logp`` for tokens sampled from the policy:
 
 :func:`importance_weighted_kl` multiplies a per-token estimate by the importance ratio
 pi_theta / pi_old, as TRL's ``use_bias_correction_kl`` does (see its docstring for why).
+
+No clamp on the estimate: the estimators are Schulman's as written. verl's
+``kl_penalty`` clamps its k3 (``low_var_kl``, also the value of its ``k3+``) to
+[-10, 10], so a token whose k3 exceeds 10 (log(ref / p) above 2.61, the reference 13.6
+times likelier than the policy there, or below -11.0) gets no KL gradient; here it
+keeps k3's gradient. Like verl, k3 clamps the log-ratio to [-20, 20] before ``exp``
+against overflow, the only place a token's KL gradient is cut.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from typing import Callable
 
 import torch
 
+from grpo_lab.algos.policy_loss import sequence_log_ratio
 from grpo_lab.registry import Registry
 
 # fn(log_ratio = logp_ref - logp) -> per-token estimate, same shape.
@@ -65,9 +73,18 @@ def kl_penalty(logp: torch.Tensor, ref_logp: torch.Tensor, estimator: str = "k3"
     return KL_ESTIMATORS.get_entry(estimator)(ref_logp - logp)
 
 
-def importance_weighted_kl(kl: torch.Tensor, logp: torch.Tensor, old_logp: torch.Tensor) -> torch.Tensor:
+def importance_weighted_kl(
+    kl: torch.Tensor, logp: torch.Tensor, old_logp: torch.Tensor, sequence_mask: torch.Tensor | None = None
+) -> torch.Tensor:
     """``kl * exp(logp - old_logp)``, the ratio kept differentiable: the per-token KL
     estimate importance-weighted from the sampling policy pi_old to pi_theta.
+
+    ``sequence_mask`` given (a sequence-level objective, GSPO): every token of a row is
+    weighted by the row's sequence ratio ``exp(mean over its real tokens of logp -
+    old_logp)`` instead of its own, also kept differentiable, as TRL does under
+    ``importance_sampling_level="sequence"``: the KL is corrected with the ratio the
+    sequence-level policy loss clips. The per-token unbiasedness below holds for token
+    ratios only (TRL's documentation says the same).
 
     Why (the unbiased KL estimate of DeepSeek-V3.2, arXiv:2512.02556; Tang & Munos,
     arXiv:2506.09477). Per token, given its prefix: the gradient of k3 alone, in
@@ -81,4 +98,6 @@ def importance_weighted_kl(kl: torch.Tensor, logp: torch.Tensor, old_logp: torch
     default True) multiplies k3 by the same unclipped token ratio, and logs the product
     as ``kl``. Neither form accounts for a token's effect on later tokens (Tang & Munos).
     """
-    return kl * torch.exp(logp - old_logp)
+    if sequence_mask is None:
+        return kl * torch.exp(logp - old_logp)
+    return kl * torch.exp(sequence_log_ratio(logp, old_logp, sequence_mask))

@@ -7,7 +7,10 @@ the ones it uses, from::
     fn(logp, old_logp, advantages, mask, cfg) -> (per_token_loss, metrics)
 
 (``my_loss(logp, old_logp, advantages)`` is a complete loss; the built-ins declare all
-five so they can also be called positionally.)
+five so they can also be called positionally.) A loss that weighs each completion by one
+sequence-level ratio, as GSPO, says so with ``fn.sequence_level = True``
+(:func:`is_sequence_level`): ``kl.bias_correction`` then weighs the KL by the same
+sequence ratio instead of each token's.
 
 ``logp``: ``[B, T]`` log-probs of the completion tokens under the policy being trained
 (with gradient); ``old_logp``: the same under the sampling policy (no gradient; equal
@@ -143,6 +146,15 @@ def gspo_loss(
     return loss, _clip_metrics(low, high)
 
 
+gspo_loss.sequence_level = True
+
+
+def is_sequence_level(fn: Any) -> bool:
+    """Whether a policy loss weighs each completion by one sequence-level ratio (GSPO),
+    declared by ``fn.sequence_level = True``."""
+    return bool(getattr(fn, "sequence_level", False))
+
+
 @POLICY_LOSSES.register("cispo")
 def cispo_loss(
     logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor, cfg: Any
@@ -154,6 +166,11 @@ def cispo_loss(
     tunes the upper one. On-policy (rho = 1) the gradient is the policy gradient
     ``-A * grad log pi``; the loss value is not ``-A`` (it carries ``log pi``).
     Logs ``clip_ratio/*``: tokens whose weight was clipped below / above.
+
+    The cap is ``1 + epsilon_high``, as MiniMax writes it. TRL (``loss_type="cispo"``)
+    caps at its ``epsilon_high`` itself (ScaleRL's eps_max, arXiv:2510.13786; TRL
+    recommends 5.0), with no floor and a token mean over the batch: that is
+    ``epsilon_low=1 epsilon_high=<eps_max - 1> loss_aggregation=token_mean`` here.
     """
     ratio = torch.exp(logp - old_logp).detach()
     weight = ratio.clamp(1.0 - cfg.epsilon_low, 1.0 + cfg.epsilon_high)

@@ -100,10 +100,12 @@ class KLTerm:
         if "coef" in state:  # older checkpoints: none (the coefficient was fixed)
             self.coef = float(state["coef"])
 
-    def loss_term(self, logp: torch.Tensor, ref_logp: torch.Tensor,
-                  old_logp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(coef * KL, KL)`` per token for the loss (the second one logged as ``kl``)."""
+    def loss_term(self, logp: torch.Tensor, ref_logp: torch.Tensor, old_logp: torch.Tensor,
+                  sequence_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(coef * KL, KL)`` per token for the loss (the second one logged as ``kl``).
+        ``sequence_mask`` (with a sequence-level policy loss, GSPO): the bias correction
+        weighs each row by its sequence ratio (TRL's ``importance_sampling_level="sequence"``)."""
         kl = kl_penalty(logp, ref_logp, self.estimator)
         if self.bias_correction:
-            kl = importance_weighted_kl(kl, logp, old_logp)
+            kl = importance_weighted_kl(kl, logp, old_logp, sequence_mask)
         return self.coef * kl, kl

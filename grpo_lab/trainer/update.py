@@ -19,7 +19,7 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
-from grpo_lab.algos.policy_loss import POLICY_LOSSES, PolicyLossFn, aggregate, loss_weights
+from grpo_lab.algos.policy_loss import POLICY_LOSSES, PolicyLossFn, aggregate, is_sequence_level, loss_weights
 from grpo_lab.trainer.distributed import Parallel
 from grpo_lab.trainer.kl_term import KLTerm
 
@@ -54,6 +54,9 @@ class UpdateSettings:
     group_size: int = 1
     # Entropy bonus weight (algorithm.entropy_coef); 0: entropies only logged.
     entropy_coef: float = 0.0
+    # The policy loss weighs each completion by one sequence ratio (GSPO): so does the
+    # KL's bias correction.
+    sequence_level: bool = False
 
     @classmethod
     def from_config(cls, cfg: Any, group_size: int = 1) -> "UpdateSettings":
@@ -65,6 +68,7 @@ class UpdateSettings:
             with_entropy=cfg.trainer.log_entropy or algo.entropy_coef != 0, aggregation=algo.loss_aggregation,
             policy_loss=POLICY_LOSSES.caller(algo.policy_loss), loss_cfg=algo, group_size=group_size,
             entropy_coef=algo.entropy_coef,
+            sequence_level=is_sequence_level(POLICY_LOSSES.get_entry(algo.policy_loss)),
         )
 
 
@@ -182,7 +186,8 @@ def policy_update(
                                                    mask=mask, cfg=s.loss_cfg)
                 tracked = dict(tracked)
                 if batch.ref_logp is not None:
-                    kl_loss, kl_value = kl.loss_term(logp, batch.ref_logp[idx], old_logp)
+                    kl_loss, kl_value = kl.loss_term(logp, batch.ref_logp[idx], old_logp,
+                                                     mask if s.sequence_level else None)
                     per_token = per_token + kl_loss
                     tracked["kl"] = kl_value
                 if entropy is not None:

@@ -85,6 +85,23 @@ def test_importance_weighted_kl_where_the_reference_is_likelier():
     torch.testing.assert_close(logp.grad, torch.tensor([-0.5 * math.log(2)]))
 
 
+def test_importance_weighted_kl_with_the_sequence_ratio_by_hand():
+    # GSPO (TRL's importance_sampling_level="sequence"): one row, tokens p = 0.5 and
+    # 0.25, then padding; ref 0.25 and 0.5; p_old 0.25 and 0.25. Sequence ratio
+    # s = exp((ln 2 + 0) / 2) = sqrt 2 weighs both tokens: k3 = 0.193147, 0.306853
+    # (sum 0.5), d k3 / d logp = 0.5, -1. The gradient of s * (k_1 + k_2) wrt logp_t is
+    # s * dk_t + (s / 2) * 0.5: +0.75 sqrt 2 and -0.75 sqrt 2; the padding gets none.
+    logp = torch.tensor([[math.log(0.5), math.log(0.25), -3.0]], requires_grad=True)
+    ref = torch.tensor([[math.log(0.25), math.log(0.5), -1.0]])
+    old = torch.tensor([[math.log(0.25), math.log(0.25), -0.5]])
+    mask = torch.tensor([[1.0, 1.0, 0.0]])
+    corrected = importance_weighted_kl(kl_penalty(logp, ref, "k3"), logp, old, sequence_mask=mask)
+    (corrected * mask).sum().backward()
+    s = math.sqrt(2)
+    torch.testing.assert_close(corrected.detach()[:, :2], torch.tensor([[s * K3, s * (1 - math.log(2))]]))
+    torch.testing.assert_close(logp.grad, torch.tensor([[0.75 * s, -0.75 * s, 0.0]]))
+
+
 def _expected_kl_gradient(corrected: bool, sampler: torch.Tensor | None):
     """Gradient wrt the policy logits of E_{y ~ sampler}[k3(y)] (times rho if
     corrected), the expectation taken exactly over a 3-token vocabulary."""
