@@ -1,0 +1,91 @@
+"""Every job of a multirun is checked before the first one starts.
+
+Hydra's basic sweeper composes each job's config only when the job is launched, so one
+bad value in a sweep (``-m trainer.lr=1e-5,-1,2e-5``) used to run job 0, refuse job 1
+and never start job 2, leaving no report. The ``check_jobs`` Hydra callback
+(``conf/train.yaml``) expands the sweep as the basic sweeper will (its
+``hydra.sweeper.params`` and the command line's sweep overrides, in the same order), composes
+every job's config the way the launcher will, and runs the config check
+(``grpo_lab/config/validate.py``) on each, before any job starts or the sweep folder is
+made. A job that fails is refused in one line naming its number, its swept values and
+the bad key; exit 2, nothing was run.
+
+Sweepers that choose values as they go (Optuna) are not expanded: their jobs are checked
+one by one when they start, as before.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from hydra.experimental.callback import Callback
+
+BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+
+
+def planned_jobs(config: Any) -> tuple[list[list[str]], set[str]] | None:
+    """The overrides of every job the basic sweeper will launch, in job order, and the
+    keys it sweeps; None for other sweepers."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    sweeper = config.hydra.sweeper
+    if sweeper.get("_target_") != BASIC_SWEEPER:
+        return None
+    params = [f"{key}={value}" for key, value in (sweeper.get("params") or {}).items()]
+    arguments = OmegaConf.to_container(config.hydra.overrides.task, resolve=False)
+    parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
+    overrides = parser.parse_overrides([*params, *arguments])
+    swept = {o.key_or_group for o in overrides if o.is_sweep_override()}
+    (jobs,) = BasicSweeper.split_arguments(overrides, None)
+    return jobs, swept
+
+
+def job_problem(config: Any, overrides: list[str]) -> str | None:
+    """Why the job with ``overrides`` would be refused (one line), or None."""
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from omegaconf import open_dict, read_write
+    from omegaconf.errors import OmegaConfBaseException
+
+    from grpo_lab.config.validate import validate_config
+    from grpo_lab.errors import ConfigError
+
+    try:
+        job = GlobalHydra.instance().config_loader().load_sweep_config(master_config=config,
+                                                                       sweep_overrides=list(overrides))
+        with read_write(job), open_dict(job):
+            del job["hydra"]  # as the launcher hands the job its config
+        validate_config(job)
+    except ConfigError as err:
+        return str(err)
+    except (HydraException, OmegaConfBaseException) as err:  # an option or value that does not compose
+        # Hydra's first line, and the first of its cause ("Error merging override
+        # trainer.max_steps=abc: Value 'abc' of type 'str' could not be converted to Integer").
+        firsts = [lines[0] for e in (err, err.__cause__) if e is not None
+                  for lines in [[x.strip() for x in str(e).splitlines() if x.strip()]] if lines]
+        return ": ".join(firsts) or type(err).__name__
+    return None
+
+
+class CheckSweepJobs(Callback):
+    """Hydra callback (``hydra.callbacks.check_jobs``): see the module docstring."""
+
+    def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
+        planned = planned_jobs(config)
+        if planned is None:
+            return
+        jobs, swept = planned
+        refused = [(num, job, problem) for num, job in enumerate(jobs)
+                   for problem in [job_problem(config, job)] if problem is not None]
+        if not refused:
+            return
+        num, job, problem = refused[0]
+        values = [o for o in job if o.lstrip("~+").split("=", 1)[0].split("@", 1)[0] in swept] or job
+        more = f" ({len(refused)} of the {len(jobs)} jobs would be refused)" if len(refused) > 1 else ""
+        print(f"grpo-lab: error: job {num} ({' '.join(values)}): {problem}; no job was started{more}",
+              file=sys.stderr, flush=True)
+        sys.exit(2)
