@@ -101,3 +101,26 @@ def importance_weighted_kl(
     if sequence_mask is None:
         return kl * torch.exp(logp - old_logp)
     return kl * torch.exp(sequence_log_ratio(logp, old_logp, sequence_mask))
+
+
+# What an adaptive KL coefficient steers towards kl.target: the step's KL measured as
+# token_mean (the logged `kl`: every token of the batch weighs the same), seq_mean
+# (verl's: the mean over completions of each completion's token mean) or seq_sum
+# (Ziegler et al. 2019's: the mean over completions of each completion's whole KL, its
+# token sum).
+KL_MEASURES = ("token_mean", "seq_mean", "seq_sum")
+
+
+def kl_measure_sums(kl: torch.Tensor, mask: torch.Tensor, measure: str) -> tuple[float, float]:
+    """``(numerator, denominator)`` of the batch's KL under ``measure`` (see
+    :data:`KL_MEASURES`) from per-token estimates ``kl`` and a 0/1 ``mask`` ``[B, T]``:
+    sums, so that processes add theirs before the one division."""
+    mask = mask.float()
+    row_sums = (kl * mask).sum(dim=1)
+    if measure == "token_mean":
+        return float(row_sums.sum()), float(mask.sum())
+    if measure == "seq_mean":
+        return float((row_sums / mask.sum(dim=1).clamp(min=1)).sum()), float(mask.shape[0])
+    if measure == "seq_sum":
+        return float(row_sums.sum()), float(mask.shape[0])
+    raise ValueError(f"KL measure {measure!r}; allowed: {', '.join(KL_MEASURES)}")

@@ -152,13 +152,18 @@ class KLConfig:
     # reverse KL(policy || reference), on-policy too. Off: DeepSeekMath's eq. 4 and
     # verl's form. See grpo_lab/algos/kl.py.
     bias_correction: bool = False
-    # placement=reward only: adapt coef each step towards this KL (the logged `kl`, a mean
-    # per token), coef *= 1 + clip(kl / target - 1, -0.2, 0.2) * completions / horizon
+    # placement=reward only: adapt coef each step towards this KL (measured as
+    # target_measure), coef *= 1 + clip(kl / target - 1, -0.2, 0.2) * completions / horizon
     # (Ziegler et al. 2019, arXiv:1909.08593, sec. 2.2). null: coef stays fixed. The
     # coefficient is logged as kl_coef and kept in checkpoints.
     target: Optional[float] = None
     # Completions over which the controller closes the gap (its time constant).
     horizon: float = 10000.0
+    # Which KL `target` is: token_mean (the logged `kl`, a mean over the step's tokens) |
+    # seq_mean (verl: the mean over completions of each one's token mean) | seq_sum
+    # (Ziegler et al.: the mean over completions of each one's summed KL; their target 6
+    # nats is one). The last two are logged as kl/seq_mean, kl/seq_sum.
+    target_measure: str = "token_mean"
 
 
 @dataclass
@@ -214,6 +219,10 @@ class AlgorithmConfig:
     # Entropy bonus: - entropy_coef * entropy per token, aggregated as the policy loss
     # (verl entropy_coeff). 0: none.
     entropy_coef: float = 0.0
+    # How the entropy bonus is aggregated: null (as loss_aggregation, verl) or one of
+    # loss_aggregation's values; token_mean is TRL's (a mean over the tokens whatever its
+    # loss_type).
+    entropy_aggregation: Optional[str] = None
     # Leave completions that hit rollout.max_new_tokens without EOS out of the policy
     # loss (DAPO's overlong filtering, arXiv:2503.14476 sec. 3.4).
     mask_truncated: bool = False

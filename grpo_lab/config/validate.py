@@ -14,7 +14,7 @@ from typing import Any, Iterator
 from omegaconf import OmegaConf
 
 from grpo_lab.algos.advantages import ADVANTAGE_ESTIMATORS
-from grpo_lab.algos.kl import KL_ESTIMATORS
+from grpo_lab.algos.kl import KL_ESTIMATORS, KL_MEASURES
 from grpo_lab.algos.policy_loss import LOSS_AGGREGATIONS, POLICY_LOSSES
 from grpo_lab.config.device import check_device
 from grpo_lab.errors import ConfigError
@@ -78,9 +78,12 @@ def validate_config(cfg: Any) -> None:
     ALGORITHMS.check(algo.name)
     _one_of("algorithm.critic.mode", algo.critic.mode, CRITIC_MODES)
     _one_of("kl.placement", cfg.kl.placement, PLACEMENTS)
+    _one_of("kl.target_measure", cfg.kl.target_measure, KL_MEASURES)
     ADVANTAGE_ESTIMATORS.check(cfg.advantage.normalization)
     POLICY_LOSSES.check(algo.policy_loss)
     LOSS_AGGREGATIONS.check(algo.loss_aggregation)
+    if algo.entropy_aggregation is not None:
+        _one_of("algorithm.entropy_aggregation", algo.entropy_aggregation, LOSS_AGGREGATIONS)
     KL_ESTIMATORS.check(cfg.kl.estimator)
     ROLLOUT_BACKENDS.check(cfg.rollout.backend)
     OPTIMIZERS.check(trainer.optimizer)

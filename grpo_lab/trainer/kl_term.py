@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from grpo_lab.algos.kl import importance_weighted_kl, kl_penalty
+from grpo_lab.algos.kl import importance_weighted_kl, kl_measure_sums, kl_penalty
 
 PLACEMENTS = ("loss", "reward")
 
@@ -30,12 +30,21 @@ class AdaptiveKLController:
         e = clip(kl / target - 1, -0.2, 0.2);   coef <- coef * (1 + e * n / horizon)
 
     with ``n`` the completions of the step: a proportional controller whose time
-    constant is ``horizon`` completions. ``kl`` here is the logged per-token mean.
+    constant is ``horizon`` completions.
+
+    Which KL ``target`` means is ``measure`` (``kl.target_measure``, see
+    :data:`grpo_lab.algos.kl.KL_MEASURES`): ``token_mean`` (default) the logged ``kl``,
+    a mean over the step's tokens; ``seq_mean`` verl's (``apply_kl_penalty``: the mean
+    over completions of each one's token mean); ``seq_sum`` Ziegler et al.'s (the mean
+    over completions of each one's summed KL; their target of 6 nats is of this kind).
+    The first two differ when completions differ in length; the last is about the
+    mean length times the first.
     """
 
-    def __init__(self, target: float, horizon: float):
+    def __init__(self, target: float, horizon: float, measure: str = "token_mean"):
         self.target = target
         self.horizon = horizon
+        self.measure = measure
 
     def next_coef(self, coef: float, kl: float, n: int) -> float:
         error = min(max(kl / self.target - 1.0, -0.2), 0.2)
@@ -53,7 +62,8 @@ class KLTerm:
 
     @classmethod
     def from_config(cls, kl_cfg: Any) -> "KLTerm":
-        controller = AdaptiveKLController(kl_cfg.target, kl_cfg.horizon) if kl_cfg.target is not None else None
+        controller = (AdaptiveKLController(kl_cfg.target, kl_cfg.horizon, kl_cfg.target_measure)
+                      if kl_cfg.target is not None else None)
         return cls(kl_cfg.coef, kl_cfg.estimator, kl_cfg.placement, kl_cfg.bias_correction, controller)
 
     @property
@@ -79,17 +89,25 @@ class KLTerm:
         """``(coef * KL per token [N, T], {"kl": mean over every process's tokens})``
         when the KL goes into the reward; ``(None, {})`` otherwise. With an adaptive
         coefficient the step's penalty uses the current one, which then moves for the
-        next step; ``kl_coef`` is the one this step used."""
+        next step; ``kl_coef`` is the one this step used, and a controller measuring
+        per completion also logs what it measured (``kl/seq_mean`` or ``kl/seq_sum``)."""
         if not self.in_reward:
             return None, {}
         kl = kl_penalty(sampling_logp, ref_logp, self.estimator)
         mask = completion_mask.float()
-        kl_sum, tokens, rows = parallel.sum([float((kl * mask).sum()), float(mask.sum()), float(mask.shape[0])])
+        sums = [float((kl * mask).sum()), float(mask.sum()), float(mask.shape[0])]
+        measure = self.controller.measure if self.controller is not None else "token_mean"
+        if measure != "token_mean":
+            sums += kl_measure_sums(kl, mask, measure)
+        kl_sum, tokens, rows, *measured = parallel.sum(sums)
         metrics = {"kl": kl_sum / max(tokens, 1.0)}
         penalty = self.coef * kl
         if self.controller is not None:
             metrics["kl_coef"] = self.coef
-            self.coef = self.controller.next_coef(self.coef, metrics["kl"], int(rows))
+            steered = metrics["kl"]
+            if measured:
+                steered = metrics[f"kl/{measure}"] = measured[0] / max(measured[1], 1.0)
+            self.coef = self.controller.next_coef(self.coef, steered, int(rows))
         return penalty, metrics
 
     # -- checkpoints: the adaptive coefficient -------------------------------------------

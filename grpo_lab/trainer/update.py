@@ -54,6 +54,8 @@ class UpdateSettings:
     group_size: int = 1
     # Entropy bonus weight (algorithm.entropy_coef); 0: entropies only logged.
     entropy_coef: float = 0.0
+    # How the bonus is aggregated (algorithm.entropy_aggregation); None: as the policy loss.
+    entropy_aggregation: str | None = None
     # The policy loss weighs each completion by one sequence ratio (GSPO): so does the
     # KL's bias correction.
     sequence_level: bool = False
@@ -67,7 +69,7 @@ class UpdateSettings:
             max_completion_length=cfg.rollout.max_new_tokens, temperature=cfg.rollout.temperature,
             with_entropy=cfg.trainer.log_entropy or algo.entropy_coef != 0, aggregation=algo.loss_aggregation,
             policy_loss=POLICY_LOSSES.caller(algo.policy_loss), loss_cfg=algo, group_size=group_size,
-            entropy_coef=algo.entropy_coef,
+            entropy_coef=algo.entropy_coef, entropy_aggregation=algo.entropy_aggregation,
             sequence_level=is_sequence_level(POLICY_LOSSES.get_entry(algo.policy_loss)),
         )
 
@@ -166,12 +168,16 @@ def policy_update(
     )
     # An entropy bonus needs the entropies' gradient; otherwise they are only logged.
     entropy_grad = {"entropy_grad": True} if s.entropy_coef else {}
+    # A bonus aggregated otherwise than the policy loss has weights of its own.
+    entropy_apart = bool(s.entropy_coef) and s.entropy_aggregation not in (None, s.aggregation)
     for minibatch, micros in schedule:
         mb_mask = batch.completion_mask[minibatch]
         tokens = token_share(mb_mask, parallel)
         weights = loss_weights(mb_mask, s.aggregation, s.max_completion_length, tokens)
         # An auxiliary (value) loss is a per-token mean whatever the policy's aggregation.
         aux_weights = loss_weights(mb_mask, "token_mean", s.max_completion_length, tokens)
+        if entropy_apart:
+            entropy_weights = loss_weights(mb_mask, s.entropy_aggregation, s.max_completion_length, tokens)
         optimizer.zero_grad(set_to_none=True)
         minibatch_loss = 0.0
         for (idx, part), sync in zip(micros, parallel.accumulate(model, len(micros))):
@@ -192,9 +198,11 @@ def policy_update(
                     tracked["kl"] = kl_value
                 if entropy is not None:
                     tracked["entropy"] = entropy
-                    if s.entropy_coef:  # the bonus (verl entropy_coeff): higher entropy, lower loss
+                    if s.entropy_coef and not entropy_apart:  # the bonus (verl entropy_coeff)
                         per_token = per_token - s.entropy_coef * entropy
                 loss = aggregate(per_token, weights[part])
+                if entropy_apart:  # e.g. TRL's: a token mean whatever the policy's aggregation
+                    loss = loss - s.entropy_coef * aggregate(entropy, entropy_weights[part])
                 if auxiliary_loss is not None:
                     aux_loss, aux_tracked = auxiliary_loss(values, idx, aux_weights[part])
                     loss = loss + aux_loss
