@@ -71,10 +71,12 @@ def test_overlong_shaping_penalizes_completions_at_the_limit(tiny_config, tmp_pa
 
 def test_adaptive_kl_coefficient_is_logged_and_moves(tiny_config, tmp_path):
     # KL starts at 0 < target: the coefficient shrinks, 0.04 x (1 - 0.2 x 8 / 100) = 0.03936.
+    # Measured per completion (Ziegler et al.'s summed KL), logged next to the token mean.
     records = run(tiny_config, tmp_path, "kl=k1", "kl.placement=reward", "kl.target=0.5", "kl.horizon=100",
-                  *LENGTH_REWARD)
+                  "kl.target_measure=seq_sum", *LENGTH_REWARD)
     assert records[0]["kl_coef"] == 0.04
     assert records[1]["kl_coef"] == pytest.approx(0.04 * (1 - 0.2 * 8 / 100))
+    assert records[0]["kl/seq_sum"] == pytest.approx(0.0, abs=1e-6) and records[0]["kl"] == pytest.approx(0.0, abs=1e-6)
 
 
 def test_dapo_dynamic_sampling_pays_for_every_round(tiny_config, tmp_path):
