@@ -7,8 +7,9 @@ rollout option works the same way::
     grpo-lab-eval eval.checkpoint=outputs/run/checkpoints/step_00000040 task=gsm8k \\
         task.path=/data/gsm8k/train.jsonl eval.path=/data/gsm8k/test.jsonl
 
-With ``eval.checkpoint`` the model section saved in the checkpoint (base model, LoRA
-settings) replaces ``model``, and its trained weights are loaded. Scores are printed
+With ``eval.checkpoint`` the model section saved in the checkpoint (base model, shape,
+LoRA settings; all but ``model.cache_dir``, which is this machine's) replaces ``model``,
+whatever ``model`` the command line composes, and its trained weights are loaded. Scores are printed
 and written to ``paths.output_dir/eval.json``, with one record per problem (completion,
 verdict, length; per-sample verdicts with ``eval.num_samples``) in
 ``eval_problems.jsonl``, the format a training run writes.
@@ -16,6 +17,7 @@ verdict, length; per-sample verdicts with ``eval.num_samples``) in
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from grpo_lab.config import register_configs
 from grpo_lab.config.schema import CONFIG_DIR
 from grpo_lab.console import quiet_library_bars
-from grpo_lab.errors import exit_on_user_error
+from grpo_lab.errors import ConfigError, exit_on_user_error
 from grpo_lab.eval.readable import heldout_lines
 
 register_configs()
@@ -41,7 +43,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     from grpo_lab.rewards.mix import RewardMix
     from grpo_lab.models.loading import load_policy_and_tokenizer, resolve_dtype
     from grpo_lab.config.device import resolve_device
-    from grpo_lab.checkpoint_folder import CONFIG_FILE, load_policy_weights, resolve_resume
+    from grpo_lab.checkpoint_folder import load_policy_weights, resolve_resume
 
     if cfg.trainer.num_threads:
         torch.set_num_threads(cfg.trainer.num_threads)
@@ -49,9 +51,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     dtype = resolve_dtype(cfg.trainer.dtype, device)
     checkpoint = None
     if cfg.eval.checkpoint:
-        checkpoint = resolve_resume(cfg.eval.checkpoint, cfg.paths.output_dir)
-        saved = OmegaConf.load(Path(checkpoint) / CONFIG_FILE)
-        cfg = OmegaConf.merge(cfg, {"model": saved.model})
+        checkpoint = resolve_resume(cfg.eval.checkpoint, cfg.paths.output_dir, key="eval.checkpoint")
+        cfg = with_checkpoint_model(cfg, checkpoint)
     policy, tokenizer = load_policy_and_tokenizer(cfg.model, device, dtype)
     if checkpoint is not None:
         load_policy_weights(policy, checkpoint)
@@ -79,10 +80,36 @@ def format_result(result: dict[str, Any]) -> str:
                       *(f"  {line}" for line in lines)])
 
 
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
+def with_checkpoint_model(cfg: DictConfig, checkpoint: str | Path) -> DictConfig:
+    """``cfg`` with its model section replaced by the one saved in ``checkpoint`` (this
+    machine's ``model.cache_dir`` kept). Replaced, not merged: a merge kept the composed
+    model's keys and refused the saved ``config_overrides`` (the shape of a model built
+    from them) under the config's struct flag."""
+    from grpo_lab.checkpoint_folder import CONFIG_FILE
+    from grpo_lab.config.schema import ModelConfig
+
+    try:
+        saved = OmegaConf.load(Path(checkpoint) / CONFIG_FILE)
+        model = OmegaConf.to_container(saved.model, resolve=True)
+        model["cache_dir"] = cfg.model.cache_dir
+        node = OmegaConf.merge(OmegaConf.structured(ModelConfig), model)
+    except Exception as err:  # noqa: BLE001 - any unreadable or unfitting saved config is one line
+        first = next((line for line in str(err).splitlines() if line.strip()), type(err).__name__)
+        raise ConfigError(f"eval.checkpoint: {checkpoint} has no usable model section in its {CONFIG_FILE} "
+                          f"({first}); score a checkpoint saved by grpo-lab-train") from None
+    cfg = copy.deepcopy(cfg)  # the caller's config stays as it was
+    cfg.model = node
+    return cfg
+
+
+# conf/eval.yaml: train.yaml's config with grpo-lab-eval's own --help.
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="eval")
 def main(cfg: DictConfig) -> float | None:
+    from grpo_lab.config.validate import validate_config
+
     quiet_library_bars(cfg.trainer.progress_bar)
     with exit_on_user_error("grpo-lab-eval"):
+        validate_config(cfg)  # eval.batch_size=0 and the like: one line, before the model loads
         result = evaluate(cfg)
     print(format_result(result))
     return result.get("eval/accuracy", result.get("eval/reward"))
