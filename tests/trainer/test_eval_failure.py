@@ -66,9 +66,10 @@ def test_a_failing_final_evaluation_keeps_the_last_step_and_resume_evaluates_it(
     assert len(read_metrics(run / "metrics.jsonl")) == 3 and again["eval/accuracy"] == summary["eval/accuracy"]
 
 
+@pytest.mark.parametrize("algorithm", ["grpo", "ppo"])
 def test_a_failing_evaluation_mid_run_checkpoints_its_step_and_the_resumed_run_equals_an_uninterrupted_one(
-        tiny_config, tmp_path, monkeypatch):
-    overrides = [*EVAL, "eval.every=1", "trainer.max_steps=3", "trainer.lr=1e-2",
+        tiny_config, tmp_path, monkeypatch, algorithm):
+    overrides = [*EVAL, f"algorithm={algorithm}", "eval.every=1", "trainer.max_steps=3", "trainer.lr=1e-2",
                  "+reward.weights.length=1.0", "+reward.functions.length=tests.helpers:completion_length_reward"]
     straight = train(tiny_config(*overrides, f"paths.output_dir={tmp_path / 'straight'}"))
 
