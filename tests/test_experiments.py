@@ -184,8 +184,11 @@ def test_experiment_runs_as_a_real_multirun_with_its_report(tmp_path):
         capture_output=True, text=True, timeout=900, cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    from grpo_lab.analysis.local import merge_steps, read_metrics
+
     for job in ("0", "1"):
-        records = [json.loads(x) for x in (sweep / job / "metrics.jsonl").read_text().splitlines()]
+        # The evaluation after step 2 is a record of its own for that step; readers merge them.
+        records = merge_steps(read_metrics(sweep / job / "metrics.jsonl"))
         assert [r["step"] for r in records] == [0, 1, 2]  # step 0: held-out scores before training
         assert "eval/accuracy" in records[0] and "eval/accuracy" in records[-1]
     overrides = {(sweep / j / ".hydra" / "overrides.yaml").read_text() for j in ("0", "1")}
