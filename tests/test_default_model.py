@@ -1,7 +1,5 @@
 """The embedded default model end to end (slow: real 135M weights on CPU)."""
 
-import json
-
 import pytest
 
 from grpo_lab.trainer import train
@@ -17,8 +15,11 @@ def test_default_experiment_runs_two_steps(tmp_path):
     ])
     summary = train(cfg)
     assert summary["model"] == "SmolLM2-135M-Instruct" and summary["steps"] == 2
-    records = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    # The default run scores the held-out problems before training (step 0) and at the end.
+    from grpo_lab.analysis.local import merge_steps, read_metrics
+
+    # The default run scores the held-out problems before training (step 0) and at the end
+    # (a record of its own for step 2, after the step's record and checkpoint: merged here).
+    records = merge_steps(read_metrics(tmp_path / "metrics.jsonl"))
     assert [r["step"] for r in records] == [0, 1, 2]
     assert [r["step"] for r in records if "eval/accuracy" in r] == [0, 2]
     assert all(r["grad_norm"] >= 0 and r["completions/mean_length"] > 0 for r in records[1:])
