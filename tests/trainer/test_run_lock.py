@@ -156,3 +156,16 @@ def test_with_two_processes_only_the_main_one_locks(tmp_path):
                               capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
     assert launched.returncode == 0, launched.stderr[-3000:]  # the second process did not refuse itself
     assert steps(out / "metrics.jsonl") == [1] and (out / LOCK_FILE).read_text() == ""
+
+
+def test_the_lock_is_released_when_building_or_training_fails(tiny_config, tmp_path):
+    from grpo_lab.errors import RewardFunctionError
+
+    run = tmp_path / "run"
+    with pytest.raises(ConfigError, match="model.path"):  # fails after the lock is taken
+        Trainer(tiny_config(f"model.path={tmp_path / 'no-model'}", "model.random_init=false"))
+    assert not run_lock._HELD and (run / LOCK_FILE).read_text() == ""
+    with pytest.raises(RewardFunctionError):
+        Trainer(tiny_config("reward=correctness", "+reward.functions.bad=tests.helpers:nan_reward",
+                            "+reward.weights.bad=1.0")).train()
+    assert not run_lock._HELD and (run / LOCK_FILE).read_text() == ""
