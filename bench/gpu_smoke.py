@@ -121,7 +121,7 @@ def main() -> int:
             continue
         row = json.loads(result[-1][len("RESULT "):])
         print(" | ".join([name, f"{row['step_s']:.2f}", f"{row['gen_share']:.0%}", f"{row['tokens/s']:.0f}",
-                          f"{row["peak_MiB"]:.0f}", f"{row["device_MiB"]:.0f}", f"{row['reward_first']:.3f}",
+                          f"{row['peak_MiB']:.0f}", f"{row['device_MiB']:.0f}", f"{row['reward_first']:.3f}",
                           f"{row['reward_last']:.3f}"]) + f"   ({time.perf_counter() - started:.0f} s in all)")
     return 1 if failed else 0
 
