@@ -18,9 +18,7 @@ import pandas as pd
 import yaml
 
 from grpo_lab.analysis.frame import RunRecord, problems_frame, runs_frame
-
-# Written by every evaluation of a run (grpo_lab/tracking/local.py: PROBLEMS_FILE).
-PROBLEMS_FILE = "eval_problems.jsonl"
+from grpo_lab.tracking.local import PROBLEMS_FILE
 
 
 def find_run_dirs(root: str | os.PathLike) -> list[Path]:

@@ -24,10 +24,11 @@ import sys
 from pathlib import Path
 
 from grpo_lab.checkpoint_folder import CHECKPOINT_DIR, checkpoint_step, list_checkpoints
+from grpo_lab.tracking.local import PROBLEMS_FILE
 from grpo_lab.tracking.manifest import MANIFEST_FILE
 from grpo_lab.tracking.wandb_tracker import RUN_ID_FILE
 
-RECORD_FILES = ("metrics.jsonl", "samples.jsonl", "eval_problems.jsonl")
+RECORD_FILES = ("metrics.jsonl", "samples.jsonl", PROBLEMS_FILE)
 # Everything in a run folder that belongs to one run (Hydra's .hydra/ is rewritten by
 # every start; W&B's offline folders are named by run id and never mix).
 RUN_FILES = (*RECORD_FILES, *(n.replace(".jsonl", ".superseded.jsonl") for n in RECORD_FILES), "summary.json",
