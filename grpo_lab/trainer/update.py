@@ -118,6 +118,11 @@ def optimizer_step(optimizer: torch.optim.Optimizer, scheduler: Any, max_grad_no
     # must run to lower the scale after an overflow.
     if math.isfinite(norm) or parallel.scales_loss:
         optimizer.step()
+        # Autocast keeps the low-precision copies of the weights it made until its region
+        # ends, and the whole step is one region: without this, every forward after the
+        # first optimizer step of a step (mini-batches, epochs, PPO's critic) would run on
+        # the weights from before it.
+        torch.clear_autocast_cache()
     optimizer.zero_grad(set_to_none=True)
     if scheduler is not None:
         scheduler.step()

@@ -51,6 +51,28 @@ def test_bf16_mixed_precision_autocasts_over_float32_weights(tiny_config):
     assert all(torch.isfinite(torch.tensor(record[k])) for k in ("loss/policy", "grad_norm"))
 
 
+def test_bf16_forwards_after_an_optimizer_step_see_the_new_weights(tiny_config):
+    """The step runs in one autocast region, whose cache of bf16 weight copies would
+    outlive an optimizer step: each training forward must use the weights of its moment
+    (two mini-batches: the second runs after the first's optimizer step)."""
+    trainer = Trainer(tiny_config(*LENGTH_REWARD, "trainer.mixed_precision=bf16", "trainer.max_steps=2",
+                                  "algorithm.num_minibatches=2", "trainer.lr=1e-2", "logger=local"))
+    layer = trainer.policy.model.layers[0].mlp.down_proj
+    gaps = []
+
+    def check(module, args, out):
+        if not torch.is_grad_enabled():
+            return
+        with torch.autocast("cpu", enabled=False):  # bf16 copies made now, not cached ones
+            expected = torch.nn.functional.linear(args[0].to(torch.bfloat16), module.weight.detach().to(torch.bfloat16))
+        gaps.append(float((out.detach().float() - expected.float()).abs().max()))
+
+    layer.register_forward_hook(check)
+    trainer.train()
+    assert len(gaps) >= 4  # two steps x two mini-batches
+    assert max(gaps) == 0.0
+
+
 def test_unknown_mixed_precision_is_one_clear_error(tiny_config):
     with pytest.raises(ConfigError, match=r"trainer.mixed_precision='fp8'; allowed: no, bf16, fp16"):
         Trainer(tiny_config("trainer.mixed_precision=fp8"))
