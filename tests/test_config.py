@@ -11,9 +11,10 @@ from grpo_lab.config.validate import validate_config
 from grpo_lab.errors import ConfigError
 from tests.conftest import CONF_DIR, compose_config
 
-# `arm` options are `# @package _global_` bundles across groups: tested on their own below.
+# `arm` and `precision` options are `# @package _global_` bundles across groups: tested on
+# their own below.
 GROUPS = sorted(
-    p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name not in ("hydra", "experiment", "arm")
+    p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name not in ("hydra", "experiment", "arm", "precision")
 )
 ARMS = sorted(f.stem for f in (CONF_DIR / "arm").glob("*.yaml"))
 OPTIONS = [(g, f.stem) for g in GROUPS for f in sorted((CONF_DIR / g).glob("*.yaml"))]
@@ -37,6 +38,15 @@ def test_every_arm_composes_and_passes_the_config_check(arm):
     validate_config(cfg)
     # The PPO arms of grpo_vs_ppo (matched, as practiced) take their advantages from a critic.
     assert cfg.algorithm.name == ("ppo" if arm.startswith("ppo_") else "grpo")
+
+
+@pytest.mark.parametrize("precision", sorted(f.stem for f in (CONF_DIR / "precision").glob("*.yaml")))
+def test_every_precision_composes_and_passes_the_config_check(precision):
+    cfg = compose_config([f"precision={precision}", "paths.output_dir=/tmp/x"])
+    validate_config(cfg)
+    assert cfg.trainer.dtype == "float32"
+    assert (cfg.rollout.dtype, cfg.trainer.mixed_precision) == (
+        {"fp32": (None, "no"), "bf16": ("bfloat16", "bf16")}[precision])
 
 
 def test_an_arm_sets_keys_of_several_groups():

@@ -83,6 +83,19 @@ def test_matched_grpo_and_ppo_differ_only_in_the_advantage_source(name):
     assert (practiced["algorithm.num_iterations"], practiced["algorithm.num_minibatches"]) == (2, 2)
 
 
+def test_precision_arms_differ_only_in_what_is_computed_in_which_dtype():
+    def composed(precision):
+        cfg = compose_with_hydra(["experiment=precision_cpu", f"precision={precision}"])
+        return _leaves({k: v for k, v in OmegaConf.to_container(cfg, resolve=False).items() if k != "hydra"})
+
+    fp32, bf16 = composed("fp32"), composed("bf16")
+    assert set(fp32) == set(bf16)
+    assert {k for k in fp32 if fp32[k] != bf16[k]} == {"rollout.dtype", "trainer.mixed_precision"}
+    assert (fp32["rollout.dtype"], fp32["trainer.mixed_precision"]) == (None, "no")
+    assert (bf16["rollout.dtype"], bf16["trainer.mixed_precision"]) == ("bfloat16", "bf16")
+    assert fp32["trainer.dtype"] == bf16["trainer.dtype"] == "float32"  # fp32 (master) weights in both
+
+
 # Its committed runs (results/report_example/runs/0-3) were made arms outer.
 ARMS_OUTER = {"report_example"}
 

@@ -273,6 +273,24 @@ class RolloutConfig:
     # Prefill each prompt once and share its KV cache across the group's samples
     # (same tokens, a G-th of the prefill); false lets generate copy the prompts first.
     share_prompt_prefill: bool = True
+    # What backend=hf samples from. null: the training model itself (its own numerics,
+    # exact: no correction needed). bfloat16 | float16 | float32: a copy of the policy in
+    # that dtype, made at the first rollout and re-cast after every update, as a rollout
+    # engine holds its own copy (bf16 decoding is faster on CPUs with bf16 units and on
+    # GPUs); its sampling log-probs are kept, the mismatch is logged (sampling/*) and
+    # corrected by importance_sampling. vLLM's own dtype is rollout.vllm.dtype.
+    dtype: Optional[str] = None
+    # Correction of the gap between the sampler's and the trainer's log-probs (a dtype
+    # copy, vLLM), a weight on each token's policy loss (truncated importance sampling,
+    # Yao et al. 2025; TRL's vllm_importance_sampling_mode, verl's rollout_is):
+    # token_truncate: min(pi/mu, max) per token | token_mask: tokens whose ratio leaves
+    # [min, max] get weight 0 | sequence_truncate / sequence_mask: the same with one ratio
+    # per completion (the product of its tokens') | none. Inert when the training model samples.
+    importance_sampling: str = "token_truncate"
+    # The cap C of the ratio (null: none); Yao et al. and verl use 2.
+    importance_sampling_max: Optional[float] = 2.0
+    # The floor of the ratio (null: none); *_mask modes drop tokens below it.
+    importance_sampling_min: Optional[float] = None
 
 
 @dataclass

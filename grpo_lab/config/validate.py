@@ -16,12 +16,14 @@ from omegaconf import OmegaConf
 from grpo_lab.algos.advantages import ADVANTAGE_ESTIMATORS
 from grpo_lab.algos.kl import KL_ESTIMATORS, KL_MEASURES
 from grpo_lab.algos.policy_loss import LOSS_AGGREGATIONS, POLICY_LOSSES
+from grpo_lab.algos.rollout_correction import IMPORTANCE_SAMPLING_MODES
 from grpo_lab.config.device import check_device
 from grpo_lab.errors import ConfigError
 from grpo_lab.methods import ALGORITHMS, CRITIC_MODES
 from grpo_lab.rewards.mix import EMPTY_WEIGHTS
 from grpo_lab.rewards.registry import GOAL_REWARDS
 from grpo_lab.rollout.base import ROLLOUT_BACKENDS
+from grpo_lab.rollout.weight_copy import ROLLOUT_COPY_DTYPES
 from grpo_lab.trainer.kl_term import PLACEMENTS
 from grpo_lab.trainer.optim import OPTIMIZERS
 
@@ -143,6 +145,7 @@ def _check_coefficients(cfg: Any) -> None:
         raise ConfigError(f"rollout.top_p={rollout.top_p} must be in (0, 1]: 0 keeps no token "
                           "(every sample the same), 1 keeps them all")
     _at_least("rollout.top_k", rollout.top_k, 0)  # 0: no top-k filter
+    _check_rollout_precision(rollout)
     _at_least("algorithm.vf_coef", cfg.algorithm.vf_coef, 0.0)
     _at_least("algorithm.entropy_coef", cfg.algorithm.entropy_coef, 0.0)
     _at_least("trainer.max_grad_norm", cfg.trainer.max_grad_norm, 0.0)  # 0: no clipping
@@ -161,6 +164,21 @@ def _check_coefficients(cfg: Any) -> None:
             f"reward.weights are all 0 ({weights}): the reward would be a constant 0 and nothing would be "
             "trained; allowed: at least one non-zero weight"
         )
+
+
+def _check_rollout_precision(rollout: Any) -> None:
+    if rollout.dtype is not None:
+        _one_of("rollout.dtype", rollout.dtype, ROLLOUT_COPY_DTYPES)
+        if rollout.backend != "hf":
+            raise ConfigError(f"rollout.dtype={rollout.dtype} is for rollout.backend=hf; "
+                              f"backend={rollout.backend} has its own (rollout.vllm.dtype)")
+    _one_of("rollout.importance_sampling", rollout.importance_sampling, IMPORTANCE_SAMPLING_MODES)
+    high, low = rollout.importance_sampling_max, rollout.importance_sampling_min
+    if high is not None and high <= 0:
+        raise ConfigError(f"rollout.importance_sampling_max={high} must be > 0, or null for no cap")
+    if low is not None and (low < 0 or (high is not None and low >= high)):
+        raise ConfigError(f"rollout.importance_sampling_min={low} must be >= 0 and below "
+                          f"rollout.importance_sampling_max={high}, or null for no floor")
 
 
 def _check_eval(ev: Any) -> None:

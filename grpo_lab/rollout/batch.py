@@ -28,8 +28,9 @@ class RolloutBatch:
     columns: dict[str, list[Any]] = field(default_factory=dict)  # dataset columns, repeated
     group_size: int = 1
     # [N, T] log-probs the sampler gave its sampled tokens (0 past the mask), from an engine
-    # whose numerics differ from the training model (vLLM); None when the training model
-    # sampled (HF). Kept for an importance-sampling correction of the sampler/trainer gap.
+    # whose numerics differ from the training model (vLLM, a copy in rollout.dtype); None
+    # when the training model sampled. The policy update corrects the sampler/trainer gap
+    # with them (rollout.importance_sampling, grpo_lab/algos/rollout_correction.py).
     sampling_logprobs: torch.Tensor | None = None
 
     @property

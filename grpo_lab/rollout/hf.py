@@ -14,12 +14,15 @@ from grpo_lab.rollout.assemble import (
 )
 from grpo_lab.rollout.batch import RolloutBatch
 from grpo_lab.rollout.sampling import sampling_processors
+from grpo_lab.rollout.weight_copy import ROLLOUT_COPY_DTYPES, make_rollout_copy, refresh_rollout_copy
 from grpo_lab.models.inputs import cache_kwargs, output_cache, position_ids_from_mask, with_spare_room
 
 
 class HFGenerateBackend:
-    # Samples with the training model itself: the log-probs of the sampling policy
-    # are the training policy's, so no old-policy pass is needed at one iteration.
+    # Samples with the training model, or with a copy of it in another dtype
+    # (rollout.dtype). Either way the trainer's policy has not moved since sampling, so
+    # no old-policy pass is needed at one iteration: the training forward gives pi_old,
+    # and a copy's own log-probs (kept on the batch) give the importance weights.
     samples_off_policy = False
 
     def __init__(self, cfg: Any, tokenizer: PreTrainedTokenizerBase, device: torch.device):
@@ -27,6 +30,20 @@ class HFGenerateBackend:
         self.tokenizer = tokenizer
         self.device = device
         self.eos_ids = eos_token_ids(tokenizer)
+        self.copy_dtype = ROLLOUT_COPY_DTYPES[cfg.dtype] if cfg.get("dtype") else None
+        self.copy: torch.nn.Module | None = None  # made at the first rollout
+
+    def sampler(self, model: torch.nn.Module) -> torch.nn.Module:
+        """The model that samples: ``model``, or its copy in ``rollout.dtype``."""
+        if self.copy_dtype is None:
+            return model
+        if self.copy is None:
+            # On a CPU, 16-bit decoding is slower through torch's SDPA kernel than through
+            # plain matmuls: one rollout of the default run took 7.0 s with sdpa and 5.0 s
+            # with eager attention (bf16 copy, one thread, AMD EPYC with avx512_bf16).
+            low_precision_cpu = self.device.type == "cpu" and self.copy_dtype != torch.float32
+            self.copy = make_rollout_copy(model, self.copy_dtype, attention="eager" if low_precision_cpu else None)
+        return self.copy
 
     def generate(
         self,
@@ -39,12 +56,15 @@ class HFGenerateBackend:
         """``group_size`` samples of each prompt. ``row_seeds`` (one per sample, prompt
         by prompt) make each sample a function of its seed alone (see InverseCDFSampler)."""
         encoded = encode_prompts(self.tokenizer, prompts, self.device)
+        model = self.sampler(model)
+        copied = model is self.copy
         # Greedy decoding over a processor that draws the token: exact sampling, minus the cost of
-        # torch.multinomial (see rollout/sampling.py).
+        # torch.multinomial (see rollout/sampling.py). A copy's log-probs are recorded.
+        processors = sampling_processors(self.cfg.temperature, self.cfg.top_k, self.cfg.top_p,
+                                         None if row_seeds is None else list(row_seeds), record_logprobs=copied)
         sampling = dict(
             do_sample=False,
-            logits_processor=sampling_processors(self.cfg.temperature, self.cfg.top_k, self.cfg.top_p,
-                                                 None if row_seeds is None else list(row_seeds)),
+            logits_processor=processors,
             max_new_tokens=self.cfg.max_new_tokens,
             min_new_tokens=self.cfg.min_new_tokens,
             pad_token_id=self.tokenizer.pad_token_id,
@@ -68,15 +88,25 @@ class HFGenerateBackend:
         # inference-mode tensors refuse.
         output = output.clone()
         prompt_len = encoded["input_ids"].shape[1]
+        completion_ids = output[:, prompt_len:]
+        drawn = processors[-1].logprobs
+        # One recorded log-prob per decoding step, aligned with the completion tokens.
+        sampling_logprobs = torch.stack(drawn, dim=1).to(self.device) if copied and drawn else None
+        if copied and sampling_logprobs is None:
+            sampling_logprobs = torch.zeros(completion_ids.shape, dtype=torch.float32, device=self.device)
         return assemble_batch(
             self.tokenizer, self.eos_ids, prompts, columns, group_size,
             prompt_ids=encoded["input_ids"].repeat_interleave(group_size, dim=0),
             prompt_mask=encoded["attention_mask"].repeat_interleave(group_size, dim=0),
-            completion_ids=output[:, prompt_len:],
+            completion_ids=completion_ids,
+            sampling_logprobs=sampling_logprobs,
         )
 
     def sync_weights(self, model: torch.nn.Module) -> None:
-        """Called after every policy update; generate reads the live weights."""
+        """Called after every policy update: the training model samples with its live
+        weights; a copy is re-cast from them."""
+        if self.copy is not None:
+            refresh_rollout_copy(self.copy, model)
 
     def _generate_from_shared_prefill(
         self, model: torch.nn.Module, encoded: Any, group_size: int, sampling: dict[str, Any]

@@ -31,10 +31,13 @@ class InverseCDFSampler(LogitsProcessor):
     draws come from torch's global generator.
     """
 
-    def __init__(self, row_seeds: list[int] | None = None):
+    def __init__(self, row_seeds: list[int] | None = None, record_logprobs: bool = False):
         self.generators = None
         if row_seeds is not None:
             self.generators = [torch.Generator().manual_seed(int(s)) for s in row_seeds]
+        # The log-prob of each drawn token under the distribution it was drawn from (after
+        # temperature, top-k and top-p), one [rows] tensor per decoding step.
+        self.logprobs: list[torch.Tensor] | None = [] if record_logprobs else None
 
     def _uniforms(self, rows: int) -> torch.Tensor:
         if self.generators is None:
@@ -48,12 +51,16 @@ class InverseCDFSampler(LogitsProcessor):
         # u in (0, total]: the first index whose CDF reaches u has probability > 0.
         u = (1.0 - self._uniforms(scores.shape[0])).to(cdf.device) * cdf[:, -1]
         drawn = torch.searchsorted(cdf, u.unsqueeze(1)).clamp_(max=scores.shape[-1] - 1)
+        if self.logprobs is not None:
+            self.logprobs.append(torch.log_softmax(scores.float(), dim=-1).gather(1, drawn).squeeze(1))
         return torch.full_like(cdf, float("-inf")).scatter_(1, drawn, 0.0)
 
 
 def sampling_processors(
-    temperature: float, top_k: int, top_p: float, row_seeds: list[int] | None = None
+    temperature: float, top_k: int, top_p: float, row_seeds: list[int] | None = None,
+    record_logprobs: bool = False,
 ) -> LogitsProcessorList:
+    """The warpers, then the sampler (the last processor; see InverseCDFSampler)."""
     processors = LogitsProcessorList()
     if temperature != 1.0:
         processors.append(TemperatureLogitsWarper(temperature))
@@ -61,5 +68,5 @@ def sampling_processors(
         processors.append(TopKLogitsWarper(top_k))
     if top_p < 1.0:
         processors.append(TopPLogitsWarper(top_p))
-    processors.append(InverseCDFSampler(row_seeds))
+    processors.append(InverseCDFSampler(row_seeds, record_logprobs))
     return processors

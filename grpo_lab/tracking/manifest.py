@@ -176,7 +176,8 @@ def launch_command() -> str:
 
 
 def build_manifest(cfg: Any, output_dir: Path, train_data: Any, heldout_data: Any = None,
-                   overrides: list[str] | None = None) -> dict[str, Any]:
+                   overrides: list[str] | None = None, precision: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``precision``: what the run computes in which dtype (grpo_lab/trainer/precision.py)."""
     data = {"task": cfg.task.name, "train": dataset_entry(train_data)}
     if heldout_data is not None:
         data["heldout"] = dataset_entry(heldout_data)
@@ -185,6 +186,7 @@ def build_manifest(cfg: Any, output_dir: Path, train_data: Any, heldout_data: An
         "grpo_lab": {"version": _version("grpo-lab"), **git_state()},
         "versions": library_versions(),
         "hardware": hardware(),
+        **({"precision": precision} if precision is not None else {}),
         "data": data,
         "seeds": {"trainer": cfg.trainer.seed, "task": cfg.task.get("seed"), "eval": cfg.eval.seed},
         "command": launch_command(),

@@ -188,7 +188,8 @@ class GradientProbe:
         policy_update(
             self.forward, capture, None,
             UpdateBatch(batch.input_ids, batch.attention_mask, batch.completion_ids, t._loss_mask(batch),
-                        adv.advantages.to(t.device), None, ref_logp if kl.in_loss else None),
+                        adv.advantages.to(t.device), None, ref_logp if kl.in_loss else None,
+                        batch.sampling_logprobs),
             self.settings, kl, self.generator, t.parallel,
         )
         return ProbeBatch(batch, sampled.rewards, adv.advantages, self._global(capture.grads))

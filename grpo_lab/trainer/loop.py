@@ -60,6 +60,7 @@ from grpo_lab.trainer.grad_probe import GradientProbe
 from grpo_lab.trainer.forward import TrainForward, batched_forward, batched_logprobs, prefix_group_size
 from grpo_lab.trainer.metrics import advantage_metrics, completion_metrics, peak_memory_mb, reward_metrics
 from grpo_lab.trainer.optim import build_optimizer, build_scheduler
+from grpo_lab.trainer.precision import describe_precision, precision_line
 from grpo_lab.trainer.rng import sample_seeds
 from grpo_lab.trainer.rollback import one_run_per_folder
 from grpo_lab.trainer.sampling_memory import check_sampling_fits
@@ -141,6 +142,7 @@ class Trainer:
             self.reference = build_reference(self.policy)
         self.algorithm = build_algorithm(cfg, self.policy, self.device, self.parallel)
         self.rollout = build_rollout_backend(cfg.rollout, self.tokenizer, self.device)
+        self.precision = describe_precision(cfg, next(self.policy.parameters()).dtype)
         # A group too large to sample is refused now, not ended by the OOM killer mid-step.
         check_sampling_fits(self.policy, cfg, self.local_prompts, self.device)
         updates_per_step = cfg.algorithm.num_iterations * cfg.algorithm.num_minibatches
@@ -260,7 +262,7 @@ class Trainer:
                 self.train_module, self.optimizer, self.scheduler,
                 UpdateBatch(batch.input_ids, batch.attention_mask, batch.completion_ids,
                             self._loss_mask(batch), adv.advantages.to(self.device), old_logp,
-                            ref_logp if self.kl.in_loss else None),
+                            ref_logp if self.kl.in_loss else None, batch.sampling_logprobs),
                 self.update_settings, self.kl, self.update_generator, self.parallel,
                 self.algorithm.auxiliary_loss(adv),
             )
@@ -361,8 +363,9 @@ class Trainer:
         try:
             # Inside the try: a tracker that fails to start still gets local files closed.
             self.trackers.log_config(OmegaConf.to_container(cfg, resolve=True), self._manifest())
-            if self.parallel.is_main:  # the mix a run optimizes, stated before it starts
+            if self.parallel.is_main:  # the mix a run optimizes and its numerics, stated before it starts
                 print(f"grpo-lab: {self.rewards.describe()}", flush=True)
+                print(f"grpo-lab: {precision_line(self.precision)}", flush=True)
             if cfg.eval.at_start and self.start_step == 0 and self.evaluator is not None:
                 # The untrained policy's scores: step 0 of every held-out curve.
                 self.start_eval = self.evaluator.evaluate(self.policy)
@@ -465,7 +468,8 @@ class Trainer:
         if not self.parallel.is_main:
             return None
         heldout = self.evaluator.dataset if self.evaluator is not None else None
-        return build_manifest(self.cfg, self.output_dir, self.dataset, heldout, current_hydra_job().overrides)
+        return build_manifest(self.cfg, self.output_dir, self.dataset, heldout, current_hydra_job().overrides,
+                              self.precision)
 
     def _due(self, step: int, every: int, at_end: bool) -> bool:
         """Whether something done every ``every`` steps (and at the end) is due now."""

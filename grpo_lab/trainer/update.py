@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from grpo_lab.algos.policy_loss import POLICY_LOSSES, PolicyLossFn, aggregate, is_sequence_level, loss_weights
+from grpo_lab.algos.rollout_correction import importance_weights, mismatch_terms
 from grpo_lab.trainer.distributed import Parallel
 from grpo_lab.trainer.kl_term import KLTerm
 
@@ -33,6 +34,9 @@ class UpdateBatch:
     advantages: torch.Tensor  # [N, T] or [N, 1]
     old_logp: torch.Tensor | None  # [N, T]; None: the policy has not moved since sampling
     ref_logp: torch.Tensor | None  # [N, T]; None: no KL term in the loss
+    # [N, T] the sampler's own log-probs when it was not the trainer's policy (a dtype
+    # copy, vLLM): each token's policy loss is then importance-weighted (see below).
+    sampling_logp: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,11 @@ class UpdateSettings:
     # The policy loss weighs each completion by one sequence ratio (GSPO): so does the
     # KL's bias correction.
     sequence_level: bool = False
+    # Correction of the sampler/trainer gap (rollout.importance_sampling*), used when the
+    # batch carries the sampler's log-probs.
+    importance_sampling: str = "none"
+    importance_sampling_max: float | None = None
+    importance_sampling_min: float | None = None
 
     @classmethod
     def from_config(cls, cfg: Any, group_size: int = 1) -> "UpdateSettings":
@@ -71,6 +80,9 @@ class UpdateSettings:
             policy_loss=POLICY_LOSSES.caller(algo.policy_loss), loss_cfg=algo, group_size=group_size,
             entropy_coef=algo.entropy_coef, entropy_aggregation=algo.entropy_aggregation,
             sequence_level=is_sequence_level(POLICY_LOSSES.get_entry(algo.policy_loss)),
+            importance_sampling=cfg.rollout.importance_sampling,
+            importance_sampling_max=cfg.rollout.importance_sampling_max,
+            importance_sampling_min=cfg.rollout.importance_sampling_min,
         )
 
 
@@ -91,6 +103,46 @@ class MaskedMeans:
         names = sorted(self.sums)
         *sums, count = parallel.sum([self.sums[n] for n in names] + [self.count])
         return {name: s / max(count, 1.0) for name, s in zip(names, sums)}
+
+
+class MaskedExtremes:
+    """Running maxima (and minima, as maxima of the negation) over real tokens."""
+
+    def __init__(self) -> None:
+        self.highest: dict[str, float] = {}
+
+    def add(self, mask: torch.Tensor, **values: torch.Tensor) -> None:
+        real = mask.bool()
+        for name, value in values.items():
+            picked = value.detach().float()[real]
+            if picked.numel():
+                self.highest[name] = max(self.highest.get(name, -math.inf), float(picked.max()))
+
+    def maxima(self, parallel: Parallel) -> dict[str, float]:
+        names = sorted(self.highest)
+        return dict(zip(names, parallel.max([self.highest[n] for n in names])))
+
+
+def sampling_correction(
+    old_logp: torch.Tensor, sampling_logp: torch.Tensor, mask: torch.Tensor, s: UpdateSettings,
+    extremes: MaskedExtremes,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The importance weights of a micro-batch whose samples came from another sampler
+    (grpo_lab/algos/rollout_correction.py), and its per-token mismatch terms to average,
+    under TRL's names (``sampling/sampling_logp_difference``,
+    ``sampling/importance_sampling_ratio``: the weights after truncation) and
+    ``sampling/mismatch_kl`` (k3 estimate of KL(sampler || trainer) per token); maxima
+    (and ``sampling/raw_ratio/max``, before truncation) go to ``extremes``."""
+    weights = importance_weights(old_logp, sampling_logp, mask, s.importance_sampling,
+                                 s.importance_sampling_max, s.importance_sampling_min)
+    terms = mismatch_terms(old_logp, sampling_logp, weights)
+    extremes.add(mask, **{"sampling/sampling_logp_difference/max": terms["logp_difference"],
+                          "sampling/raw_ratio/max": terms["ratio"],
+                          "sampling/importance_sampling_ratio/max": terms["importance_weight"],
+                          "sampling/importance_sampling_ratio/min": -terms["importance_weight"]})
+    return weights, {"sampling/sampling_logp_difference/mean": terms["logp_difference"],
+                     "sampling/mismatch_kl": terms["kl"],
+                     "sampling/importance_sampling_ratio/mean": terms["importance_weight"]}
 
 
 def update_schedule(
@@ -164,7 +216,7 @@ def policy_update(
     ``parallel`` (its value head present exactly when ``auxiliary_loss`` is given, see
     :data:`grpo_lab.methods.base.AuxiliaryLoss`). The KL term enters the loss when
     ``batch.ref_logp`` is given."""
-    means = MaskedMeans()
+    means, extremes = MaskedMeans(), MaskedExtremes()
     losses, grad_norms = [], []
     optimizer_seconds = 0.0
     s = settings
@@ -196,6 +248,10 @@ def policy_update(
                 per_token, tracked = s.policy_loss(logp=logp, old_logp=old_logp, advantages=batch.advantages[idx],
                                                    mask=mask, cfg=s.loss_cfg)
                 tracked = dict(tracked)
+                if batch.sampling_logp is not None:  # the policy loss only, as TRL
+                    is_weights, mismatch = sampling_correction(old_logp, batch.sampling_logp[idx], mask, s, extremes)
+                    per_token = per_token * is_weights
+                    tracked.update(mismatch)
                 if batch.ref_logp is not None:
                     kl_loss, kl_value = kl.loss_term(logp, batch.ref_logp[idx], old_logp,
                                                      mask if s.sequence_level else None)
@@ -222,6 +278,9 @@ def policy_update(
     # Each process's loss is scaled to its share; the global loss is their mean.
     losses = [total / parallel.world_size for total in parallel.sum(losses)]
     metrics = means.means(parallel)
+    metrics.update(extremes.maxima(parallel))
+    if "sampling/importance_sampling_ratio/min" in metrics:
+        metrics["sampling/importance_sampling_ratio/min"] *= -1.0
     metrics["loss/policy"] = finite_mean(losses)
     metrics["grad_norm"] = finite_mean(grad_norms)
     metrics["time/optimizer"] = optimizer_seconds  # clipping + optimizer step, part of time/update

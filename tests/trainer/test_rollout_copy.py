@@ -1,0 +1,116 @@
+"""Sampling from a copy of the policy in another dtype (rollout.dtype): the copy follows
+the policy, the mismatch is measured and corrected, and runs without a copy are as before."""
+
+import math
+
+import pytest
+import torch
+
+from grpo_lab.errors import ConfigError
+from grpo_lab.rollout.sampling import InverseCDFSampler
+from grpo_lab.trainer import Trainer
+from tests.test_validation import validate
+from tests.trainer.test_train_tiny import LENGTH_REWARD
+
+SAMPLING_KEYS = (
+    "sampling/sampling_logp_difference/mean", "sampling/sampling_logp_difference/max",
+    "sampling/mismatch_kl", "sampling/raw_ratio/max",
+    "sampling/importance_sampling_ratio/min", "sampling/importance_sampling_ratio/mean",
+    "sampling/importance_sampling_ratio/max",
+)
+
+
+def test_the_sampler_records_the_log_prob_of_each_drawn_token():
+    torch.manual_seed(0)
+    scores = torch.randn(5, 11)
+    sampler = InverseCDFSampler(record_logprobs=True)
+    drawn = sampler(None, scores.clone()).argmax(dim=-1)
+    expected = torch.log_softmax(scores, dim=-1).gather(1, drawn.unsqueeze(1)).squeeze(1)
+    torch.testing.assert_close(sampler.logprobs[0], expected)
+
+
+def test_the_bf16_copy_follows_the_policy_after_every_update(tiny_config):
+    trainer = Trainer(tiny_config(*LENGTH_REWARD, "rollout.dtype=bfloat16", "trainer.max_steps=3",
+                                  "trainer.lr=1e-2", "logger=local"))
+    generate = trainer.rollout.generate
+    gaps = []
+
+    def checked(model, *args, **kwargs):
+        batch = generate(model, *args, **kwargs)
+        copy = trainer.rollout.copy
+        assert copy is not None and copy is not trainer.policy
+        policy = dict(trainer.policy.named_parameters())
+        gaps.append(max(float((p.float() - policy[n].detach().to(torch.bfloat16).float()).abs().max())
+                        for n, p in copy.named_parameters()))
+        assert all(p.dtype == torch.bfloat16 and not p.requires_grad for p in copy.parameters())
+        assert copy.config._attn_implementation == "eager"  # faster than sdpa in bf16 on a CPU
+        return batch
+
+    trainer.rollout.generate = checked
+    first = {n: p.detach().clone() for n, p in trainer.policy.named_parameters()}
+    trainer.train()
+    assert gaps == [0.0, 0.0, 0.0]  # at every rollout, the copy is the policy of that moment
+    assert any(not torch.equal(first[n], p) for n, p in trainer.policy.named_parameters())
+    assert next(trainer.policy.parameters()).dtype == torch.float32  # the trainer's weights stay fp32
+
+
+def test_a_bf16_copy_logs_a_mismatch_and_weighs_within_the_cap(tiny_config):
+    trainer = Trainer(tiny_config(*LENGTH_REWARD, "rollout.dtype=bfloat16", "rollout.importance_sampling_max=1.01",
+                                  "logger=local"))
+    trainer.train()
+    for record in trainer.history:
+        assert all(math.isfinite(record[k]) for k in SAMPLING_KEYS)
+        assert record["sampling/sampling_logp_difference/max"] > 0  # bf16 and fp32 differ
+        assert record["sampling/mismatch_kl"] >= 0
+        assert record["sampling/importance_sampling_ratio/max"] <= 1.01
+        assert record["sampling/importance_sampling_ratio/min"] <= record["sampling/importance_sampling_ratio/mean"]
+
+
+def test_an_fp32_copy_samples_what_the_policy_would_with_no_mismatch(tiny_config):
+    trainer = Trainer(tiny_config(*LENGTH_REWARD, "rollout.dtype=float32", "trainer.max_steps=1", "logger=local"))
+    trainer.train()
+    record = trainer.history[-1]
+    # Incremental decoding and the training forward differ only in float rounding.
+    assert record["sampling/sampling_logp_difference/max"] < 1e-4
+    assert record["sampling/mismatch_kl"] < 1e-8
+    assert record["sampling/importance_sampling_ratio/mean"] == pytest.approx(1.0, abs=1e-4)
+
+
+def test_without_a_copy_batches_carry_no_sampler_log_probs_and_no_sampling_metrics(tiny_config):
+    trainer = Trainer(tiny_config(*LENGTH_REWARD, "trainer.max_steps=1", "logger=local"))
+    prompts, columns = trainer.sampler.next_batch()
+    assert trainer.rollout.generate(trainer.policy, prompts, columns, group_size=2).sampling_logprobs is None
+    trainer.train()
+    assert trainer.rollout.copy is None
+    assert not [k for k in trainer.history[-1] if k.startswith("sampling/")]
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["rollout.dtype=int8"], r"^rollout.dtype='int8' is not allowed; allowed: bfloat16, float16, float32$"),
+    (["rollout=vllm", "rollout.dtype=bfloat16"], r"^rollout.dtype=bfloat16 is for rollout.backend=hf"),
+    (["rollout.importance_sampling=clip"], r"^rollout.importance_sampling='clip' is not allowed; allowed: none,"),
+    (["rollout.importance_sampling_max=0"], r"^rollout.importance_sampling_max=0.0 must be > 0"),
+    (["rollout.importance_sampling_min=3"], r"^rollout.importance_sampling_min=3.0 must be >= 0 and below"),
+])
+def test_bad_rollout_precision_settings_are_refused_naming_the_key(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        validate(*overrides)
+
+
+def test_the_precision_is_printed_and_recorded_in_the_manifest(tiny_config, tmp_path, capsys):
+    import json
+
+    trainer = Trainer(tiny_config(*LENGTH_REWARD, "rollout.dtype=bfloat16", "trainer.mixed_precision=bf16",
+                                  "trainer.max_steps=1", "logger=local"))
+    trainer.train()
+    precision = json.loads((tmp_path / "run" / "manifest.json").read_text())["precision"]
+    assert precision["training"] == "bf16 autocast over float32 weights"
+    assert precision["sampling"] == "a bfloat16 copy of the policy, re-cast after every update"
+    assert precision["correction"] == "token_truncate (max 2.0)"
+    assert f"training {precision['training']}; sampling from {precision['sampling']}" in capsys.readouterr().out
+
+
+def test_the_default_precision_says_the_training_model_samples(tiny_config):
+    described = Trainer(tiny_config()).precision
+    assert (described["training"], described["sampling"], described["correction"]) == (
+        "float32", "the training model", "none needed")
