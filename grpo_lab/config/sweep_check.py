@@ -12,11 +12,19 @@ the bad key; exit 2, nothing was run.
 
 Sweepers that choose values as they go (Optuna) are not expanded: their jobs are checked
 one by one when they start, as before.
+
+The same callback keeps a finished job's ``.hydra/`` files as they were. Hydra writes a
+job's ``.hydra/`` (the config, its own settings, the overrides) before the job runs, so a
+sweep run again into its folder would overwrite the record of what produced each finished
+run, with the config of a job that is then skipped, or refused as another config's. The
+files of every job folder that holds a finished run are read when the multirun starts
+and put back when that job starts (in the launching process: the basic launcher's).
 """
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
@@ -71,10 +79,33 @@ def job_problem(config: Any, overrides: list[str]) -> str | None:
     return None
 
 
+def finished_job_hydra_files(sweep_dir: Path) -> dict[Path, dict[str, bytes]]:
+    """The ``.hydra/`` files of every job folder under ``sweep_dir`` that holds a finished run."""
+    from grpo_lab.trainer.sweep_jobs import finished_run
+
+    kept: dict[Path, dict[str, bytes]] = {}
+    if not sweep_dir.is_dir():
+        return kept
+    for job in sweep_dir.iterdir():
+        hydra_dir = job / ".hydra"
+        if hydra_dir.is_dir() and finished_run(job) is not None:
+            kept[job.resolve()] = {f.name: f.read_bytes() for f in hydra_dir.iterdir() if f.is_file()}
+    return kept
+
+
 class CheckSweepJobs(Callback):
     """Hydra callback (``hydra.callbacks.check_jobs``): see the module docstring."""
 
+    def __init__(self) -> None:
+        self.finished_hydra_files: dict[Path, dict[str, bytes]] = {}
+
+    def on_job_start(self, config: Any, **kwargs: Any) -> None:
+        kept = self.finished_hydra_files.get(Path(config.hydra.runtime.output_dir).resolve())
+        for name, content in (kept or {}).items():
+            (Path(config.hydra.runtime.output_dir) / ".hydra" / name).write_bytes(content)
+
     def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
+        self.finished_hydra_files = finished_job_hydra_files(Path(config.hydra.sweep.dir))
         planned = planned_jobs(config)
         if planned is None:
             return

@@ -43,9 +43,8 @@ def multirun(sweep: Path, seeds: str, *extra: str) -> subprocess.CompletedProces
 
 
 def run_files(job: Path) -> dict[str, bytes]:
-    """Every file of a job folder but Hydra's own .hydra/ (rewritten by every launch)."""
-    return {str(p.relative_to(job)): p.read_bytes() for p in sorted(job.rglob("*"))
-            if p.is_file() and ".hydra" not in p.relative_to(job).parts}
+    """Every file of a job folder, Hydra's .hydra/ included (the record of what ran)."""
+    return {str(p.relative_to(job)): p.read_bytes() for p in sorted(job.rglob("*")) if p.is_file()}
 
 
 def records(job: Path, name: str = "metrics.jsonl") -> list[dict]:
