@@ -26,8 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from grpo_lab.tracking.manifest import cpu_model  # noqa: E402
-from grpo_lab.trainer.precision import cpu_bf16_flags  # noqa: E402
+from grpo_lab.tracking.manifest import cpu_bf16_flags, cpu_model  # noqa: E402
 
 BF16_PATH = "rollout.dtype=bfloat16 trainer.mixed_precision=bf16"
 FIGURES = ("time/step", "time/generation", "time/update", "memory/peak_mb")

@@ -140,3 +140,15 @@ def test_the_edges_of_those_ranges_pass():
     validate("reward.weights.format=0")
     validate("reward.weights.correctness_lenient=0", "reward.weights.format=0", "reward.overlong_buffer=8")
     validate("+reward.functions.length=tests.helpers:completion_length_reward", "+reward.weights.length=0.5")
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["rollout.dtype=int8"], r"^rollout.dtype='int8' is not allowed; allowed: bfloat16, float16, float32$"),
+    (["rollout=vllm", "rollout.dtype=bfloat16"], r"^rollout.dtype=bfloat16 is for rollout.backend=hf"),
+    (["rollout.importance_sampling=clip"], r"^rollout.importance_sampling='clip' is not allowed; allowed: none,"),
+    (["rollout.importance_sampling_max=0"], r"^rollout.importance_sampling_max=0.0 must be > 0"),
+    (["rollout.importance_sampling_min=3"], r"^rollout.importance_sampling_min=3.0 must be >= 0 and below"),
+])
+def test_bad_rollout_precision_settings_are_refused_naming_the_key(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        validate(*overrides)

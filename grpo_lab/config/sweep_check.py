@@ -100,9 +100,9 @@ class CheckSweepJobs(Callback):
         self.finished_hydra_files: dict[Path, dict[str, bytes]] = {}
 
     def on_job_start(self, config: Any, **kwargs: Any) -> None:
-        kept = self.finished_hydra_files.get(Path(config.hydra.runtime.output_dir).resolve())
-        for name, content in (kept or {}).items():
-            (Path(config.hydra.runtime.output_dir) / ".hydra" / name).write_bytes(content)
+        job = Path(config.hydra.runtime.output_dir).resolve()
+        for name, content in self.finished_hydra_files.get(job, {}).items():
+            (job / ".hydra" / name).write_bytes(content)
 
     def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
         self.finished_hydra_files = finished_job_hydra_files(Path(config.hydra.sweep.dir))

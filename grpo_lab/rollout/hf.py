@@ -89,11 +89,7 @@ class HFGenerateBackend:
         output = output.clone()
         prompt_len = encoded["input_ids"].shape[1]
         completion_ids = output[:, prompt_len:]
-        drawn = processors[-1].logprobs
-        # One recorded log-prob per decoding step, aligned with the completion tokens.
-        sampling_logprobs = torch.stack(drawn, dim=1).to(self.device) if copied and drawn else None
-        if copied and sampling_logprobs is None:
-            sampling_logprobs = torch.zeros(completion_ids.shape, dtype=torch.float32, device=self.device)
+        sampling_logprobs = self._recorded_logprobs(processors[-1].logprobs, completion_ids) if copied else None
         return assemble_batch(
             self.tokenizer, self.eos_ids, prompts, columns, group_size,
             prompt_ids=encoded["input_ids"].repeat_interleave(group_size, dim=0),
@@ -101,6 +97,12 @@ class HFGenerateBackend:
             completion_ids=completion_ids,
             sampling_logprobs=sampling_logprobs,
         )
+
+    def _recorded_logprobs(self, drawn: list[torch.Tensor], completion_ids: torch.Tensor) -> torch.Tensor:
+        """The sampler's log-probs, one per decoding step, aligned with the completion tokens."""
+        if not drawn:  # no decoding step
+            return torch.zeros(completion_ids.shape, dtype=torch.float32, device=self.device)
+        return torch.stack(drawn, dim=1).to(self.device)
 
     def sync_weights(self, model: torch.nn.Module) -> None:
         """Called after every policy update: the training model samples with its live

@@ -3,23 +3,11 @@ recorded in its manifest, so two runs' numerics can be told apart at a glance.""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
 
-# CPU features that run bf16 matmuls natively (AMD EPYC and Intel Xeon have shown each).
-BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
-
-
-def cpu_bf16_flags() -> list[str]:
-    """The bf16 features this CPU reports (Linux /proc/cpuinfo; empty elsewhere)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return []
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
-    return [f for f in BF16_CPU_FLAGS if f in flags]
+from grpo_lab.tracking.manifest import cpu_bf16_flags
 
 
 def describe_precision(cfg: Any, weights_dtype: torch.dtype) -> dict[str, Any]:

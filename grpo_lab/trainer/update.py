@@ -106,21 +106,28 @@ class MaskedMeans:
 
 
 class MaskedExtremes:
-    """Running maxima (and minima, as maxima of the negation) over real tokens."""
+    """Running maxima and minima over real tokens."""
 
     def __init__(self) -> None:
         self.highest: dict[str, float] = {}
+        self.lowest: dict[str, float] = {}
 
-    def add(self, mask: torch.Tensor, **values: torch.Tensor) -> None:
+    def add(self, mask: torch.Tensor, highest: dict[str, torch.Tensor], lowest: dict[str, torch.Tensor]) -> None:
         real = mask.bool()
-        for name, value in values.items():
+        for name, value in highest.items():
             picked = value.detach().float()[real]
             if picked.numel():
                 self.highest[name] = max(self.highest.get(name, -math.inf), float(picked.max()))
+        for name, value in lowest.items():
+            picked = value.detach().float()[real]
+            if picked.numel():
+                self.lowest[name] = min(self.lowest.get(name, math.inf), float(picked.min()))
 
-    def maxima(self, parallel: Parallel) -> dict[str, float]:
-        names = sorted(self.highest)
-        return dict(zip(names, parallel.max([self.highest[n] for n in names])))
+    def extremes(self, parallel: Parallel) -> dict[str, float]:
+        """Every process's maxima and minima (a minimum is the maximum of the negation)."""
+        high, low = sorted(self.highest), sorted(self.lowest)
+        values = parallel.max([self.highest[n] for n in high] + [-self.lowest[n] for n in low])
+        return {**dict(zip(high, values)), **{n: -v for n, v in zip(low, values[len(high):])}}
 
 
 def sampling_correction(
@@ -136,10 +143,11 @@ def sampling_correction(
     weights = importance_weights(old_logp, sampling_logp, mask, s.importance_sampling,
                                  s.importance_sampling_max, s.importance_sampling_min)
     terms = mismatch_terms(old_logp, sampling_logp, weights)
-    extremes.add(mask, **{"sampling/sampling_logp_difference/max": terms["logp_difference"],
+    extremes.add(mask,
+                 highest={"sampling/sampling_logp_difference/max": terms["logp_difference"],
                           "sampling/raw_ratio/max": terms["ratio"],
-                          "sampling/importance_sampling_ratio/max": terms["importance_weight"],
-                          "sampling/importance_sampling_ratio/min": -terms["importance_weight"]})
+                          "sampling/importance_sampling_ratio/max": terms["importance_weight"]},
+                 lowest={"sampling/importance_sampling_ratio/min": terms["importance_weight"]})
     return weights, {"sampling/sampling_logp_difference/mean": terms["logp_difference"],
                      "sampling/mismatch_kl": terms["kl"],
                      "sampling/importance_sampling_ratio/mean": terms["importance_weight"]}
@@ -278,9 +286,7 @@ def policy_update(
     # Each process's loss is scaled to its share; the global loss is their mean.
     losses = [total / parallel.world_size for total in parallel.sum(losses)]
     metrics = means.means(parallel)
-    metrics.update(extremes.maxima(parallel))
-    if "sampling/importance_sampling_ratio/min" in metrics:
-        metrics["sampling/importance_sampling_ratio/min"] *= -1.0
+    metrics.update(extremes.extremes(parallel))
     metrics["loss/policy"] = finite_mean(losses)
     metrics["grad_norm"] = finite_mean(grad_norms)
     metrics["time/optimizer"] = optimizer_seconds  # clipping + optimizer step, part of time/update

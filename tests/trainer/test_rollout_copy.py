@@ -6,10 +6,8 @@ import math
 import pytest
 import torch
 
-from grpo_lab.errors import ConfigError
 from grpo_lab.rollout.sampling import InverseCDFSampler
 from grpo_lab.trainer import Trainer
-from tests.test_validation import validate
 from tests.trainer.test_train_tiny import LENGTH_REWARD
 
 SAMPLING_KEYS = (
@@ -83,18 +81,6 @@ def test_without_a_copy_batches_carry_no_sampler_log_probs_and_no_sampling_metri
     trainer.train()
     assert trainer.rollout.copy is None
     assert not [k for k in trainer.history[-1] if k.startswith("sampling/")]
-
-
-@pytest.mark.parametrize("overrides, message", [
-    (["rollout.dtype=int8"], r"^rollout.dtype='int8' is not allowed; allowed: bfloat16, float16, float32$"),
-    (["rollout=vllm", "rollout.dtype=bfloat16"], r"^rollout.dtype=bfloat16 is for rollout.backend=hf"),
-    (["rollout.importance_sampling=clip"], r"^rollout.importance_sampling='clip' is not allowed; allowed: none,"),
-    (["rollout.importance_sampling_max=0"], r"^rollout.importance_sampling_max=0.0 must be > 0"),
-    (["rollout.importance_sampling_min=3"], r"^rollout.importance_sampling_min=3.0 must be >= 0 and below"),
-])
-def test_bad_rollout_precision_settings_are_refused_naming_the_key(overrides, message):
-    with pytest.raises(ConfigError, match=message):
-        validate(*overrides)
 
 
 def test_the_precision_is_printed_and_recorded_in_the_manifest(tiny_config, tmp_path, capsys):
