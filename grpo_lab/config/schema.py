@@ -527,6 +527,12 @@ def _groups_help() -> str:
     return config_groups_help(CONFIG_DIR)
 
 
+def _config_help(*, _root_: Any) -> str:
+    from grpo_lab.config.key_help import help_template_config
+
+    return help_template_config(_root_)
+
+
 def _run_dir(default: str, *, _root_: Any) -> str:
     """``hydra.run.dir``: ``paths.output_dir`` when it is set, else ``default``. The
     default ``paths.output_dir`` (or any value that refers to Hydra's folders) follows
@@ -547,4 +553,6 @@ def register_configs() -> None:
         OmegaConf.register_new_resolver("grpo_lab_plugins", _plugin_help)
     if not OmegaConf.has_resolver("grpo_lab_groups"):  # --help's config groups and their options
         OmegaConf.register_new_resolver("grpo_lab_groups", _groups_help)
+    if not OmegaConf.has_resolver("grpo_lab_config_help"):  # --help's config, each key's comment above it
+        OmegaConf.register_new_resolver("grpo_lab_config_help", _config_help)
     ConfigStore.instance().store(name="train_schema", node=TrainConfig)
