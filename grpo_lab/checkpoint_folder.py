@@ -5,15 +5,20 @@ resume) and by ``grpo-lab-eval`` (to score a checkpoint), written by
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import struct
+import logging
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file, load_model
 
-from grpo_lab.errors import ConfigError
+from grpo_lab.console import say
+from grpo_lab.errors import ConfigError, first_line
 from grpo_lab.models.lora import is_lora, load_lora_state_dict
 
 CHECKPOINT_DIR = "checkpoints"
@@ -60,20 +65,81 @@ def resolve_resume(resume: str | None, output_dir: str | os.PathLike, cfg: Any =
     if resume is None or resume == "":
         return None
     if resume == "auto":
-        found = list_checkpoints(output_dir)
-        checkpoint = found[-1][1] if found else None
+        checkpoint = newest_intact(list_checkpoints(output_dir), key)
     else:
         path = Path(resume).expanduser()
-        found = [(0, path)] if (path / STATE_FILE).is_file() else list_checkpoints(path)
-        if not found:
-            raise ConfigError(
-                f"{key}={resume!r} is neither a checkpoint folder nor a run folder with "
-                f"checkpoints; allowed: null, auto, or such a path"
-            )
-        checkpoint = found[-1][1]
+        if (path / STATE_FILE).is_file():  # this checkpoint and no other
+            damage = checkpoint_damage(path)
+            if damage is not None:
+                raise ConfigError(f"{key}={resume!r} cannot be resumed: {damage}; name an older checkpoint "
+                                  "or the run folder (its newest intact checkpoint is used)")
+            checkpoint = path
+        else:
+            found = list_checkpoints(path)
+            if not found:
+                raise ConfigError(
+                    f"{key}={resume!r} is neither a checkpoint folder nor a run folder with "
+                    f"checkpoints; allowed: null, auto, or such a path"
+                )
+            checkpoint = newest_intact(found, key)
+            if checkpoint is None:
+                raise ConfigError(f"{key}={resume!r}: none of its {len(found)} checkpoints is intact "
+                                  f"(newest: {checkpoint_damage(found[-1][1])})")
     if checkpoint is not None and cfg is not None:
         check_saved_config(checkpoint, cfg, key)
     return checkpoint
+
+
+def newest_intact(found: list[tuple[int, Path]], key: str) -> Path | None:
+    """The newest of ``found`` whose files are whole; each newer, damaged one is named on
+    stderr (a run resumes from the one before it rather than fail or load garbage)."""
+    for _, checkpoint in reversed(found):
+        damage = checkpoint_damage(checkpoint)
+        if damage is None:
+            return checkpoint
+        say(f"{key}: checkpoint {checkpoint} is damaged ({damage}); trying the one before it", level=logging.WARNING)
+    return None
+
+
+def checkpoint_damage(folder: str | os.PathLike) -> str | None:
+    """What is wrong with a checkpoint's files (cut short, unreadable), or None when they
+    are whole. Cheap: reads the safetensors headers and the state file's zip directory,
+    not the tensors. Checkpoints are written atomically, so damage means a disk fault or
+    a copy cut short, not a killed save."""
+    folder = Path(folder)
+    for path in sorted(folder.glob("*.safetensors")):
+        damage = safetensors_damage(path)
+        if damage is not None:
+            return f"{path.name}: {damage}"
+    try:
+        with zipfile.ZipFile(folder / STATE_FILE) as archive:
+            archive.infolist()
+    except (OSError, zipfile.BadZipFile) as err:
+        return f"{STATE_FILE}: {err}"
+    return None
+
+
+def safetensors_damage(path: Path) -> str | None:
+    """A safetensors file is an 8-byte header length, a JSON header giving each tensor's
+    byte range, then the data: damage is a header that does not parse or data shorter
+    than the header says."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            prefix = f.read(8)
+            if len(prefix) < 8:
+                return f"{size} bytes, shorter than a header"
+            (header_size,) = struct.unpack("<Q", prefix)
+            if header_size > size - 8:
+                return f"header of {header_size} bytes in a file of {size}"
+            header = json.loads(f.read(header_size))
+    except (OSError, ValueError) as err:
+        return f"unreadable header ({first_line(err)})"
+    ends = [entry["data_offsets"][1] for name, entry in header.items() if name != "__metadata__"]
+    expected = 8 + header_size + max(ends, default=0)
+    if size < expected:
+        return f"cut short: {size} of {expected} bytes"
+    return None
 
 
 def check_saved_config(checkpoint: str | os.PathLike, cfg: Any, key: str = "trainer.resume") -> None:

@@ -9,6 +9,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
+from grpo_lab.console import TRANSCRIPT, say
 from grpo_lab.config import register_configs
 from grpo_lab.config.schema import CONFIG_DIR
 from grpo_lab.console import quiet_library_bars
@@ -55,7 +56,6 @@ def main(cfg: DictConfig) -> float | None:
     # Heavy imports after the config is known to be usable.
     from accelerate import PartialState
 
-    from grpo_lab.checkpoint_folder import checkpoint_step
     from grpo_lab.trainer import train
     from grpo_lab.trainer.job_process import train_in_fresh_process, trains_in_fresh_process
     from grpo_lab.trainer.sweep_jobs import in_multirun, job_label, plan_job
@@ -65,11 +65,11 @@ def main(cfg: DictConfig) -> float | None:
         with exit_on_user_error("grpo-lab"):
             plan = plan_job(cfg, cfg.paths.output_dir)
         if plan.action == "skip":
+            # Printed, not said: a finished job's folder (its cli.log too) stays as it was.
             print(f"grpo-lab: {job_label(cfg)} already finished in {cfg.paths.output_dir}: skipped", flush=True)
             return plan.summary.get("reward_last_fifth")
-        if plan.action == "resume":
-            print(f"grpo-lab: {job_label(cfg)} stopped in {cfg.paths.output_dir}: continuing from its "
-                  f"checkpoint of step {checkpoint_step(plan.checkpoint)}", flush=True)
+        if plan.action == "resume":  # the trainer says from which step
+            say(f"{job_label(cfg)} stopped in {cfg.paths.output_dir}: continuing it", sys.stdout)
     if trains_in_fresh_process(cfg):  # a multirun job: its costs must be its own
         summary = train_in_fresh_process(cfg)
     else:
@@ -77,11 +77,12 @@ def main(cfg: DictConfig) -> float | None:
         with exit_on_user_error("grpo-lab", records=cfg.paths.output_dir):
             summary = train(cfg)
     if PartialState().is_main_process:  # one summary per run, not one per process
-        print(format_summary(summary))
+        print(format_summary(summary), flush=True)
+        TRANSCRIPT.info(format_summary(summary))
     if summary.get("stopped_by"):
         how = (f"run the multirun again with hydra.sweep.dir={_sweep_dir()}: finished jobs are skipped, "
                "stopped ones continue" if multirun else f"continue with trainer.resume={summary['output_dir']}")
-        print(f"grpo-lab: stopped by {summary['stopped_by']}; {how}", file=sys.stderr)
+        say(f"stopped by {summary['stopped_by']}; {how}")
         sys.exit(128 + signal.Signals[summary["stopped_by"]].value)
     # Returned for sweepers (e.g. Optuna) that optimize the run's outcome.
     return summary.get("reward_last_fifth")

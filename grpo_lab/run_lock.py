@@ -28,6 +28,7 @@ from __future__ import annotations
 import atexit
 import errno
 import fcntl
+import logging
 import os
 import socket
 import sys
@@ -37,6 +38,7 @@ from typing import IO, Any
 
 from hydra.experimental.callback import Callback
 
+from grpo_lab.console import say
 from grpo_lab.errors import ConfigError
 
 LOCK_FILE = ".grpo-lab.lock"
@@ -141,8 +143,8 @@ class RunFolderLock:
             raise
         _HELD[key] = _Held(file, 1)
         if announce and stale is not None and stale[0] != os.getpid():
-            print(f"grpo-lab: {path} was locked by PID {stale[0]} on {stale[1]}, which ended without releasing "
-                  "it (killed?); taking it over", file=sys.stderr, flush=True)
+            say(f"{path} was locked by PID {stale[0]} on {stale[1]}, which ended without releasing it (killed?); "
+                "taking it over", level=logging.WARNING)
         return cls(key)
 
     def release(self) -> None:

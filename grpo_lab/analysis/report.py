@@ -377,7 +377,7 @@ def _paired_per_run(runs: pd.DataFrame, labels: dict[str, str]) -> list[str]:
         pairs = per_run_pair_table(runs, column)
         if not pairs.empty:
             holm_note = f" (verdicts Holm-corrected over the {len(pairs)} pairs)" if "p (Holm)" in pairs else ""
-            columns = ["A", "B", "A - B", "A / B", "ci_low", "ci_high", "A wins",
+            columns = ["A", "B", "A - B", "A / B", "ci_low", "ci_high", "A higher",
                        *(["p (Holm)"] if "p (Holm)" in pairs else []), "verdict"]
             lines += [f"Paired over seeds, {label}{holm_note}:", "", markdown_table(pairs[columns]), ""]
     return lines

@@ -120,6 +120,14 @@ def seeds_needed(differences: Sequence[float], power: float = SEEDS_POWER) -> fl
     return seeds_for_power(float(data.std(ddof=1)), float(data.mean()), alpha=1 - CONFIDENCE, power=power)
 
 
+def no_spread(values: np.ndarray) -> bool:
+    """Whether values differ by rounding alone (0.5 + 0.1 - 0.5 is not exactly 0.1): a
+    t-test on them would divide by a standard deviation of rounding noise (scipy warns of
+    catastrophic cancellation) and report an interval of nothing but that noise."""
+    scale = max(1.0, float(np.abs(values).max()))
+    return float(np.ptp(values)) <= 1e-9 * scale
+
+
 def compare_pair(a: Mapping[int, float], b: Mapping[int, float], power: float = SEEDS_POWER
                  ) -> dict[str, float | str | bool]:
     """A vs B from their values by seed: paired when at least two seeds match; the seeds
@@ -130,8 +138,8 @@ def compare_pair(a: Mapping[int, float], b: Mapping[int, float], power: float = 
         x = np.array([a[s] for s in matched])
         y = np.array([b[s] for s in matched])
         diffs = x - y
-        if np.all(diffs == diffs[0]):  # no spread: the interval is the difference itself
-            low = high = float(diffs[0])
+        if no_spread(diffs):  # the interval is the difference itself
+            low = high = float(diffs.mean())
         else:
             low, high = stats.ttest_rel(x, y).confidence_interval(CONFIDENCE)
         paired, difference, wins = True, float(diffs.mean()), int((diffs > 0).sum())
@@ -139,8 +147,12 @@ def compare_pair(a: Mapping[int, float], b: Mapping[int, float], power: float = 
     else:
         paired, wins, needed = False, -1, math.nan
         difference = float(x_all.mean() - y_all.mean()) if len(x_all) and len(y_all) else math.nan
-        if len(x_all) >= 2 and len(y_all) >= 2 and (x_all.std() > 0 or y_all.std() > 0):
-            low, high = stats.ttest_ind(x_all, y_all, equal_var=False).confidence_interval(CONFIDENCE)
+        if len(x_all) >= 2 and len(y_all) >= 2 and not (no_spread(x_all) and no_spread(y_all)):
+            with warnings.catch_warnings():
+                # One side without spread (every seed scored the same) is a variance of 0
+                # in Welch's interval, not a numerical problem, which scipy warns of.
+                warnings.filterwarnings("ignore", "Precision loss occurred", RuntimeWarning)
+                low, high = stats.ttest_ind(x_all, y_all, equal_var=False).confidence_interval(CONFIDENCE)
         else:
             low = high = math.nan
     return {

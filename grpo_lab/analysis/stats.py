@@ -565,7 +565,8 @@ def _superiority_p(a: dict, b: dict) -> float:
 
 def per_run_pair_table(runs: pd.DataFrame, column: str, alpha: float = 0.05) -> pd.DataFrame:
     """Every pair of variants compared on one column of :func:`per_run` like the outcome
-    (paired over seeds), with the ratio of their means ``A / B``; empty when not recorded.
+    (paired over seeds), with the ratio of their means ``A / B`` and ``A higher``, the
+    seeds where A's value is the higher; empty when not recorded.
 
     With more than one pair the verdicts are corrected for the pairs of the table (Holm
     1979, column ``p (Holm)``), as the outcome's are: fifteen uncorrected tests at 5%
@@ -576,6 +577,9 @@ def per_run_pair_table(runs: pd.DataFrame, column: str, alpha: float = 0.05) -> 
     pairs = pair_table(finals)
     means = finals.groupby("variant")["final"].mean()
     pairs.insert(5, "A / B", [means[a] / means[b] for a, b in zip(pairs["A"], pairs["B"])])
+    # Costs and variability have no "better" direction here: the count says where A's
+    # value was the higher one (more memory is not a win).
+    pairs = pairs.rename(columns={"A wins": "A higher"})
     if len(pairs) > 1:
         by_variant = {v: dict(zip(g["seed"], g["final"])) for v, g in finals.groupby("variant")}
         raw = [_superiority_p(by_variant[a], by_variant[b]) for a, b in zip(pairs["A"], pairs["B"])]

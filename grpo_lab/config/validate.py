@@ -30,6 +30,7 @@ from grpo_lab.trainer.optim import OPTIMIZERS
 # trainer.progress_bar: the training bar (true), none (false), or also the libraries' own
 # bars while the run is set up (all).
 PROGRESS_BARS = (True, False, "all")
+MAX_SEED = 2**32 - 1
 
 
 def _one_of(key: str, value: Any, allowed: Any) -> None:
@@ -74,6 +75,8 @@ def _check_reward_weights(reward: Any) -> None:
 
 
 def validate_config(cfg: Any) -> None:
+    if "help" in cfg:  # +help=<key> narrows --help (grpo_lab/config/key_help.py); alone it does nothing
+        raise ConfigError(f"help={cfg.help!r} only narrows --help: grpo-lab-train --help +help={cfg.help}")
     _check_numbers_finite(cfg)
     algo, trainer = cfg.algorithm, cfg.trainer
     check_device(trainer.device)
@@ -111,12 +114,14 @@ def validate_config(cfg: Any) -> None:
     for key in ("gamma", "lam"):
         if not 0.0 <= algo[key] <= 1.0:
             raise ConfigError(f"algorithm.{key}={algo[key]} must be in [0, 1]")
+    _at_least("rollout.max_new_tokens", cfg.rollout.max_new_tokens, 1)  # before keys bounded by it
     _check_arms(cfg)
     _at_least("trainer.max_steps", trainer.max_steps, 1)
     _at_least("trainer.batch_size", trainer.batch_size, 1)
     _at_least("trainer.micro_batch_size", trainer.micro_batch_size, 1)
     _at_least("trainer.lr", trainer.lr, 0.0)
-    _at_least("rollout.max_new_tokens", cfg.rollout.max_new_tokens, 1)
+    if not 0 <= trainer.seed <= MAX_SEED:  # numpy's and CUDA's seeds are unsigned 32-bit
+        raise ConfigError(f"trainer.seed={trainer.seed} must be in [0, {MAX_SEED}]")
     if cfg.rollout.temperature <= 0:
         raise ConfigError(f"rollout.temperature={cfg.rollout.temperature} must be > 0")
     completions = trainer.batch_size * algo.group_size
@@ -150,6 +155,7 @@ def _check_coefficients(cfg: Any) -> None:
     _at_least("algorithm.entropy_coef", cfg.algorithm.entropy_coef, 0.0)
     _at_least("trainer.max_grad_norm", cfg.trainer.max_grad_norm, 0.0)  # 0: no clipping
     _at_least("trainer.warmup_steps", cfg.trainer.warmup_steps, 0)
+    _check_optimizer_settings(cfg.trainer)
     _at_least("advantage.pass_threshold", cfg.advantage.pass_threshold, 0.0)
     reward = cfg.reward
     unweighted = sorted(set(reward.functions or {}) - set(reward.weights))
@@ -164,6 +170,14 @@ def _check_coefficients(cfg: Any) -> None:
             f"reward.weights are all 0 ({weights}): the reward would be a constant 0 and nothing would be "
             "trained; allowed: at least one non-zero weight"
         )
+
+
+def _check_optimizer_settings(trainer: Any) -> None:
+    """Before the model loads: torch's optimizers check these only when they are built."""
+    betas = list(trainer.adam_betas)
+    if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
+        raise ConfigError(f"trainer.adam_betas={betas} must be two numbers in [0, 1)")
+    _at_least("trainer.weight_decay", trainer.weight_decay, 0.0)
 
 
 def _check_rollout_precision(rollout: Any) -> None:

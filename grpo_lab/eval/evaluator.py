@@ -134,7 +134,7 @@ class Evaluator:
             raise ConfigError(f"eval.num_samples={self.eval_cfg.num_samples} must be >= 0")
         if not self.eval_cfg.greedy and self.eval_cfg.num_samples == 0:
             raise ConfigError("eval.greedy=false and eval.num_samples=0 leave nothing to evaluate")
-        self.dataset = build_task(heldout_task_config(cfg))
+        self.dataset = build_task(heldout_task_config(cfg), path_key="eval.path" if cfg.eval.path else "task.path")
         if training_questions:
             self.dataset = self._without(training_questions)
         if len(self.dataset) == 0:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from grpo_lab.errors import ConfigError
+import os
+from contextlib import contextmanager
+from typing import Any, Iterator
 
-from typing import Any
+from grpo_lab.errors import ConfigError, first_line
 
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
@@ -12,6 +14,9 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTra
 from grpo_lab.models.embedded import materialize_embedded
 
 EMBEDDED_PREFIX = "embedded:"
+# A folder with none of these has no tokenizer transformers can load (fast, or slow with
+# its vocabulary).
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -35,6 +40,22 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
         ) from None
 
 
+@contextmanager
+def model_files_error(path: str, what: str) -> Iterator[None]:
+    """A model that cannot be loaded as one line naming ``model.path``: a missing folder or
+    hub id (OSError), a folder without a tokenizer (transformers' ValueError), torn or
+    corrupt weights (safetensors' and torch's own errors)."""
+    try:
+        yield
+    except OSError as err:
+        raise ConfigError(
+            f"model.path={path!r} is not a local model directory nor a reachable hub id "
+            f"({first_line(err)})"
+        ) from None
+    except Exception as err:  # noqa: BLE001 - each file format raises its own error type
+        raise ConfigError(f"model.path={path!r}: its {what} could not be loaded ({first_line(err)})") from None
+
+
 def load_policy_and_tokenizer(
     cfg: Any, device: torch.device, dtype: torch.dtype
 ) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:
@@ -42,18 +63,16 @@ def load_policy_and_tokenizer(
     and its tokenizer (left padding)."""
     path = resolve_model_path(cfg.path, cfg.cache_dir)
     common = {"revision": cfg.revision, "trust_remote_code": cfg.trust_remote_code}
-    try:
+    if os.path.isdir(path) and not any(os.path.isfile(os.path.join(path, f)) for f in TOKENIZER_FILES):
+        raise ConfigError(f"model.path={cfg.path!r} has no tokenizer: none of {', '.join(TOKENIZER_FILES)} in it")
+    with model_files_error(cfg.path, "tokenizer"):
         tokenizer = AutoTokenizer.from_pretrained(path, **common)
+    with model_files_error(cfg.path, "config and weights"):
         if cfg.random_init:
             config = AutoConfig.from_pretrained(path, **common, **dict(cfg.config_overrides))
             model = AutoModelForCausalLM.from_config(config, dtype=dtype)
         else:
             model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **common)
-    except OSError as err:
-        raise ConfigError(
-            f"model.path={cfg.path!r} is not a local model directory nor a reachable hub id "
-            f"({str(err).splitlines()[0]})"
-        ) from None
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

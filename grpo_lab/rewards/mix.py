@@ -144,11 +144,14 @@ class RewardMix:
         for i, s in enumerate(scores):
             if s is None:
                 out.append(math.nan)
-            elif not math.isfinite(float(s)):
-                fixed = self._fault(name, i, f"returned {s}", completions[i])
+                continue
+            number = as_number(s)
+            if number is None or not math.isfinite(number):
+                what = f"returned {s!r}" + (" (not a number)" if number is None else "")
+                fixed = self._fault(name, i, what, completions[i])
                 out.append(math.nan if fixed is None else fixed)
             else:
-                out.append(float(s))
+                out.append(number)
         return out
 
     def __call__(
@@ -165,3 +168,15 @@ class RewardMix:
         for name, scores in per_function.items():
             total += self.weights[name] * torch.nan_to_num(scores, nan=0.0)
         return total, per_function
+
+
+def as_number(score: Any) -> float | None:
+    """A score as a float, or None when it is not one number (a string, a list, ...).
+    Text that reads as a number is refused too: it means the function returns the wrong
+    thing."""
+    if isinstance(score, (str, bytes)):
+        return None
+    try:
+        return float(score)
+    except (TypeError, ValueError, RuntimeError):  # RuntimeError: a tensor of several values
+        return None

@@ -32,6 +32,9 @@ SPLITS = ("train", "test")
 # Spaces up to this many distinct problems are enumerated for the test split (every
 # held-out problem is found); larger ones are sampled.
 ENUMERATE_LIMIT = 200_000
+# Python's parser (which solves a problem) fails on an expression of about a thousand
+# operands; a prompt far shorter than that is already beyond these models.
+MAX_OPERANDS = 100
 
 
 def solve(expression: str) -> str:
@@ -87,8 +90,8 @@ def _check(cfg: Any) -> None:
     unknown = [op for op in cfg.operations if op not in OPERATORS]
     if unknown:
         raise ConfigError(f"task.operations has {unknown}; allowed: {', '.join(OPERATORS)}")
-    if cfg.num_operands < 2:
-        raise ConfigError(f"task.num_operands={cfg.num_operands}; must be >= 2")
+    if not 2 <= cfg.num_operands <= MAX_OPERANDS:
+        raise ConfigError(f"task.num_operands={cfg.num_operands}; must be in [2, {MAX_OPERANDS}]")
     if cfg.min_operand > cfg.max_operand:
         raise ConfigError(f"task.min_operand={cfg.min_operand} > task.max_operand={cfg.max_operand}")
     if cfg.split not in SPLITS:

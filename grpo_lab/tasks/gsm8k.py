@@ -10,7 +10,7 @@ from typing import Any
 from datasets import Dataset
 
 from grpo_lab.errors import ConfigError
-from grpo_lab.tasks.base import load_rows, register_task
+from grpo_lab.tasks.base import check_utf8, current_path_key, load_rows, register_task
 
 REQUIRED_FIELDS = ("question", "answer")
 LOCAL_SUFFIXES = (".jsonl", ".json")
@@ -26,6 +26,8 @@ def extract_final_answer(solution: str) -> str:
 def check_jsonl(path: str) -> None:
     """Fails on the first line that is not a JSON object with the GSM8K fields, naming it,
     before ``datasets`` parses the file (whose own errors name no line)."""
+    key = current_path_key()
+    check_utf8(path, key)
     try:
         with open(path, encoding="utf-8") as f:
             for number, line in enumerate(f, start=1):
@@ -34,14 +36,14 @@ def check_jsonl(path: str) -> None:
                 try:
                     row = json.loads(line)
                 except json.JSONDecodeError as err:
-                    raise ConfigError(f"task.path={path!r} line {number} is not JSON ({err.msg})") from None
+                    raise ConfigError(f"{key}={path!r} line {number} is not JSON ({err.msg})") from None
                 missing = [k for k in REQUIRED_FIELDS if not isinstance(row, dict) or k not in row]
                 if missing:
-                    raise ConfigError(f"task.path={path!r} line {number} lacks the field(s) {missing}")
+                    raise ConfigError(f"{key}={path!r} line {number} lacks the field(s) {missing}")
                 if "####" not in str(row["answer"]):
-                    raise ConfigError(f"task.path={path!r} line {number}: answer has no '#### <number>'")
+                    raise ConfigError(f"{key}={path!r} line {number}: answer has no '#### <number>'")
     except OSError as err:
-        raise ConfigError(f"task.path={path!r} cannot be read ({err.strerror})") from None
+        raise ConfigError(f"{key}={path!r} cannot be read ({err.strerror})") from None
 
 
 def load_gsm8k(path: str, split: str, subset: str | None) -> Dataset:
@@ -57,7 +59,7 @@ def gsm8k_task(cfg: Any) -> Dataset:
     raw = load_gsm8k(cfg.path, cfg.split, cfg.subset)
     missing = {"question", "answer"} - set(raw.column_names)
     if missing:
-        raise ConfigError(f"task.path={cfg.path!r} lacks the columns {sorted(missing)}")
+        raise ConfigError(f"{current_path_key()}={cfg.path!r} lacks the columns {sorted(missing)}")
     return raw.map(
         lambda ex: {"solution": ex["answer"], "answer": extract_final_answer(ex["answer"])}
     )

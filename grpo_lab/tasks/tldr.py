@@ -14,13 +14,14 @@ from typing import Any
 from datasets import Dataset
 
 from grpo_lab.errors import ConfigError
-from grpo_lab.tasks.base import load_rows, register_task
+from grpo_lab.tasks.base import current_path_key, load_rows, register_task
 
 REQUIRED_COLUMNS = ("prompt", "completion")
 
 
-def load_prompt_completion(path: str, split: str, key: str = "task.path") -> Dataset:
+def load_prompt_completion(path: str, split: str, key: str | None = None) -> Dataset:
     """Rows with ``prompt`` and ``completion`` (see :func:`~grpo_lab.tasks.base.load_rows`)."""
+    key = key or current_path_key()
     raw = load_rows(path, split, key=key)
     missing = [c for c in REQUIRED_COLUMNS if c not in raw.column_names]
     if missing:

@@ -18,10 +18,10 @@ from __future__ import annotations
 import os
 import secrets
 import string
-import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from grpo_lab.console import say
 from grpo_lab.errors import ConfigError
 from grpo_lab.tracking.budget import BUDGET_AXES, PREFIX as BUDGET_PREFIX
 from grpo_lab.tracking.run_identity import (
@@ -78,8 +78,8 @@ def print_sync_hint(output_dir: Path, job: HydraJob) -> None:
     target = (
         f"{job.sweep_dir}/*/wandb/offline-run-*" if job.sweep_dir else f"{output_dir}/wandb/offline-run-*"
     )
-    print(f"grpo-lab: W&B is offline (no API key found, or logger.wandb.mode=offline); "
-          f"upload the run(s) later with: wandb sync {target}", file=sys.stderr)
+    say(f"W&B is offline (no API key found, or logger.wandb.mode=offline); upload the run(s) later with: "
+        f"wandb sync {target}")
 
 
 def _with_manifest(config: dict[str, Any], manifest: dict[str, Any] | None) -> dict[str, Any]:

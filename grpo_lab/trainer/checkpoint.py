@@ -22,6 +22,7 @@ intact. Older checkpoints are deleted only after the new one is in place.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -32,11 +33,13 @@ import torch
 from omegaconf import OmegaConf
 from safetensors.torch import load_model, save_file, save_model
 
+from grpo_lab.console import say
 from grpo_lab.checkpoint_folder import (
     CHECKPOINT_DIR,
     CONFIG_FILE,
     POLICY_FILE,
     STATE_FILE,
+    checkpoint_damage,
     checkpoint_name,
     list_checkpoints,
     load_policy_weights,
@@ -45,9 +48,10 @@ from grpo_lab.errors import ConfigError
 from grpo_lab.models.lora import is_lora, lora_state_dict
 from grpo_lab.trainer.rng import capture_rng, restore_rng
 
-__all__ = ["CHECKPOINT_DIR", "checkpoint_name", "list_checkpoints", "load_checkpoint", "save_checkpoint"]
+__all__ = ["CHECKPOINT_DIR", "check_checkpoint_folder", "checkpoint_name", "list_checkpoints", "load_checkpoint", "save_checkpoint"]
 
 _TMP_PREFIX = ".tmp-"
+_DAMAGED_PREFIX = "damaged-"
 
 
 # -- what a trainer holds -------------------------------------------------------------
@@ -81,10 +85,27 @@ def _write(trainer: Any, step: int, folder: Path) -> None:
     torch.save(_trainer_state(trainer, step), folder / STATE_FILE)
 
 
+def check_checkpoint_folder(output_dir: str | os.PathLike) -> None:
+    """Refuses (one line) a run whose checkpoints could not be saved: ``checkpoints`` is
+    a file, or the folder cannot be written (read-only, permissions, a full disk)."""
+    root = Path(output_dir) / CHECKPOINT_DIR
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        probe = Path(tempfile.mkdtemp(dir=root, prefix=f"{_TMP_PREFIX}probe-"))
+        probe.rmdir()
+    except OSError as err:
+        why = "it is not a folder" if root.exists() and not root.is_dir() else (err.strerror or str(err))
+        raise ConfigError(f"checkpoints cannot be written to {root}: {why}; move it away, or set "
+                          "trainer.save_checkpoints=false") from None
+
+
 def save_checkpoint(trainer: Any, step: int, keep: int = 0) -> Path:
     """Writes ``step_<step>`` atomically and keeps the newest ``keep`` (0: all)."""
     root = Path(trainer.output_dir) / CHECKPOINT_DIR
     target = root / checkpoint_name(step)
+    # A damaged checkpoint (passed over on resume) must neither stand for its step nor
+    # count among the ones kept while an intact older one is deleted.
+    _set_aside_damaged(root)
     if (target / STATE_FILE).is_file():
         return target  # already saved (a run resumed at its last step)
     root.mkdir(parents=True, exist_ok=True)
@@ -102,6 +123,18 @@ def save_checkpoint(trainer: Any, step: int, keep: int = 0) -> Path:
         for _, old in list_checkpoints(trainer.output_dir)[:-keep]:
             shutil.rmtree(old, ignore_errors=True)
     return target
+
+
+def _set_aside_damaged(root: Path) -> None:
+    """Renames each damaged checkpoint to ``damaged-step_<N>`` (out of the ones that
+    count, kept for whoever wants to look), saying so."""
+    for _, folder in list_checkpoints(root.parent):
+        damage = checkpoint_damage(folder)
+        if damage is not None:
+            aside = root / f"{_DAMAGED_PREFIX}{folder.name}"
+            shutil.rmtree(aside, ignore_errors=True)
+            os.replace(folder, aside)
+            say(f"damaged checkpoint {folder} ({damage}) moved to {aside}", level=logging.WARNING)
 
 
 def _fsync_tree(folder: Path) -> None:

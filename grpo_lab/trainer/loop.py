@@ -22,6 +22,7 @@ samples and scores a contiguous share of the prompts, advantages and metrics are
 from __future__ import annotations
 
 import json
+import logging
 import math
 import random
 import sys
@@ -34,6 +35,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
+from grpo_lab.console import say
 from grpo_lab.algos.overlong import drop_truncated
 from grpo_lab.checkpoint_folder import resolve_resume
 from grpo_lab.config.device import resolve_device
@@ -51,7 +53,7 @@ from grpo_lab.tracking import build_trackers
 from grpo_lab.tracking.budget import Budget
 from grpo_lab.tracking.manifest import build_manifest
 from grpo_lab.tracking.run_identity import current_hydra_job
-from grpo_lab.trainer.checkpoint import load_checkpoint, save_checkpoint
+from grpo_lab.trainer.checkpoint import check_checkpoint_folder, load_checkpoint, save_checkpoint
 from grpo_lab.trainer.checkpoint_schedule import CheckpointSchedule
 from grpo_lab.trainer.data import PromptSampler
 from grpo_lab.tracking.base import Trackers
@@ -119,8 +121,10 @@ class Trainer:
         # Every process's Hydra computes its own run folder (timestamps can differ by a
         # second): the main process's is the run's.
         self.output_dir = Path(self.parallel.broadcast(str(cfg.paths.output_dir)))
-        # One live run per folder (grpo_lab/run_lock.py), before anything in it is read or moved.
-        self._lock_run_folder()
+        # One live run per folder (grpo_lab/run_lock.py), before anything in it is read or
+        # moved; a checkpoints folder that cannot be written is refused now, not at the
+        # first save.
+        self._lock_run_folder(check_checkpoints=trainer_cfg.save_checkpoints)
         # One run's records per folder: rewound to the checkpoint on resume, an earlier
         # run set aside on a fresh start, before the trackers open the record files for
         # appending (see trainer/rollback.py).
@@ -174,12 +178,15 @@ class Trainer:
         if self.resume_from is not None:
             self.start_step = load_checkpoint(self, self.resume_from)
 
-    def _lock_run_folder(self) -> None:
-        """The main process locks the run folder; a refusal stops every process."""
+    def _lock_run_folder(self, check_checkpoints: bool) -> None:
+        """The main process locks the run folder (and checks that checkpoints can be
+        written into it); a refusal stops every process."""
         refusal = None
         if self.parallel.is_main:
             try:
                 self.run_lock = RunFolderLock.acquire(self.output_dir)
+                if check_checkpoints:
+                    check_checkpoint_folder(self.output_dir)
             except ConfigError as err:
                 refusal = str(err)
         refusal = self.parallel.broadcast(refusal)
@@ -364,8 +371,8 @@ class Trainer:
             # Inside the try: a tracker that fails to start still gets local files closed.
             self.trackers.log_config(OmegaConf.to_container(cfg, resolve=True), self._manifest())
             if self.parallel.is_main:  # the mix a run optimizes and its numerics, stated before it starts
-                print(f"grpo-lab: {self.rewards.describe()}", flush=True)
-                print(f"grpo-lab: {precision_line(self.precision)}", flush=True)
+                say(self.rewards.describe(), sys.stdout)
+                say(precision_line(self.precision), sys.stdout)
             if cfg.eval.at_start and self.start_step == 0 and self.evaluator is not None:
                 # The untrained policy's scores: step 0 of every held-out curve.
                 self.start_eval = self.evaluator.evaluate(self.policy)
@@ -433,8 +440,8 @@ class Trainer:
                 if not checkpointed:
                     save_checkpoint(self, step, self.cfg.trainer.checkpoint_keep)
                 kept = "recorded and checkpointed; trainer.resume=auto continues from it and evaluates it again"
-            print(f"grpo-lab: held-out evaluation after step {step} failed; step {step} is {kept} "
-                  f"({self.output_dir})", file=sys.stderr, flush=True)
+            say(f"held-out evaluation after step {step} failed; step {step} is {kept} ({self.output_dir})",
+                level=logging.ERROR)
             raise
         self.history[-1].update(scores)
         self.trackers.log_metrics(scores, step)

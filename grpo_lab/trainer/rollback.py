@@ -18,11 +18,12 @@ takes ``metrics.jsonl`` to be one run, so before the trackers open it for append
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
-import sys
 from pathlib import Path
 
+from grpo_lab.console import say
 from grpo_lab.checkpoint_folder import CHECKPOINT_DIR, checkpoint_step, list_checkpoints
 from grpo_lab.tracking.local import PROBLEMS_FILE
 from grpo_lab.tracking.manifest import MANIFEST_FILE
@@ -112,7 +113,10 @@ def one_run_per_folder(output_dir: str | os.PathLike, resume_from: str | os.Path
     """Before the trackers open the record files: rewinds them to the checkpoint being
     resumed from, or sets an earlier run aside on a fresh start (with one line on stderr)."""
     if resume_from is not None:
-        rewind_records(output_dir, checkpoint_step(resume_from))
+        step = checkpoint_step(resume_from)
+        moved = rewind_records(output_dir, step)
+        later = f"; later records moved to *.superseded.jsonl ({sum(moved.values())} lines)" if any(moved.values()) else ""
+        say(f"resuming from step {step} ({resume_from}){later}")
         return
     folder = Path(output_dir)
     if not folder.is_dir():
@@ -126,5 +130,5 @@ def one_run_per_folder(output_dir: str | os.PathLike, resume_from: str | os.Path
     what = f"steps {min(steps)}-{max(steps)} recorded" if steps else "no step recorded"
     why = (f"checkpoint step {checkpoints[-1]}, but trainer.resume is not set (auto would continue it)"
            if checkpoints else "no checkpoint to resume from")
-    print(f"grpo-lab: {folder} holds an earlier run ({what}, {why}); starting fresh, its files "
-          f"are renamed *.set-aside-{n}*, not deleted", file=sys.stderr, flush=True)
+    say(f"{folder} holds an earlier run ({what}, {why}); starting fresh, its files are renamed "
+        f"*.set-aside-{n}*, not deleted", level=logging.WARNING)

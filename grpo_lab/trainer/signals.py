@@ -7,10 +7,14 @@ records and a checkpoint, closes the trackers and exits. A second signal stops a
 
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 import threading
 from types import FrameType
+
+from grpo_lab.console import say
+from grpo_lab.errors import StoppedAtOnce
 
 HANDLED = (signal.SIGTERM, signal.SIGINT)
 
@@ -30,10 +34,11 @@ class GracefulStop:
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.signum is not None:  # second signal: the user means it
-            raise KeyboardInterrupt
+            raise StoppedAtOnce(signum)
         self.signum = signum
-        print(f"\ngrpo-lab: {signal.Signals(signum).name} received: stopping after this step "
-              "(checkpoint, records, trackers); send it again to stop now", file=sys.stderr, flush=True)
+        print(file=sys.stderr)  # off the progress bar's line
+        say(f"{signal.Signals(signum).name} received: stopping after this step (checkpoint, records, trackers); "
+            "send it again to stop now", level=logging.WARNING)
 
     def __enter__(self) -> "GracefulStop":
         # Handlers can only be installed from the main thread (not, e.g., in a joblib worker thread).

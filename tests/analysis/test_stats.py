@@ -222,10 +222,11 @@ def test_costs_are_compared_paired_over_seeds():
     frame = runs_frame(records)
     costs = per_run(frame, COST_METRICS)
     row = per_run_pair_table(costs, "step_time_s").iloc[0]
-    assert (row["A"], row["B"], row["A wins"], row["verdict"]) == ("algorithm=ppo", "algorithm=grpo", "3/3", "A > B")
+    assert (row["A"], row["B"], row["A higher"], row["verdict"]) == ("algorithm=ppo", "algorithm=grpo", "3/3", "A > B")
     assert row["A - B"] == pytest.approx(5.0) and row["A / B"] == pytest.approx(12 / 7)
     assert (row["ci_low"], row["ci_high"]) == pytest.approx((2.516, 7.484), abs=1e-3)
     memory = per_run_pair_table(costs, "peak_memory_mib").iloc[0]  # peaks 600 vs 500 on every seed
+    assert "A wins" not in memory.index and memory["A higher"] == "3/3"  # more memory is no win
     assert memory["A - B"] == 100.0 and memory["A / B"] == pytest.approx(1.2) and memory["verdict"] == "A > B"
     assert per_run_pair_table(costs, "critic_time_share").empty  # not recorded
 
@@ -277,3 +278,19 @@ def test_summary_and_pairs_do_not_depend_on_the_order_runs_were_read_in():
     assert summary_table(finals).equals(summary_table(shuffled))
     assert list(summary_table(shuffled)["variant"]) == ["a", "b", "c"]  # a and b tie: by label
     assert pair_table(finals).equals(pair_table(shuffled))
+
+
+def test_differences_equal_up_to_rounding_give_their_value_without_a_warning():
+    """0.5 + 0.1 s - (0.4 + 0.1 s) differs from 0.1 by rounding alone: scipy's t-test
+    warned of catastrophic cancellation (leaking to stderr) and returned an interval of
+    rounding noise; the interval is the difference itself."""
+    import warnings
+
+    from grpo_lab.analysis.seed_stats import compare_pair
+
+    a = {s: 0.5 + 0.1 * s for s in range(3)}
+    b = {s: 0.4 + 0.1 * s for s in range(3)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = compare_pair(a, b)
+    assert result["ci_low"] == result["ci_high"] == pytest.approx(0.1) and result["verdict"] == "A > B"

@@ -77,8 +77,8 @@ def test_a_sweep_grown_from_two_to_three_seeds(tmp_path):
     assert f"grpo-lab: job 1 (seed 0, advantage=group_mean) already finished in {jobs[1]}: skipped" in out
     assert {n: run_files(jobs[n]) for n in (0, 1)} == untouched
     # Job 3 continued from its checkpoint; job 2 started again, its dead run set aside.
-    assert (f"grpo-lab: job 3 (seed 1, advantage=group_mean) stopped in {jobs[3]}: continuing from its "
-            "checkpoint of step 1") in out
+    assert f"grpo-lab: job 3 (seed 1, advantage=group_mean) stopped in {jobs[3]}: continuing it" in out
+    assert f"grpo-lab: resuming from step 1 ({jobs[3] / 'checkpoints'}" in grown.stderr
     assert f"{jobs[2]} holds an earlier run (steps 1-1 recorded, no checkpoint to resume from)" in grown.stderr
     assert (jobs[2] / "metrics.set-aside-1.jsonl").read_text().startswith("{")
     for n in (2, 3):  # both equal what the uninterrupted jobs recorded
@@ -127,6 +127,6 @@ def test_a_sweep_stopped_by_sigterm_continues_when_run_again(tmp_path):
     # The same sweep (a shorter run is allowed on resume): job 0 continues, job 1 starts.
     again = multirun(sweep, "0", f"trainer.max_steps={last + 1}")
     assert again.returncode == 0, again.stderr[-3000:]
-    assert f"continuing from its checkpoint of step {last}" in again.stdout
+    assert f"grpo-lab: resuming from step {last} ({sweep / '0' / 'checkpoints'}" in again.stderr
     assert [r["step"] for r in records(sweep / "0")] == list(range(1, last + 2))
     assert [r["step"] for r in records(sweep / "1")] == list(range(1, last + 2))

@@ -65,3 +65,31 @@ def test_same_config_and_seed_give_identical_metrics(tiny_config, tmp_path):
                 for r in read_metrics(tmp_path / name)]
 
     assert run("a") == run("b")
+
+
+def test_a_second_sigterm_stops_at_once_in_one_line(tmp_path):
+    """The first signal lets the step finish; a second one means "now": exit 143 (not a
+    KeyboardInterrupt traceback and 130), finished steps' records kept, and the run's
+    cli.log keeps what it said."""
+    out = tmp_path / "run"
+    cmd = [*TRAIN_CMD, *TINY, "trainer.max_steps=200", "logger=local", f"paths.output_dir={out}"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if (out / "metrics.jsonl").exists() and len((out / "metrics.jsonl").read_text().splitlines()) >= 2:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 128 + signal.SIGTERM, stderr[-2000:]
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("grpo-lab: stopped at once by a second SIGTERM: the step in progress is lost")
+    steps = [r["step"] for r in read_metrics(out)]
+    assert steps == list(range(1, len(steps) + 1)) and len(steps) >= 2
+    log = (out / "cli.log").read_text()
+    assert "grpo-lab: reward = " in log and "grpo-lab: SIGTERM received: stopping after this step" in log
+    assert last in log
