@@ -6,10 +6,10 @@ resume) and by ``grpo-lab-eval`` (to score a checkpoint), written by
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import struct
-import logging
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -145,10 +145,15 @@ def safetensors_damage(path: Path) -> str | None:
 def check_saved_config(checkpoint: str | os.PathLike, cfg: Any, key: str = "trainer.resume") -> None:
     """Refuses (ConfigError, one line) to resume ``checkpoint`` with a config that differs
     from the one it was saved with on a key that changes the run: every key except
-    ``MAY_DIFFER`` and ``MAY_DIFFER_ON_RESUME`` of grpo_lab/trainer/sweep_jobs.py."""
+    ``MAY_DIFFER`` and ``MAY_DIFFER_ON_RESUME`` of grpo_lab/config/difference.py."""
     import yaml
 
-    from grpo_lab.trainer.sweep_jobs import MAY_DIFFER, MAY_DIFFER_ON_RESUME, describe_value, first_difference
+    from grpo_lab.config.difference import (
+        MAY_DIFFER,
+        MAY_DIFFER_ON_RESUME,
+        describe_value,
+        first_difference,
+    )
 
     path = Path(checkpoint) / CONFIG_FILE
     try:

@@ -9,10 +9,9 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from grpo_lab.console import TRANSCRIPT, say
 from grpo_lab.config import register_configs
-from grpo_lab.config.schema import CONFIG_DIR
-from grpo_lab.console import quiet_library_bars
+from grpo_lab.config.registration import CONFIG_DIR
+from grpo_lab.console import TRANSCRIPT, quiet_library_bars, say
 from grpo_lab.errors import exit_on_user_error
 
 log = logging.getLogger("grpo_lab")
@@ -57,7 +56,10 @@ def main(cfg: DictConfig) -> float | None:
     from accelerate import PartialState
 
     from grpo_lab.trainer import train
-    from grpo_lab.trainer.job_process import train_in_fresh_process, trains_in_fresh_process
+    from grpo_lab.trainer.job_process import (
+        train_in_fresh_process,
+        trains_in_fresh_process,
+    )
     from grpo_lab.trainer.sweep_jobs import in_multirun, job_label, plan_job
 
     multirun = in_multirun()

@@ -3,7 +3,6 @@ the SLURM launcher renders to the job submitit would submit."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 
@@ -169,7 +168,7 @@ def test_slurm_ddp_launcher_starts_one_task_per_gpu_on_every_node(tmp_path, monk
 
 
 def test_slurm_tasks_become_a_torch_process_group(monkeypatch):
-    from grpo_lab.trainer.distributed import export_slurm_process_group
+    from grpo_lab.engine.distributed import export_slurm_process_group
 
     # Registered with monkeypatch (set, then removed) so that what export writes is
     # undone after the test: a leftover RANK would make later runs join a process group.

@@ -100,7 +100,7 @@ def test_nested_sections_resolve_to_their_dataclass():
     assert key_help("logger.wandb.entity") == "W&B user or team; null: the API key's default entity."
 
 
-def test_parser_follows_the_registration_and_reads_trailing_comments():
+def test_parser_reads_blocks_above_and_comments_beside_fields():
     source = '''
 from dataclasses import dataclass, field
 
@@ -122,11 +122,8 @@ class Root:
 class NotADataclass:
     # Not read.
     d: int = 4
-
-ConfigStore.instance().store(name="other", node=Inner)
-ConfigStore.instance().store(name="train_schema", node=Root)
 '''
-    schema = parse_schema_help(source)
+    schema = parse_schema_help(source, root="Root")
     assert schema.root == "Root"
     assert schema.comments["Inner"] == {"a": "Above, line one, and line two.", "c": "Beside."}
     assert "NotADataclass" not in schema.comments

@@ -218,6 +218,12 @@ def pass_at_k_group_advantages(solved: torch.Tensor, k: int) -> torch.Tensor:
     return out
 
 
+# pass_at_k without an ``advantage`` config (pure calls); the config's own defaults are
+# the same numbers (tests/algos/test_advantages.py holds them together).
+DEFAULT_PASS_K = 2
+DEFAULT_PASS_THRESHOLD = 1.0
+
+
 @register_advantage("pass_at_k")
 def pass_at_k_advantages(
     rewards: torch.Tensor, group_size: int, cfg: Any = None
@@ -227,13 +233,12 @@ def pass_at_k_advantages(
     wrong pattern gives the analytic advantages of ``pass_at_k_group_advantages`` with
     k = ``cfg.pass_k``. Wrong completions in a group that already passes are pushed
     down less than under group mean/std, which keeps exploring. No ``eps``: a zero std
-    gives exactly 0. ``cfg=None``: ``AdvantageConfig``'s defaults."""
-    if cfg is None:
-        from grpo_lab.config.schema import AdvantageConfig  # here: config imports the registries
-
-        cfg = AdvantageConfig()
-    solved = _grouped(rewards, group_size) >= cfg.pass_threshold
-    return pass_at_k_group_advantages(solved, cfg.pass_k).to(rewards.dtype).flatten()
+    gives exactly 0. ``cfg=None``: k = 2, threshold 1 (the ``advantage`` config's
+    defaults)."""
+    pass_k = cfg.pass_k if cfg is not None else DEFAULT_PASS_K
+    threshold = cfg.pass_threshold if cfg is not None else DEFAULT_PASS_THRESHOLD
+    solved = _grouped(rewards, group_size) >= threshold
+    return pass_at_k_group_advantages(solved, pass_k).to(rewards.dtype).flatten()
 
 
 def group_advantages(

@@ -26,16 +26,37 @@ from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
-from grpo_lab.analysis.comparison import Comparison, describe, match_reference, resolve_comparison
+from grpo_lab.analysis.comparison import (
+    Comparison,
+    describe,
+    match_reference,
+    resolve_comparison,
+)
 from grpo_lab.analysis.frame import RunRecord, problems_frame, runs_frame, with_variants
 from grpo_lab.analysis.local import last_step, local_records, reached_max_steps
 from grpo_lab.analysis.plots import AXIS_LABELS, plot_curves, plot_metric_grid
 from grpo_lab.analysis.seed_stats import MIN_SEEDS
-from grpo_lab.analysis.stats import variability_per_run
 from grpo_lab.analysis.stats import (
-    COST_METRICS, STEP, final_values, held_out_points, narrow_columns, outcome_metric,
-    outcome_name, pair_table, per_run, per_run_pair_table, problem_column, problem_outcomes, seeds_column, start_values,
-    summary_table, values_at_budget, variant_means, verdict_table, x_metric,
+    COST_METRICS,
+    STEP,
+    final_values,
+    held_out_points,
+    narrow_columns,
+    outcome_metric,
+    outcome_name,
+    pair_table,
+    per_run,
+    per_run_pair_table,
+    problem_column,
+    problem_outcomes,
+    seeds_column,
+    start_values,
+    summary_table,
+    values_at_budget,
+    variability_per_run,
+    variant_means,
+    verdict_table,
+    x_metric,
 )
 from grpo_lab.analysis.verdicts import in_units
 
@@ -188,7 +209,7 @@ def how_to_read(settings: Comparison, points: bool, family: int = 1) -> str:
         "**Analysis**: *paired over seeds* compares the two arms' scores seed by seed (the same seed gives both "
         "the same prompts); *seeds, then problems* also pairs each held-out problem, which both arms answered, "
         "so a problem both find easy or hard cancels out. The verdict uses the one declared before the runs.",
-        f"**p (Holm)**: how surprising the data would be if the verdict's claim were false"
+        "**p (Holm)**: how surprising the data would be if the verdict's claim were false"
         + (f", raised to account for the {family} pairs compared" if family > 1 else "")
         + f"; a verdict needs it below {settings.alpha:g}.",
         f"**A better than B**: A's outcome is {better} than B's by more than run-to-run chance explains "

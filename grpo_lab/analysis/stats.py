@@ -36,11 +36,31 @@ import pandas as pd
 
 from grpo_lab.analysis.comparison import Comparison
 from grpo_lab.analysis.frame import with_variants
-from grpo_lab.analysis.seed_stats import SEEDS_POWER, compare_pair, probability_of_improvement, summarize
+from grpo_lab.analysis.seed_stats import (
+    SEEDS_POWER,
+    compare_pair,
+    probability_of_improvement,
+    summarize,
+)
 from grpo_lab.analysis.verdicts import (
-    EQUIVALENCE, NO_DIFFERENCE, NON_INFERIORITY, SUPERIORITY, Difference, equivalence_verdict, holm, interval, non_inferiority_verdict,
-    p_equivalence, p_non_inferiority, p_superiority, paired_t, seeds_for_power, seeds_label, superiority_verdict,
-    two_level_bootstrap, welch_t,
+    EQUIVALENCE,
+    NO_DIFFERENCE,
+    NON_INFERIORITY,
+    SUPERIORITY,
+    Difference,
+    equivalence_verdict,
+    holm,
+    interval,
+    non_inferiority_verdict,
+    p_equivalence,
+    p_non_inferiority,
+    p_superiority,
+    paired_t,
+    seeds_for_power,
+    seeds_label,
+    superiority_verdict,
+    two_level_bootstrap,
+    welch_t,
 )
 from grpo_lab.tracking.budget import PREFIX as BUDGET_PREFIX
 
@@ -484,7 +504,7 @@ VARIABILITY_METRICS = {
     # whitened advantages have std 1 by construction) ...
     "advantages/std": ("advantage_std", "mean"),
     # ... the gradient norm over the run's steps, as logged: before clipping
-    # (trainer/update.py). Its std across steps grows with the advantages' scale; its
+    # (engine/update.py). Its std across steps grows with the advantages' scale; its
     # coefficient of variation (std / mean, see variability_per_run) does not ...
     "grad_norm": ("grad_norm_mean_before_clipping", "mean"),
     # ... and the variance of the update itself at fixed parameters, measured by the

@@ -21,8 +21,6 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 SCHEMA_PATH = Path(__file__).resolve().with_name("schema.py")
-# conf/train.yaml's defaults start with this ConfigStore entry: its class is the root.
-ROOT_SCHEMA_NAME = "train_schema"
 # `grpo-lab-train --help +help=trainer.optimizer`: the override that narrows the help to
 # one key or section. Not a config key, so it is left out of what is shown.
 HELP_SELECTOR_KEY = "help"
@@ -39,7 +37,7 @@ class SchemaHelp:
     comments: Dict[str, Dict[str, str]]
     # Dataclass name -> field name -> the dataclass the field holds (nested sections).
     nested: Dict[str, Dict[str, str]]
-    # The dataclass of the whole config (the one registered as ROOT_SCHEMA_NAME).
+    # The dataclass of the whole config.
     root: str
 
 
@@ -103,19 +101,9 @@ def _annotation_name(annotation: ast.expr) -> Optional[str]:
     return None
 
 
-def root_schema_class(tree: ast.Module) -> str:
-    """The class stored as ROOT_SCHEMA_NAME: ``ConfigStore...store(name=..., node=Class)``."""
-    for node in ast.walk(tree):
-        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "store"):
-            continue
-        keywords = {kw.arg: kw.value for kw in node.keywords}
-        name, stored = keywords.get("name"), keywords.get("node")
-        if isinstance(name, ast.Constant) and name.value == ROOT_SCHEMA_NAME and isinstance(stored, ast.Name):
-            return stored.id
-    raise ValueError(f"no ConfigStore entry named {ROOT_SCHEMA_NAME!r} in the schema source")
-
-
-def parse_schema_help(source: str) -> SchemaHelp:
+def parse_schema_help(source: str, root: str = "TrainConfig") -> SchemaHelp:
+    """What ``source`` says about its dataclasses; ``root``: the class of the whole config
+    (grpo_lab/config/registration.py stores ``TrainConfig`` as ``train_schema``)."""
     tree = ast.parse(source)
     alone, trailing = comment_lines(source)
     fields = dataclass_fields(tree)
@@ -132,7 +120,9 @@ def parse_schema_help(source: str) -> SchemaHelp:
             held = _annotation_name(field_node.annotation)
             if held in fields:
                 nested[class_name][name] = held
-    return SchemaHelp(comments=comments, nested=nested, root=root_schema_class(tree))
+    if root not in fields:
+        raise ValueError(f"no dataclass {root!r} in the schema source")
+    return SchemaHelp(comments=comments, nested=nested, root=root)
 
 
 @lru_cache(maxsize=1)

@@ -27,15 +27,14 @@ def registries() -> list[Any]:
     OmegaConf resolves the help text whenever Hydra composes a config, not only for
     ``--help``, so this imports only what the config check imports anyway; the tasks'
     registry (it needs ``datasets``) is left out: its names are the ``task`` options."""
+    import grpo_lab.rewards  # noqa: F401  (registers the built-in rewards)
     from grpo_lab.algos.advantages import ADVANTAGE_ESTIMATORS
     from grpo_lab.algos.kl import KL_ESTIMATORS
     from grpo_lab.algos.policy_loss import LOSS_AGGREGATIONS, POLICY_LOSSES
+    from grpo_lab.engine.optim import OPTIMIZERS
     from grpo_lab.methods import ALGORITHMS
     from grpo_lab.rewards.registry import REWARD_FUNCTIONS
     from grpo_lab.rollout.base import ROLLOUT_BACKENDS
-    from grpo_lab.trainer.optim import OPTIMIZERS
-
-    import grpo_lab.rewards  # noqa: F401  (registers the built-in rewards)
 
     return [REWARD_FUNCTIONS, ADVANTAGE_ESTIMATORS, KL_ESTIMATORS, ALGORITHMS,
             POLICY_LOSSES, LOSS_AGGREGATIONS, ROLLOUT_BACKENDS, OPTIMIZERS]

@@ -18,14 +18,14 @@ from grpo_lab.algos.kl import KL_ESTIMATORS, KL_MEASURES
 from grpo_lab.algos.policy_loss import LOSS_AGGREGATIONS, POLICY_LOSSES
 from grpo_lab.algos.rollout_correction import IMPORTANCE_SAMPLING_MODES
 from grpo_lab.config.device import check_device
+from grpo_lab.engine.kl_term import PLACEMENTS
+from grpo_lab.engine.optim import OPTIMIZERS
 from grpo_lab.errors import ConfigError
 from grpo_lab.methods import ALGORITHMS, CRITIC_MODES
 from grpo_lab.rewards.mix import EMPTY_WEIGHTS
 from grpo_lab.rewards.registry import GOAL_REWARDS
 from grpo_lab.rollout.base import ROLLOUT_BACKENDS
 from grpo_lab.rollout.weight_copy import ROLLOUT_COPY_DTYPES
-from grpo_lab.trainer.kl_term import PLACEMENTS
-from grpo_lab.trainer.optim import OPTIMIZERS
 
 # trainer.progress_bar: the training bar (true), none (false), or also the libraries' own
 # bars while the run is set up (all).

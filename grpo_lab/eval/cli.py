@@ -26,7 +26,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from grpo_lab.config import register_configs
-from grpo_lab.config.schema import CONFIG_DIR
+from grpo_lab.config.registration import CONFIG_DIR
 from grpo_lab.console import quiet_library_bars
 from grpo_lab.errors import ConfigError, exit_on_user_error
 from grpo_lab.eval.readable import heldout_lines
@@ -38,12 +38,12 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Loads the model (and checkpoint) named by ``cfg``, scores it, writes the records."""
     import torch
 
-    from grpo_lab.eval.evaluator import Evaluator
-    from grpo_lab.tracking.local import PROBLEMS_FILE
-    from grpo_lab.rewards.mix import RewardMix
-    from grpo_lab.models.loading import load_policy_and_tokenizer, resolve_dtype
-    from grpo_lab.config.device import resolve_device
     from grpo_lab.checkpoint_folder import load_policy_weights, resolve_resume
+    from grpo_lab.config.device import resolve_device
+    from grpo_lab.eval.evaluator import Evaluator
+    from grpo_lab.models.loading import load_policy_and_tokenizer, resolve_dtype
+    from grpo_lab.rewards.mix import RewardMix
+    from grpo_lab.tracking.local import PROBLEMS_FILE
 
     if cfg.trainer.num_threads:
         torch.set_num_threads(cfg.trainer.num_threads)

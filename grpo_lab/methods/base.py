@@ -61,6 +61,11 @@ class Algorithm:
         """Trains the method's own models on the batch (PPO's critic); returns metrics."""
         return {}
 
+    def step_metrics(self, metrics: dict[str, float]) -> dict[str, float]:
+        """Metrics of the method's own derived from the step's whole record (times,
+        memory), added to it; none by default."""
+        return {}
+
     # -- checkpoints ----------------------------------------------------------------
     def modules(self) -> dict[str, nn.Module]:
         """Models whose weights a checkpoint keeps, saved as ``<name>.safetensors``."""

@@ -18,13 +18,10 @@ from grpo_lab.algos.gae import (
     token_level_rewards,
 )
 from grpo_lab.algos.policy_loss import aggregate, loss_weights
-from grpo_lab.methods.base import Advantages, Algorithm, AuxiliaryLoss
-from grpo_lab.models.critic import CriticModel, ValueHead, module_training_bytes
-from grpo_lab.rollout.batch import RolloutBatch
-from grpo_lab.trainer.distributed import Parallel
-from grpo_lab.trainer.forward import prefix_group_size
-from grpo_lab.trainer.optim import build_optimizer
-from grpo_lab.trainer.update import (
+from grpo_lab.engine.distributed import Parallel
+from grpo_lab.engine.forward import prefix_group_size
+from grpo_lab.engine.optim import build_optimizer
+from grpo_lab.engine.update import (
     MaskedMeans,
     finite_mean,
     optimizer_step,
@@ -32,6 +29,9 @@ from grpo_lab.trainer.update import (
     token_share,
     update_schedule,
 )
+from grpo_lab.methods.base import Advantages, Algorithm, AuxiliaryLoss
+from grpo_lab.models.critic import CriticModel, ValueHead, module_training_bytes
+from grpo_lab.rollout.batch import RolloutBatch
 
 
 @dataclass
@@ -156,6 +156,12 @@ class PPO(Algorithm):
             self._critic_seconds += time.perf_counter() - start
         metrics["time/critic"] = self._critic_seconds
         return metrics
+
+    def step_metrics(self, metrics: dict[str, float]) -> dict[str, float]:
+        """The critic's share of the step's time (measured) and of its peak memory (an
+        estimate from the critic's parameter count)."""
+        return {"critic/time_share": metrics["time/critic"] / metrics["time/step"],
+                "critic/memory_share": metrics["critic/memory_mb"] / metrics["memory/peak_mb"]}
 
     # -- checkpoints: critic.safetensors, its optimizer and the critic's shuffling ------
     def modules(self) -> dict[str, nn.Module]:

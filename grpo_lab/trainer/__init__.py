@@ -1,7 +1,7 @@
 """The shared training loop: rollout -> reward -> advantage -> policy update -> records.
 
 ``Trainer`` and ``train`` are imported on first use, so that importing a light module of
-this package (checkpoint files, the KL term, optimizers) does not load the whole loop.
+this package (checkpoint files, signals, sweep jobs) does not load the whole loop.
 """
 
 from __future__ import annotations

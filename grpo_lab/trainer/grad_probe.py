@@ -8,7 +8,7 @@ and draws K (``probe.num_batches``) independent rollout batches, each of the run
 ``trainer.batch_size`` prompts x ``algorithm.group_size`` completions, sampled and
 scored as the step samples its own (DAPO's dynamic sampling and overlong shaping
 included). Each batch's policy-loss gradient is computed by the update itself
-(:func:`~grpo_lab.trainer.update.policy_update`, with an optimizer that records the
+(:func:`~grpo_lab.engine.update.policy_update`, with an optimizer that records the
 gradient instead of applying it): the run's advantages (GRPO's estimator, PPO's GAE
 from the current critic), policy loss, aggregation, truncation mask, entropy bonus and
 KL term, in the run's autocast. From the K gradients (grpo_lab/algos/grad_noise.py):
@@ -56,13 +56,13 @@ import numpy as np
 import torch
 
 from grpo_lab.algos.grad_noise import GradientMoments
+from grpo_lab.engine.forward import TrainForward
+from grpo_lab.engine.kl_term import KLTerm
+from grpo_lab.engine.update import UpdateBatch, policy_update
 from grpo_lab.rollout.batch import RolloutBatch
 from grpo_lab.trainer.data import PromptSampler
-from grpo_lab.trainer.forward import TrainForward
-from grpo_lab.trainer.kl_term import KLTerm
 from grpo_lab.trainer.rng import capture_rng, restore_rng
 from grpo_lab.trainer.rollout_rounds import sample_step
-from grpo_lab.trainer.update import UpdateBatch, policy_update
 
 if TYPE_CHECKING:
     from grpo_lab.trainer.loop import Trainer
@@ -188,7 +188,7 @@ class GradientProbe:
         policy_update(
             self.forward, capture, None,
             UpdateBatch(batch.input_ids, batch.attention_mask, batch.completion_ids, t._loss_mask(batch),
-                        adv.advantages.to(t.device), None, ref_logp if kl.in_loss else None,
+                        adv.advantages.to(t.device), None, ref_logp,
                         batch.sampling_logprobs),
             self.settings, kl, self.generator, t.parallel,
         )

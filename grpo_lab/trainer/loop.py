@@ -5,8 +5,8 @@ score them with the reward mix (more rounds of prompts with DAPO's dynamic sampl
 see trainer/rollout_rounds.py) -> (old / reference log-probs only when the settings
 need them) -> ``algorithm.advantages`` -> policy update -> the algorithm's own update
 (PPO's critic) -> records. The loop does no algorithm math: advantages come from the
-algorithm (grpo_lab/methods), the KL from its owner (trainer/kl_term.py), the loss
-from the update (trainer/update.py).
+algorithm (grpo_lab/methods), the KL from its owner (engine/kl_term.py), the loss
+from the update (engine/update.py).
 
 Departures from textbook GRPO (DeepSeekMath, arXiv:2402.03300), stated here once:
 - With ``num_iterations == 1`` and one mini-batch the policy has not moved since
@@ -15,7 +15,7 @@ Departures from textbook GRPO (DeepSeekMath, arXiv:2402.03300), stated here once
 - The reference model is the initial policy, loaded only when ``kl.coef > 0``.
 - std in ``group_std`` is the unbiased sample std (as TRL).
 
-With several processes (``accelerate launch``), see trainer/distributed.py: each
+With several processes (``accelerate launch``), see engine/distributed.py: each
 samples and scores a contiguous share of the prompts, advantages and metrics are global.
 """
 
@@ -35,11 +35,21 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
-from grpo_lab.console import say
 from grpo_lab.algos.overlong import drop_truncated
 from grpo_lab.checkpoint_folder import resolve_resume
 from grpo_lab.config.device import resolve_device
 from grpo_lab.config.validate import validate_config
+from grpo_lab.console import say
+from grpo_lab.engine.distributed import Parallel
+from grpo_lab.engine.forward import (
+    TrainForward,
+    batched_forward,
+    batched_logprobs,
+    prefix_group_size,
+)
+from grpo_lab.engine.kl_term import KLTerm
+from grpo_lab.engine.optim import build_optimizer, build_scheduler
+from grpo_lab.engine.update import UpdateBatch, UpdateSettings, policy_update
 from grpo_lab.errors import ConfigError, TrainingDivergedError
 from grpo_lab.eval.evaluator import Evaluator, question_of
 from grpo_lab.methods import build_algorithm
@@ -50,26 +60,30 @@ from grpo_lab.rollout.base import build_rollout_backend
 from grpo_lab.run_lock import RunFolderLock
 from grpo_lab.tasks import build_task
 from grpo_lab.tracking import build_trackers
+from grpo_lab.tracking.base import Trackers
 from grpo_lab.tracking.budget import Budget
 from grpo_lab.tracking.manifest import build_manifest
 from grpo_lab.tracking.run_identity import current_hydra_job
-from grpo_lab.trainer.checkpoint import check_checkpoint_folder, load_checkpoint, save_checkpoint
+from grpo_lab.trainer.checkpoint import (
+    check_checkpoint_folder,
+    load_checkpoint,
+    save_checkpoint,
+)
 from grpo_lab.trainer.checkpoint_schedule import CheckpointSchedule
 from grpo_lab.trainer.data import PromptSampler
-from grpo_lab.tracking.base import Trackers
-from grpo_lab.trainer.distributed import Parallel
 from grpo_lab.trainer.grad_probe import GradientProbe
-from grpo_lab.trainer.forward import TrainForward, batched_forward, batched_logprobs, prefix_group_size
-from grpo_lab.trainer.metrics import advantage_metrics, completion_metrics, peak_memory_mb, reward_metrics
-from grpo_lab.trainer.optim import build_optimizer, build_scheduler
+from grpo_lab.trainer.metrics import (
+    advantage_metrics,
+    completion_metrics,
+    peak_memory_mb,
+    reward_metrics,
+)
 from grpo_lab.trainer.precision import describe_precision, precision_line
 from grpo_lab.trainer.rng import sample_seeds
 from grpo_lab.trainer.rollback import one_run_per_folder
+from grpo_lab.trainer.rollout_rounds import Scored, add_overlong_penalty, sample_step
 from grpo_lab.trainer.sampling_memory import check_sampling_fits
 from grpo_lab.trainer.signals import GracefulStop
-from grpo_lab.trainer.kl_term import KLTerm
-from grpo_lab.trainer.rollout_rounds import Scored, add_overlong_penalty, sample_step
-from grpo_lab.trainer.update import UpdateBatch, UpdateSettings, policy_update
 
 
 def enable_activation_checkpointing(model: torch.nn.Module) -> None:
@@ -269,7 +283,7 @@ class Trainer:
                 self.train_module, self.optimizer, self.scheduler,
                 UpdateBatch(batch.input_ids, batch.attention_mask, batch.completion_ids,
                             self._loss_mask(batch), adv.advantages.to(self.device), old_logp,
-                            ref_logp if self.kl.in_loss else None, batch.sampling_logprobs),
+                            ref_logp, batch.sampling_logprobs),
                 self.update_settings, self.kl, self.update_generator, self.parallel,
                 self.algorithm.auxiliary_loss(adv),
             )
@@ -297,9 +311,7 @@ class Trainer:
             "memory/peak_mb": self.parallel.max([peak_memory_mb(self.device)])[0],
             **self._spend(sampled.generated_lengths, lengths, update if trains_policy else None, step_time),
         }
-        if "time/critic" in metrics:
-            metrics["critic/time_share"] = metrics["time/critic"] / step_time
-            metrics["critic/memory_share"] = metrics["critic/memory_mb"] / metrics["memory/peak_mb"]
+        metrics.update(self.algorithm.step_metrics(metrics))
         self._log_samples(step, batch, rewards, per_function, adv.advantages)
         return metrics
 

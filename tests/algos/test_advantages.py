@@ -248,3 +248,18 @@ def test_a_negative_eps_is_refused(name):
     # eps = -1 turned the best completion's advantage negative: the run minimized the reward.
     with pytest.raises(ValueError, match=r"^eps=-1.0 must be >= 0"):
         group_advantages(BRIEF, 3, name, eps=-1.0)
+
+
+def test_pass_at_k_defaults_without_a_config_are_the_configs_defaults():
+    """algos imports nothing from config (it is below it), so the pure function keeps its
+    own copy of the two defaults: the same numbers as AdvantageConfig's."""
+    from grpo_lab.algos.advantages import (
+        DEFAULT_PASS_K,
+        DEFAULT_PASS_THRESHOLD,
+        pass_at_k_advantages,
+    )
+    from grpo_lab.config.schema import AdvantageConfig
+
+    assert (DEFAULT_PASS_K, DEFAULT_PASS_THRESHOLD) == (AdvantageConfig().pass_k, AdvantageConfig().pass_threshold)
+    rewards = torch.tensor([1.0, 0.0, 0.0, 1.0, 1.0, 0.0])
+    assert torch.equal(pass_at_k_advantages(rewards, 3), pass_at_k_advantages(rewards, 3, AdvantageConfig()))

@@ -7,11 +7,11 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
+from grpo_lab.engine.forward import batched_logprobs
 from grpo_lab.errors import ConfigError
 from grpo_lab.models.lora import AdapterDisabledReference
 from grpo_lab.trainer import Trainer, train
 from grpo_lab.trainer.checkpoint import list_checkpoints
-from grpo_lab.trainer.forward import batched_logprobs
 from grpo_lab.trainer.metrics import measures_machine
 from tests.conftest import TINY, compose_config
 

@@ -7,7 +7,7 @@ import sys
 
 import torch.distributed as dist
 
-from grpo_lab.trainer.distributed import Parallel
+from grpo_lab.engine.distributed import Parallel
 from grpo_lab.trainer.rollout_rounds import sample_step
 from tests.trainer.test_dynamic_sampling import Rounds
 

@@ -10,10 +10,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from grpo_lab.engine.distributed import Parallel
 from grpo_lab.errors import ConfigError
 from grpo_lab.trainer import train
 from grpo_lab.trainer.checkpoint import list_checkpoints
-from grpo_lab.trainer.distributed import Parallel
 from tests.conftest import REPO, TINY, accelerate_launch, compose_config
 
 # The settings whose global statistics cross processes: batch-wide reward std, the

@@ -8,8 +8,8 @@ import subprocess
 import pytest
 import torch
 
+from grpo_lab.engine.distributed import Parallel
 from grpo_lab.rollout.batch import RolloutBatch, join_groups
-from grpo_lab.trainer.distributed import Parallel
 from grpo_lab.trainer.rollout_rounds import Scored, add_overlong_penalty, sample_step
 from tests.conftest import REPO, accelerate_launch
 

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
+from grpo_lab.engine.forward import completion_forward
 from grpo_lab.trainer import Trainer
-from grpo_lab.trainer.forward import completion_forward
 from tests.trainer.test_train_tiny import LENGTH_REWARD
 
 

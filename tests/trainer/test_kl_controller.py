@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from grpo_lab.trainer.distributed import Parallel
-from grpo_lab.trainer.kl_term import AdaptiveKLController, KLTerm
+from grpo_lab.engine.distributed import Parallel
+from grpo_lab.engine.kl_term import AdaptiveKLController, KLTerm
 
 
 @pytest.mark.parametrize("kl, expected", [

@@ -9,10 +9,11 @@ import pytest
 from omegaconf import OmegaConf
 
 from grpo_lab.checkpoint_folder import load_policy_weights
+from grpo_lab.config.difference import MAY_DIFFER, first_difference
 from grpo_lab.errors import ConfigError
 from grpo_lab.trainer import Trainer, train
 from grpo_lab.trainer.checkpoint import list_checkpoints
-from grpo_lab.trainer.sweep_jobs import MAY_DIFFER, first_difference, finished_run, plan_job
+from grpo_lab.trainer.sweep_jobs import finished_run, plan_job
 from tests.conftest import TINY, compose_config
 
 

@@ -9,9 +9,9 @@ from omegaconf import OmegaConf
 
 from grpo_lab.algos.policy_loss import clip_loss
 from grpo_lab.config.schema import AlgorithmConfig
-from grpo_lab.trainer.distributed import Parallel
-from grpo_lab.trainer.kl_term import KLTerm
-from grpo_lab.trainer.update import UpdateBatch, UpdateSettings, policy_update
+from grpo_lab.engine.distributed import Parallel
+from grpo_lab.engine.kl_term import KLTerm
+from grpo_lab.engine.update import UpdateBatch, UpdateSettings, policy_update
 from tests.trainer.test_kl_in_update import FixedLogprobs
 
 LN2 = math.log(2)

@@ -20,11 +20,11 @@ import pytest
 import torch
 
 from grpo_lab.config.validate import validate_config
+from grpo_lab.engine.distributed import Parallel
+from grpo_lab.engine.forward import TrainForward, prefix_group_size
+from grpo_lab.engine.kl_term import KLTerm
+from grpo_lab.engine.update import UpdateBatch, UpdateSettings, policy_update
 from grpo_lab.models.loading import load_policy_and_tokenizer
-from grpo_lab.trainer.distributed import Parallel
-from grpo_lab.trainer.forward import TrainForward, prefix_group_size
-from grpo_lab.trainer.kl_term import KLTerm
-from grpo_lab.trainer.update import UpdateBatch, UpdateSettings, policy_update
 from tests.conftest import compose_config
 
 trl = pytest.importorskip("trl")
@@ -142,7 +142,7 @@ def our_step(policy, batch, tmp_path, *overrides: str) -> tuple[float, torch.Ten
             input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
             completion_ids=batch["completion_ids"], completion_mask=batch["completion_mask"],
             advantages=batch["advantages"].unsqueeze(1), old_logp=batch["old_logp"],
-            ref_logp=batch["ref_logp"] if kl.in_loss else None,
+            ref_logp=batch["ref_logp"],
         ),
         UpdateSettings.from_config(cfg, prefix_group_size(cfg)), kl, torch.Generator().manual_seed(0), Parallel(),
     )

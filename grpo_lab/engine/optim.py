@@ -48,7 +48,9 @@ def build_optimizer(
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, cfg: Any, total_updates: int):
-    from transformers import get_scheduler  # heavy; the config check imports this module
+    from transformers import (
+        get_scheduler,  # heavy; the config check imports this module
+    )
 
     if cfg.lr_schedule not in SCHEDULES:
         raise ConfigError(f"trainer.lr_schedule={cfg.lr_schedule!r}; allowed: {', '.join(SCHEDULES)}")

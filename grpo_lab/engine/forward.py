@@ -7,7 +7,11 @@ from dataclasses import dataclass
 import torch
 
 from grpo_lab.algos.logprobs import token_logprobs
-from grpo_lab.models.inputs import completion_positions, position_ids_from_mask, shared_prompt_passes
+from grpo_lab.models.inputs import (
+    completion_positions,
+    position_ids_from_mask,
+    shared_prompt_passes,
+)
 
 
 @dataclass

@@ -5,7 +5,7 @@ value head), and the schedule and optimizer step that PPO's separate critic reus
 The schedule: ``num_iterations`` passes over the batch, each split into
 ``num_minibatches`` optimizer steps, each accumulated over micro-batches. Loss weights
 are computed per mini-batch, so micro-batching never changes the loss. With several
-processes (see trainer/distributed.py) each walks its share of the batch, gradients
+processes (see engine/distributed.py) each walks its share of the batch, gradients
 are synchronized on the last micro-batch, and metrics are reduced over processes.
 """
 
@@ -19,10 +19,16 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
-from grpo_lab.algos.policy_loss import POLICY_LOSSES, PolicyLossFn, aggregate, is_sequence_level, loss_weights
+from grpo_lab.algos.policy_loss import (
+    POLICY_LOSSES,
+    PolicyLossFn,
+    aggregate,
+    is_sequence_level,
+    loss_weights,
+)
 from grpo_lab.algos.rollout_correction import importance_weights, mismatch_terms
-from grpo_lab.trainer.distributed import Parallel
-from grpo_lab.trainer.kl_term import KLTerm
+from grpo_lab.engine.distributed import Parallel
+from grpo_lab.engine.kl_term import KLTerm
 
 
 @dataclass
@@ -33,7 +39,7 @@ class UpdateBatch:
     completion_mask: torch.Tensor  # [N, T]
     advantages: torch.Tensor  # [N, T] or [N, 1]
     old_logp: torch.Tensor | None  # [N, T]; None: the policy has not moved since sampling
-    ref_logp: torch.Tensor | None  # [N, T]; None: no KL term in the loss
+    ref_logp: torch.Tensor | None  # [N, T]; the reference's log-probs (None when KL is off)
     # [N, T] the sampler's own log-probs when it was not the trainer's policy (a dtype
     # copy, vLLM): each token's policy loss is then importance-weighted (see below).
     sampling_logp: torch.Tensor | None = None
@@ -54,7 +60,7 @@ class UpdateSettings:
     policy_loss: PolicyLossFn
     # The `algorithm` config, handed to the policy loss (clip ranges, a loss's own keys).
     loss_cfg: Any
-    # Rows share prompts in groups of this size (see trainer/forward.py); 1: none.
+    # Rows share prompts in groups of this size (see engine/forward.py); 1: none.
     group_size: int = 1
     # Entropy bonus weight (algorithm.entropy_coef); 0: entropies only logged.
     entropy_coef: float = 0.0
@@ -220,10 +226,12 @@ def policy_update(
     parallel: Parallel,
     auxiliary_loss: Any = None,
 ) -> dict[str, float]:
-    """``model``: a :class:`~grpo_lab.trainer.forward.TrainForward` as prepared by
+    """``model``: a :class:`~grpo_lab.engine.forward.TrainForward` as prepared by
     ``parallel`` (its value head present exactly when ``auxiliary_loss`` is given, see
-    :data:`grpo_lab.methods.base.AuxiliaryLoss`). The KL term enters the loss when
-    ``batch.ref_logp`` is given."""
+    :data:`grpo_lab.methods.base.AuxiliaryLoss`). The KL term enters the loss when ``kl``
+    says it goes there (``kl.in_loss``): the one place that decides."""
+    if kl.in_loss and batch.ref_logp is None:
+        raise ValueError("kl.placement=loss needs the reference's log-probs (batch.ref_logp)")
     means, extremes = MaskedMeans(), MaskedExtremes()
     losses, grad_norms = [], []
     optimizer_seconds = 0.0
@@ -260,7 +268,7 @@ def policy_update(
                     is_weights, mismatch = sampling_correction(old_logp, batch.sampling_logp[idx], mask, s, extremes)
                     per_token = per_token * is_weights
                     tracked.update(mismatch)
-                if batch.ref_logp is not None:
+                if kl.in_loss:
                     kl_loss, kl_value = kl.loss_term(logp, batch.ref_logp[idx], old_logp,
                                                      mask if s.sequence_level else None)
                     per_token = per_token + kl_loss
