@@ -23,7 +23,8 @@ from grpo_lab.trainer import train
 from grpo_lab.trainer.checkpoint import list_checkpoints
 from grpo_lab.trainer.metrics import measures_machine
 from grpo_lab.trainer.rollback import recorded_steps
-from tests.conftest import REPO, TINY, TRAIN_CMD, compose_config
+from tests.conftest import TINY, compose_config
+from tests.trainer.cli_runs import start_run
 
 MAX_STEPS = 4
 # Varying rewards (a length reward on the random-init model), so that equal records mean
@@ -33,7 +34,6 @@ RUN = [*TINY, "reward=correctness", "+reward.weights.length=1.0",
        "logger=local", f"trainer.max_steps={MAX_STEPS}", "trainer.checkpoint_every=1"]
 ALGORITHMS = {"grpo": [], "ppo": ["algorithm=ppo"]}
 FAULTS = ["sigterm", "sigkill_mid_step", "torn_last_record", "damaged_checkpoint", "second_run"]
-ENV = {**os.environ, "PYTHONPATH": str(REPO), "WANDB_MODE": "disabled"}
 
 
 def drawn_step(algorithm: str, fault: str) -> int:
@@ -47,11 +47,7 @@ def records(run: Path, name: str = "metrics.jsonl") -> list[dict]:
 
 
 def start(run: Path, *overrides: str, hang_at: int | None = None) -> subprocess.Popen:
-    env = dict(ENV)
-    if hang_at is not None:
-        env.update(GRPO_LAB_TEST_HANG_AT=str(hang_at), GRPO_LAB_TEST_HANG_FILE=str(run.parent / "hanging"))
-    return subprocess.Popen([*TRAIN_CMD, *RUN, *overrides, f"paths.output_dir={run}"], cwd=run.parent, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return start_run([*RUN, *overrides, f"paths.output_dir={run}"], run.parent, hang_at)
 
 
 def finish(proc: subprocess.Popen, returncode: int = 0) -> str:

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from grpo_lab.errors import TrainingDivergedError
-from grpo_lab.trainer import Trainer
 from grpo_lab.methods.base import Advantages
+from grpo_lab.trainer import Trainer
 from grpo_lab.trainer.checkpoint import checkpoint_name
 from grpo_lab.trainer.metrics import measures_machine
 from tests.conftest import REPO, TINY, TRAIN_CMD
@@ -21,16 +21,21 @@ def read_metrics(run_dir):
     return [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
+def wait_for_records(out, n: int, timeout: float = 300) -> None:
+    """Until the run in ``out`` has recorded ``n`` steps (or the time is up)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if (out / "metrics.jsonl").exists() and len((out / "metrics.jsonl").read_text().splitlines()) >= n:
+            return
+        time.sleep(0.2)
+
+
 def test_sigterm_checkpoints_flushes_and_resumes(tmp_path):
     out = tmp_path / "run"
     cmd = [*TRAIN_CMD, *TINY, "trainer.max_steps=200", "logger=local", f"hydra.run.dir={out}"]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        if (out / "metrics.jsonl").exists() and len((out / "metrics.jsonl").read_text().splitlines()) >= 2:
-            break
-        time.sleep(0.2)
+    wait_for_records(out, 2)
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 128 + signal.SIGTERM, stderr[-2000:]
@@ -75,11 +80,7 @@ def test_a_second_sigterm_stops_at_once_in_one_line(tmp_path):
     cmd = [*TRAIN_CMD, *TINY, "trainer.max_steps=200", "logger=local", f"paths.output_dir={out}"]
     proc = subprocess.Popen(cmd, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        if (out / "metrics.jsonl").exists() and len((out / "metrics.jsonl").read_text().splitlines()) >= 2:
-            break
-        time.sleep(0.2)
+    wait_for_records(out, 2)
     proc.send_signal(signal.SIGTERM)
     time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)

@@ -3,7 +3,6 @@ aside when the next start has no checkpoint to resume from, and rewound to its c
 when it has one."""
 
 import json
-import os
 import signal
 import subprocess
 import time
@@ -12,7 +11,8 @@ from pathlib import Path
 from grpo_lab.trainer.checkpoint import checkpoint_name, list_checkpoints
 from grpo_lab.trainer.metrics import measures_machine
 from grpo_lab.trainer.rollback import one_run_per_folder, set_aside_earlier_run
-from tests.conftest import REPO, TINY, TRAIN_CMD
+from tests.conftest import TINY
+from tests.trainer.cli_runs import start_run
 
 # A length reward gives the random-init model varying rewards, so that equal records
 # mean equal runs; the reward can hang at a chosen step (see tests/helpers.py).
@@ -24,7 +24,6 @@ RUN = [
     "trainer.lr=1e-2",
     "logger=local",
 ]
-ENV = {**os.environ, "PYTHONPATH": str(REPO), "WANDB_MODE": "disabled"}
 
 
 def steps(path: Path) -> list[int]:
@@ -38,11 +37,7 @@ def comparable(path: Path) -> list[dict]:
 
 
 def start(out: Path, *overrides: str, hang_at: int | None = None) -> subprocess.Popen:
-    env = dict(ENV)
-    if hang_at is not None:
-        env.update(GRPO_LAB_TEST_HANG_AT=str(hang_at), GRPO_LAB_TEST_HANG_FILE=str(out.parent / "hanging"))
-    return subprocess.Popen([*TRAIN_CMD, *RUN, *overrides, f"hydra.run.dir={out}"], cwd=out.parent, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return start_run([*RUN, *overrides, f"hydra.run.dir={out}"], out.parent, hang_at)
 
 
 def kill_in_step(out: Path, step: int, *overrides: str) -> None:
