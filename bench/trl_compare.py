@@ -17,6 +17,7 @@ TRL's default). Each worker reports the form it computed, and the summary prints
     pip install -e ".[bench]"
     python bench/trl_compare.py                      # embedded model, 4 x 4, 64 tokens, beta 0.04
     python bench/trl_compare.py --steps 5 --new-tokens 32 --prompts 2
+    python bench/trl_compare.py --mixed-precision bf16   # both in bf16 mixed precision (CPU bf16 units)
     python bench/trl_compare.py --model synthetic:qwen2.5-0.5b --device cuda --dtype bfloat16 \
         --prompts 8 --generations 8 --new-tokens 256  # random-weight Qwen2.5-0.5B shape, no hub
 """
@@ -45,6 +46,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
                    help="weights and compute dtype for both (no autocast)")
+    p.add_argument("--mixed-precision", choices=["no", "bf16"], default="no",
+                   help="bf16: fp32 weights, bf16 compute on both sides (needs --dtype float32): grpo-lab's "
+                        "precision=bf16 (bf16 rollout copy, bf16 autocast in training), TRL's bf16=True")
     p.add_argument("--prompts", type=int, default=4, help="prompts per step")
     p.add_argument("--generations", type=int, default=4, help="completions per prompt (G)")
     p.add_argument("--new-tokens", type=int, default=64, help="completion length (forced)")
@@ -103,6 +107,18 @@ def _serve(run_step, device: str) -> None:
         print(MARK + json.dumps(record), flush=True)
 
 
+def ours_precision_overrides(args: argparse.Namespace) -> list[str]:
+    """grpo-lab's side of ``--dtype`` / ``--mixed-precision``: the weights' dtype, and
+    with bf16 mixed precision the ``precision=bf16`` preset (fp32 master weights)."""
+    return [f"trainer.dtype={args.dtype}", *(["precision=bf16"] if args.mixed_precision == "bf16" else [])]
+
+
+def trl_precision_options(args: argparse.Namespace) -> dict:
+    """TRL's side: ``bf16=True`` (accelerate's bf16 autocast) for bf16 weights or bf16
+    mixed precision over the fp32 weights the model is loaded with."""
+    return {"bf16": args.dtype == "bfloat16" or args.mixed_precision == "bf16"}
+
+
 def ours_worker(args: argparse.Namespace) -> None:
     import torch
     from hydra import compose, initialize_config_dir
@@ -113,7 +129,7 @@ def ours_worker(args: argparse.Namespace) -> None:
     register_configs()
     overrides = [
         f"model.path={args.model}", f"model.name={Path(args.model).name}",
-        f"trainer.device={args.device}", f"trainer.dtype={args.dtype}",
+        f"trainer.device={args.device}", *ours_precision_overrides(args),
         # One forward/backward over the whole batch, as TRL's per_device_train_batch_size below.
         f"trainer.micro_batch_size={args.prompts * args.generations}", f"trainer.batch_size={args.prompts}",
         f"algorithm.group_size={args.generations}", f"rollout.max_new_tokens={args.new_tokens}",
@@ -212,7 +228,7 @@ def trl_worker(args: argparse.Namespace) -> None:
         max_steps=total,
         seed=args.seed,
         use_cpu=args.device == "cpu",
-        bf16=args.dtype == "bfloat16",
+        **trl_precision_options(args),
         gradient_checkpointing=args.trl_gradient_checkpointing,
         logging_steps=1,
         save_strategy="no",
@@ -334,7 +350,8 @@ BREAKDOWN = {"generation_s": "generation", "reference_s": "reference / old log-p
 
 def report(args: argparse.Namespace, figures: dict) -> None:
     ours, trl = figures["ours"], figures["trl"]
-    print(f"workload: {args.model} on {args.device} ({args.dtype}), {args.prompts} prompts x "
+    numerics = args.dtype if args.mixed_precision == "no" else f"{args.dtype} weights, bf16 mixed precision"
+    print(f"workload: {args.model} on {args.device} ({numerics}), {args.prompts} prompts x "
           f"{args.generations} generations, {args.new_tokens} new tokens, beta {args.beta}, "
           f"{args.iterations} iteration(s); {args.steps} timed steps each after {args.warmup} warm-up, alternating")
     print(f"per-token KL: grpo-lab {ours['kl_form']}, TRL {trl['kl_form']}")
@@ -349,6 +366,8 @@ def report(args: argparse.Namespace, figures: dict) -> None:
 
 def main() -> None:
     args = parse_args()
+    if args.mixed_precision == "bf16" and args.dtype != "float32":
+        sys.exit("trl_compare: --mixed-precision bf16 keeps fp32 weights: use it with --dtype float32")
     with tempfile.TemporaryDirectory(prefix="bench-model-") as folder:
         model = synthetic_model(args.model, folder, args.dtype)
         # Workers get the same arguments; a later --model wins in argparse.
