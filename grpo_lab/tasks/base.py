@@ -64,14 +64,14 @@ def load_rows(path: str, split: str, subset: str | None = None, key: str | None 
         raise ConfigError(f"{key}={path!r} is neither a file, a directory nor a hub id")
     if os.path.isfile(path) and os.path.getsize(path) == 0:
         raise ConfigError(f"{key}={path!r} is an empty file")
-    if os.path.isfile(path) and suffix in (".jsonl", ".json"):
-        check_utf8(path, key)  # datasets' own error would be a UnicodeDecodeError
     try:
         if os.path.isfile(path):
             rows = load_dataset(LOCAL_BUILDERS[suffix], data_files=path, split="train")
         else:
             rows = load_dataset(path, subset, split=split)
     except Exception as err:  # noqa: BLE001 - hub, network and parse errors alike
+        if os.path.isfile(path) and suffix in (".jsonl", ".json"):
+            check_utf8(path, key)  # says where, when the file is not text (datasets' error does not)
         raise ConfigError(f"{key}={path!r} could not be loaded ({first_line(err)})") from None
     if len(rows) == 0:
         raise ConfigError(f"{key}={path!r} has no rows")

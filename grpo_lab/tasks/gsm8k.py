@@ -27,7 +27,6 @@ def check_jsonl(path: str) -> None:
     """Fails on the first line that is not a JSON object with the GSM8K fields, naming it,
     before ``datasets`` parses the file (whose own errors name no line)."""
     key = current_path_key()
-    check_utf8(path, key)
     try:
         with open(path, encoding="utf-8") as f:
             for number, line in enumerate(f, start=1):
@@ -42,6 +41,9 @@ def check_jsonl(path: str) -> None:
                     raise ConfigError(f"{key}={path!r} line {number} lacks the field(s) {missing}")
                 if "####" not in str(row["answer"]):
                     raise ConfigError(f"{key}={path!r} line {number}: answer has no '#### <number>'")
+    except UnicodeDecodeError:
+        check_utf8(path, key)  # raises, naming the byte and where it is
+        raise
     except OSError as err:
         raise ConfigError(f"{key}={path!r} cannot be read ({err.strerror})") from None
 

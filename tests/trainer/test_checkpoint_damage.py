@@ -3,7 +3,6 @@ passes over it to the one before and says so; named explicitly, it is refused in
 line; the next save sets it aside so it neither stands for its step nor pushes an intact
 older one out. A checkpoints folder that cannot be written is refused before training."""
 
-import json
 import os
 from pathlib import Path
 
@@ -11,23 +10,14 @@ import pytest
 
 from grpo_lab.checkpoint_folder import checkpoint_damage, resolve_resume
 from grpo_lab.errors import ConfigError
-from grpo_lab.trainer import train
 from grpo_lab.trainer import checkpoint as ckpt
+from grpo_lab.trainer import train
 from grpo_lab.trainer.checkpoint import check_checkpoint_folder, list_checkpoints
-from grpo_lab.trainer.metrics import measures_machine
-from tests.conftest import TINY, compose_config
-
-LENGTH_REWARD = ["reward=correctness", "+reward.weights.length=1.0",
-                 "+reward.functions.length=tests.helpers:completion_length_reward", "trainer.lr=1e-2"]
-
-
-def config(run_dir: Path, *overrides: str):
-    return compose_config([*TINY, f"paths.output_dir={run_dir}", "logger=local", *LENGTH_REWARD, *overrides])
+from tests.trainer.test_checkpoint import comparable, config, read_metrics
 
 
 def records(run_dir: Path) -> list[dict]:
-    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
-    return [{k: v for k, v in json.loads(x).items() if not measures_machine(k)} for x in lines]
+    return comparable(read_metrics(run_dir))
 
 
 def cut_short(path: Path) -> None:
@@ -68,8 +58,8 @@ def test_a_damaged_checkpoint_named_explicitly_is_refused(tmp_path):
 
 
 def test_safetensors_damage_is_read_from_the_header(tmp_path):
-    from safetensors.torch import save_file
     import torch
+    from safetensors.torch import save_file
 
     path = tmp_path / "x.safetensors"
     save_file({"w": torch.ones(64)}, str(path))
