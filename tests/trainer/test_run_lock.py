@@ -19,7 +19,8 @@ from grpo_lab import run_lock
 from grpo_lab.errors import ConfigError
 from grpo_lab.run_lock import LOCK_FILE, RunFolderLock
 from grpo_lab.trainer import Trainer
-from tests.trainer.test_one_run_per_folder import ENV, finish, start, steps
+from tests.trainer.cli_runs import ENV
+from tests.trainer.test_one_run_per_folder import finish, start, steps
 
 HOLD = ("import sys, time; from grpo_lab.run_lock import RunFolderLock; lock = RunFolderLock.acquire(sys.argv[1]); "
         "print('held', flush=True); time.sleep(600)")
