@@ -25,6 +25,9 @@ CHECKPOINT_DIR = "checkpoints"
 POLICY_FILE = "policy.safetensors"
 STATE_FILE = "trainer_state.pt"
 CONFIG_FILE = "config.yaml"
+# Sharded runs (trainer.distributed=fsdp): the optimizer states, one shard per process,
+# written by torch.distributed.checkpoint (a .metadata file plus one file per process).
+OPTIMIZER_DIR = "optimizer"
 _NAME = re.compile(r"^step_(\d+)$")
 
 
@@ -116,6 +119,9 @@ def checkpoint_damage(folder: str | os.PathLike) -> str | None:
             archive.infolist()
     except (OSError, zipfile.BadZipFile) as err:
         return f"{STATE_FILE}: {err}"
+    sharded = folder / OPTIMIZER_DIR
+    if sharded.exists() and not (sharded / ".metadata").is_file():
+        return f"{OPTIMIZER_DIR}/ has no .metadata"
     return None
 
 

@@ -84,7 +84,8 @@ def main(cfg: DictConfig) -> float | None:
     if summary.get("stopped_by"):
         how = (f"run the multirun again with hydra.sweep.dir={_sweep_dir()}: finished jobs are skipped, "
                "stopped ones continue" if multirun else f"continue with trainer.resume={summary['output_dir']}")
-        say(f"stopped by {summary['stopped_by']}; {how}")
+        if PartialState().is_main_process:  # said once, every process exits so
+            say(f"stopped by {summary['stopped_by']}; {how}")
         sys.exit(128 + signal.Signals[summary["stopped_by"]].value)
     # Returned for sweepers (e.g. Optuna) that optimize the run's outcome.
     return summary.get("reward_last_fifth")

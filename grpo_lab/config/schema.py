@@ -262,7 +262,16 @@ class RolloutConfig:
     backend: str = "hf"
     # Engine settings for backend=vllm.
     vllm: VLLMConfig = field(default_factory=VLLMConfig)
+    # Tokens per model turn (one completion, or one turn of a multi-turn episode).
     max_new_tokens: int = 64
+    # Multi-turn episodes (grpo_lab/rollout/multi_turn.py): an environment registered by
+    # name (calculator | retry) or package.module:Class; null: one completion per sample.
+    environment: Optional[str] = None
+    # Model turns per episode, at most.
+    max_turns: int = 4
+    # Tokens after the prompt per episode (model and environment); null: max_turns x
+    # max_new_tokens.
+    max_episode_tokens: Optional[int] = None
     # Forces at least this many tokens (0: stop at EOS as usual); benchmarks set it to
     # max_new_tokens so every framework generates exactly the same amount of work.
     min_new_tokens: int = 0
@@ -326,6 +335,11 @@ class TrainerConfig:
     # no | bf16 | fp16: autocast over float32 master weights (accelerate; fp16 adds loss
     # scaling). For pure low-precision weights set trainer.dtype instead.
     mixed_precision: str = "no"
+    # With several processes (accelerate launch, torchrun, SLURM tasks): ddp keeps a whole
+    # copy of every model, optimizer state and gradient on each process; fsdp shards them
+    # over the processes (PyTorch FSDP2; engine/sharding.py): 1/N each, gathered layer by
+    # layer for training and whole for sampling and evaluation. One process: no effect.
+    distributed: str = "ddp"
     # Recompute activations in the backward pass (less memory, ~30% more compute);
     # turns off the prompt sharing of training passes, which needs the KV cache.
     gradient_checkpointing: bool = False

@@ -18,6 +18,8 @@ from grpo_lab.algos.kl import KL_ESTIMATORS, KL_MEASURES
 from grpo_lab.algos.policy_loss import LOSS_AGGREGATIONS, POLICY_LOSSES
 from grpo_lab.algos.rollout_correction import IMPORTANCE_SAMPLING_MODES
 from grpo_lab.config.device import check_device
+from grpo_lab.engine.sharding import STRATEGIES
+from grpo_lab.envs import ENVIRONMENTS
 from grpo_lab.engine.kl_term import PLACEMENTS
 from grpo_lab.engine.optim import OPTIMIZERS
 from grpo_lab.errors import ConfigError
@@ -138,8 +140,27 @@ def validate_config(cfg: Any) -> None:
     if trainer.progress_bar not in PROGRESS_BARS or not isinstance(trainer.progress_bar, (bool, str)):
         raise ConfigError(f"trainer.progress_bar={trainer.progress_bar!r} is not allowed; allowed: true, false, all")
     _check_probe(cfg)
+    _check_sharding(cfg)
     _check_coefficients(cfg)
     _check_eval(cfg.eval)
+
+
+def _check_sharding(cfg: Any) -> None:
+    """What fsdp does not do (yet), refused before anything loads."""
+    trainer = cfg.trainer
+    _one_of("trainer.distributed", trainer.distributed, STRATEGIES)
+    if trainer.distributed != "fsdp":
+        return
+    unsupported = {
+        "model.lora.enabled=true": cfg.model.lora.enabled,
+        f"rollout.backend={cfg.rollout.backend}": cfg.rollout.backend != "hf",
+        f"rollout.dtype={cfg.rollout.dtype}": cfg.rollout.dtype is not None,
+        "trainer.mixed_precision=fp16": trainer.mixed_precision == "fp16",
+        "probe.every/probe.steps/probe.at_start": bool(cfg.probe.every or cfg.probe.steps or cfg.probe.at_start),
+    }
+    for setting, present in unsupported.items():
+        if present:
+            raise ConfigError(f"trainer.distributed=fsdp does not support {setting} yet; use trainer.distributed=ddp")
 
 
 def _check_coefficients(cfg: Any) -> None:
@@ -151,6 +172,7 @@ def _check_coefficients(cfg: Any) -> None:
                           "(every sample the same), 1 keeps them all")
     _at_least("rollout.top_k", rollout.top_k, 0)  # 0: no top-k filter
     _check_rollout_precision(rollout)
+    _check_environment(rollout)
     _at_least("algorithm.vf_coef", cfg.algorithm.vf_coef, 0.0)
     _at_least("algorithm.entropy_coef", cfg.algorithm.entropy_coef, 0.0)
     _at_least("trainer.max_grad_norm", cfg.trainer.max_grad_norm, 0.0)  # 0: no clipping
@@ -178,6 +200,21 @@ def _check_optimizer_settings(trainer: Any) -> None:
     if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
         raise ConfigError(f"trainer.adam_betas={betas} must be two numbers in [0, 1)")
     _at_least("trainer.weight_decay", trainer.weight_decay, 0.0)
+
+
+def _check_environment(rollout: Any) -> None:
+    """Multi-turn episodes: their limits, and what they do not combine with (yet)."""
+    if not rollout.environment:
+        return
+    ENVIRONMENTS.check(rollout.environment)
+    _at_least("rollout.max_turns", rollout.max_turns, 1)
+    if rollout.max_episode_tokens is not None:
+        _at_least("rollout.max_episode_tokens", rollout.max_episode_tokens, 1)
+    for setting, present in {f"rollout.backend={rollout.backend}": rollout.backend != "hf",
+                             f"rollout.dtype={rollout.dtype}": rollout.dtype is not None}.items():
+        if present:
+            raise ConfigError(f"rollout.environment={rollout.environment} does not support {setting} yet; "
+                              "multi-turn episodes sample with the training model (rollout.backend=hf)")
 
 
 def _check_rollout_precision(rollout: Any) -> None:

@@ -14,6 +14,11 @@ grpo_lab.cli``, or SLURM tasks) run the same code. With N processes:
 - metrics are reduced across processes; only the main process writes records,
   checkpoints and W&B.
 
+With ``trainer.distributed=fsdp`` the same holds, but the models are sharded instead of
+replicated (engine/sharding.py): each process keeps 1/N of the parameters, gradients and
+optimizer states; sampling and held-out evaluation run on weights gathered whole for
+their duration. A single process started without a launcher trains unsharded.
+
 Mixed precision (``trainer.mixed_precision``) is accelerate's autocast (+ loss scaling
 for fp16).
 """
@@ -29,6 +34,8 @@ from accelerate import Accelerator
 from accelerate.state import AcceleratorState, GradientState
 from accelerate.utils import DistributedDataParallelKwargs, broadcast_object_list
 
+from grpo_lab.engine import sharding
+from grpo_lab.engine.sharding import STRATEGIES
 from grpo_lab.errors import ConfigError
 
 MIXED_PRECISION = ("no", "bf16", "fp16")
@@ -49,11 +56,13 @@ def export_slurm_process_group() -> None:
 class Parallel:
     """The accelerate process group of a run plus the few collectives the trainer uses."""
 
-    def __init__(self, mixed_precision: str = "no", cpu: bool = True):
+    def __init__(self, mixed_precision: str = "no", cpu: bool = True, strategy: str = "ddp"):
         if mixed_precision not in MIXED_PRECISION:
             raise ConfigError(
                 f"trainer.mixed_precision={mixed_precision!r}; allowed: {', '.join(MIXED_PRECISION)}"
             )
+        if strategy not in STRATEGIES:
+            raise ConfigError(f"trainer.distributed={strategy!r} is not allowed; allowed: {', '.join(STRATEGIES)}")
         # The accelerator's settings are process-wide singletons; a new run in the same
         # process (tests, sequential multirun jobs) starts from fresh ones. The process
         # group itself (PartialState) is kept.
@@ -66,6 +75,10 @@ class Parallel:
             # Rotary-embedding buffers are constants: no broadcast before every forward.
             kwargs_handlers=[DistributedDataParallelKwargs(broadcast_buffers=False)],
         )
+        # Sharding needs a process group: a launcher's (accelerate launch, torchrun, SLURM
+        # tasks), of any size, one process included (which runs the sharded code path
+        # over one shard); a plain single process has none and trains unsharded.
+        self.sharded = strategy == "fsdp" and torch.distributed.is_available() and torch.distributed.is_initialized()
 
     # -- who we are -------------------------------------------------------------------
     @property
@@ -96,9 +109,24 @@ class Parallel:
 
     # -- models and optimizers ----------------------------------------------------------
     def prepare_model(self, module: torch.nn.Module) -> torch.nn.Module:
-        """DDP-wrapped (with N processes) and autocast (with mixed precision); the
-        module stays where the trainer placed it."""
+        """The module that trains: DDP-wrapped (with N processes), or sharded in place
+        (fsdp); the module stays where the trainer placed it. Mixed precision is the
+        trainer's autocast region (:meth:`autocast`)."""
+        if self.sharded:
+            return sharding.shard_model(module)
         return self.accelerator.prepare_model(module, device_placement=False)
+
+    def shard(self, module: torch.nn.Module) -> torch.nn.Module:
+        """A model that never trains (the reference) sharded in place under fsdp; as is
+        otherwise."""
+        return sharding.shard_model(module) if self.sharded else module
+
+    def full_weights(self, module: torch.nn.Module | None) -> contextlib.AbstractContextManager:
+        """Under fsdp, ``module``'s weights gathered whole on every process until the
+        context ends (every process must enter it); nothing otherwise."""
+        if not self.sharded or module is None:
+            return contextlib.nullcontext()
+        return sharding.full_weights(module)
 
     def prepare_optimizer(self, optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
         """Wrapped so that fp16 loss scaling unscales before clipping and stepping."""
@@ -114,12 +142,19 @@ class Parallel:
         self.accelerator.backward(loss)
 
     def clip_grad_norm(self, params: list[torch.nn.Parameter], max_norm: float) -> float:
+        if self.sharded:  # the norm over every process's shards
+            norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+            return float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)
         return float(self.accelerator.clip_grad_norm_(params, max_norm))
 
     def accumulate(self, module: torch.nn.Module, n_micro: int) -> Iterator[contextlib.AbstractContextManager]:
         """One context per micro-batch: gradients are synchronized only on the last."""
         for i in range(n_micro):
-            yield self.accelerator.no_sync(module) if i < n_micro - 1 else contextlib.nullcontext()
+            last = i == n_micro - 1
+            if self.sharded:
+                yield sharding.gradient_sync(module, last)
+            else:
+                yield self.accelerator.no_sync(module) if not last else contextlib.nullcontext()
 
     def autocast(self) -> contextlib.AbstractContextManager:
         return self.accelerator.autocast()

@@ -169,6 +169,8 @@ class Evaluator:
         return metrics
 
     def _generate(self, model: Any, greedy: bool) -> tuple[list[list[str]], list[list[int]]]:
+        if self.cfg.rollout.get("environment"):
+            return self._episodes(model, greedy)
         rollout, ev = self.cfg.rollout, self.eval_cfg
         return generate_texts(
             model, self.tokenizer, self.dataset["prompt"], self.device,
@@ -177,6 +179,31 @@ class Evaluator:
             temperature=rollout.temperature, top_p=rollout.top_p, top_k=rollout.top_k,
             batch_size=ev.batch_size,
         )
+
+    def _episodes(self, model: Any, greedy: bool) -> tuple[list[list[str]], list[list[int]]]:
+        """The same episodes as training (rollout.environment), greedy or sampled: per
+        problem, the model's turns as text (what is checked: tool results and feedback
+        are the environment's words) and its token count."""
+        from grpo_lab.rewards.answers import completion_text
+        from grpo_lab.rollout.multi_turn import MultiTurnRollout
+
+        if getattr(self, "multi_turn", None) is None:
+            self.multi_turn = MultiTurnRollout(self.cfg.rollout, self.tokenizer, self.device)
+        n = 1 if greedy else self.eval_cfg.num_samples
+        size = max(1, self.eval_cfg.batch_size // n)
+        others = [c for c in self.dataset.column_names if c != "prompt"]
+        texts: list[list[str]] = []
+        lengths: list[list[int]] = []
+        for start in range(0, len(self.dataset), size):
+            chunk = self.dataset.select(range(start, min(start + size, len(self.dataset))))
+            seeds = None if greedy else torch.randint(0, 2**62, (len(chunk) * n,)).tolist()
+            batch = self.multi_turn.generate(model, chunk["prompt"], {c: chunk[c] for c in others}, n, seeds,
+                                             greedy=greedy)
+            for i in range(len(chunk)):
+                rows = range(i * n, (i + 1) * n)
+                texts.append([completion_text(batch.completions[r]) for r in rows])
+                lengths.append([int(batch.completion_mask[r].sum()) for r in rows])
+        return texts, lengths
 
     def _verdicts(self, texts: list[list[str]]) -> list[list[bool]]:
         answers = self.dataset["answer"]

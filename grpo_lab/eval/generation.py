@@ -51,6 +51,7 @@ def generate_texts(
                 num_return_sequences=per_prompt,
                 pad_token_id=tokenizer.pad_token_id,
                 eos_token_id=eos_ids,
+                synced_gpus=False,  # the main process evaluates alone (whole weights under fsdp)
             )
             completion_ids = output[:, encoded["input_ids"].shape[1] :]
             row_lengths = completion_mask_from_eos(completion_ids, eos_ids).sum(dim=1).tolist()

@@ -71,6 +71,12 @@ class Algorithm:
         """Models whose weights a checkpoint keeps, saved as ``<name>.safetensors``."""
         return {}
 
+    def optimizers(self) -> dict[str, tuple[nn.Module, Any]]:
+        """The algorithm's own optimizers with the module each trains; a sharded run's
+        checkpoint keeps their states sharded (trainer/checkpoint.py), so
+        :meth:`state_dict` then leaves them out."""
+        return {}
+
     def state_dict(self) -> dict[str, Any]:
         """Everything else a resumed run needs (optimizers, random generators)."""
         return {}

@@ -167,14 +167,19 @@ class PPO(Algorithm):
     def modules(self) -> dict[str, nn.Module]:
         return {"critic": self.critic}
 
+    def optimizers(self) -> dict[str, tuple[nn.Module, Any]]:
+        return {"critic": (self.train_critic, self.critic_optimizer)} if self.critic_optimizer is not None else {}
+
     def state_dict(self) -> dict[str, Any]:
+        own = self.critic_optimizer is not None and not self.parallel.sharded
         return {
-            "critic_optimizer": self.critic_optimizer.state_dict() if self.critic_optimizer is not None else None,
+            "critic_optimizer": self.critic_optimizer.state_dict() if own else None,
             "generator": self.generator.get_state(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if self.critic_optimizer is not None:
+        # None: a sharded run's checkpoint (the state is in its optimizer/ folder).
+        if self.critic_optimizer is not None and state.get("critic_optimizer") is not None:
             self.critic_optimizer.load_state_dict(state["critic_optimizer"])
         self.generator.set_state(state["generator"])
 

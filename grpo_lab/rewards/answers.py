@@ -10,10 +10,12 @@ _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
 
 
 def completion_text(completion: Any) -> str:
-    """Text of a completion, plain (``str``) or conversational (list of messages)."""
+    """Text of a completion, plain (``str``) or conversational (list of messages): what
+    the model wrote, its assistant turns (a multi-turn episode's tool results and
+    feedback are the environment's words, not the model's answer)."""
     if isinstance(completion, str):
         return completion
-    return "".join(message["content"] for message in completion if message.get("content"))
+    return "".join(m["content"] for m in completion if m.get("content") and m.get("role", "assistant") == "assistant")
 
 
 def extract_tagged_answer(text: str) -> str | None:

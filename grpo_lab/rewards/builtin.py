@@ -63,3 +63,21 @@ def format_tags(prompts: Sequence[Any], completions: Sequence[Any], **kwargs: An
     return [
         round(0.2 * sum(tag in completion_text(c) for tag in FORMAT_TAGS), 6) for c in completions
     ]
+
+
+@register_reward("environment")
+def environment(prompts: Sequence[Any], completions: Sequence[Any], env_reward: Sequence[float],
+                **kwargs: Any) -> list[float]:
+    """The reward each multi-turn episode's environment gave it (``rollout.environment``;
+    the rollout passes it as the ``env_reward`` column)."""
+    return [float(r) for r in env_reward]
+
+
+@register_reward("tool_call")
+def tool_call(prompts: Sequence[Any], completions: Sequence[Any], **kwargs: Any) -> list[float]:
+    """1.0 when a multi-turn episode made a tool call that ran (a tool result that is not
+    an error), else 0.0: a bonus for a well-formed call, weighted small next to correctness."""
+    def ran(completion: Any) -> bool:
+        return not isinstance(completion, str) and any(
+            m.get("role") == "tool" and not str(m.get("content", "")).startswith("error:") for m in completion)
+    return [float(ran(c)) for c in completions]

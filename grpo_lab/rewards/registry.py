@@ -23,9 +23,10 @@ RewardFn = Callable[..., list[Any]]
 REWARD_FUNCTIONS: Registry[RewardFn] = Registry("reward function", "reward.weights")
 # The rewards grpo-lab ships (builtin.py, summary.py). Each scores what its task asks for,
 # higher is better (the right answer, the tags, overlap with the reference summary, the
-# reference's length), so a negative weight would train the policy away from the task:
-# the config check refuses one.
-GOAL_REWARDS = ("correctness", "correctness_lenient", "format", "rouge_l", "summary_length")
+# reference's length, an episode's own score, a tool call that ran), so a negative weight
+# would train the policy away from the task: the config check refuses one.
+GOAL_REWARDS = ("correctness", "correctness_lenient", "format", "rouge_l", "summary_length", "environment",
+                "tool_call")
 
 
 register_reward = REWARD_FUNCTIONS.register

@@ -35,5 +35,10 @@ ROLLOUT_BACKENDS.add_lazy("vllm", "grpo_lab.rollout.vllm_backend:VLLMBackend")
 
 
 def build_rollout_backend(cfg: Any, tokenizer: Any, device: torch.device) -> RolloutBackend:
-    """The backend named by ``cfg.backend`` (``rollout`` config)."""
+    """The backend named by ``cfg.backend`` (``rollout`` config); with
+    ``rollout.environment``, multi-turn episodes (grpo_lab/rollout/multi_turn.py)."""
+    if cfg.get("environment"):
+        from grpo_lab.rollout.multi_turn import MultiTurnRollout
+
+        return MultiTurnRollout(cfg, tokenizer, device)
     return ROLLOUT_BACKENDS.get_entry(cfg.backend)(cfg, tokenizer, device)

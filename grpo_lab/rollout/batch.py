@@ -32,6 +32,10 @@ class RolloutBatch:
     # when the training model sampled. The policy update corrects the sampler/trainer gap
     # with them (rollout.importance_sampling, grpo_lab/algos/rollout_correction.py).
     sampling_logprobs: torch.Tensor | None = None
+    # [N, T] 1 on tokens the environment wrote into a multi-turn episode (tool results,
+    # feedback): attended to, but not the model's, so out of completion_mask (and so of
+    # the loss, the KL and the entropy); None for single-turn rollouts.
+    env_mask: torch.Tensor | None = None
 
     @property
     def size(self) -> int:
@@ -45,7 +49,8 @@ class RolloutBatch:
 
     @cached_property
     def attention_mask(self) -> torch.Tensor:
-        return torch.cat([self.prompt_mask, self.completion_mask], dim=1)
+        completion = self.completion_mask if self.env_mask is None else self.completion_mask + self.env_mask
+        return torch.cat([self.prompt_mask, completion], dim=1)
 
 
 def _left_pad(t: torch.Tensor, width: int, value: int) -> torch.Tensor:
@@ -68,7 +73,9 @@ def join_groups(parts: list[tuple[RolloutBatch, list[int]]], pad_id: int) -> Rol
     width = max(b.completion_ids.shape[1] for b, _ in rows)
     cat = lambda f: torch.cat([f(b, torch.tensor(r, dtype=torch.long)) for b, r in rows])  # noqa: E731
     pick = lambda values, r: [values[i] for i in r]  # noqa: E731
-    logprobs = None
+    logprobs = env_mask = None
+    if all(b.env_mask is not None for b, _ in rows):
+        env_mask = cat(lambda b, r: _right_pad(b.env_mask[r], width, 0))
     if all(b.sampling_logprobs is not None for b, _ in rows):
         logprobs = cat(lambda b, r: _right_pad(b.sampling_logprobs[r], width, 0.0))
     names = [n for b, _ in rows for n in b.columns]
@@ -88,4 +95,5 @@ def join_groups(parts: list[tuple[RolloutBatch, list[int]]], pad_id: int) -> Rol
         columns=columns,
         group_size=group_size,
         sampling_logprobs=logprobs,
+        env_mask=env_mask,
     )

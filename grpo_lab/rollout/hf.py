@@ -69,6 +69,10 @@ class HFGenerateBackend:
             min_new_tokens=self.cfg.min_new_tokens,
             pad_token_id=self.tokenizer.pad_token_id,
             eos_token_id=self.eos_ids,
+            # Each process samples its own rows alone: never wait for the others' (under
+            # fsdp the weights are gathered whole first; transformers would otherwise sync
+            # every decoding step of an FSDP model across processes).
+            synced_gpus=False,
         )
         was_training = model.training
         model.eval()

@@ -14,6 +14,11 @@ A checkpoint is a folder ``<output_dir>/checkpoints/step_<N>/``:
 - ``config.yaml``: the resolved config of the run (``grpo-lab-eval`` rebuilds the model
   from it).
 
+A sharded run (``trainer.distributed=fsdp``) writes the same weights files, gathered
+whole, and keeps its optimizer states sharded: ``optimizer/``, one file per process
+written by ``torch.distributed.checkpoint`` (engine/sharding.py), read back at any
+world size (one process included); ``trainer_state.pt`` then holds no optimizer state.
+
 Everything is written into a hidden temporary folder next to the others and renamed
 to ``step_<N>`` only once complete: a crash or a kill mid-save leaves at worst a hidden
 folder that is ignored (and cleaned by the next save), and the previous checkpoint
@@ -31,12 +36,13 @@ from typing import Any
 
 import torch
 from omegaconf import OmegaConf
-from safetensors.torch import load_model, save_file, save_model
+from safetensors.torch import load_file, load_model, save_file, save_model
 
 from grpo_lab.console import say
 from grpo_lab.checkpoint_folder import (
     CHECKPOINT_DIR,
     CONFIG_FILE,
+    OPTIMIZER_DIR,
     POLICY_FILE,
     STATE_FILE,
     checkpoint_damage,
@@ -44,6 +50,7 @@ from grpo_lab.checkpoint_folder import (
     list_checkpoints,
     load_policy_weights,
 )
+from grpo_lab.engine import sharding
 from grpo_lab.errors import ConfigError
 from grpo_lab.models.lora import is_lora, lora_state_dict
 from grpo_lab.trainer.rng import capture_rng, restore_rng
@@ -59,10 +66,16 @@ def _generators(trainer: Any) -> dict[str, torch.Generator]:
     return {"sampler": trainer.sampler.generator, "update": trainer.update_generator}
 
 
+def _optimizers(trainer: Any) -> dict[str, tuple[torch.nn.Module, torch.optim.Optimizer]]:
+    """Every optimizer of the run with the module it trains (sharded checkpoints)."""
+    return {"policy": (trainer.train_module, trainer.optimizer), **trainer.algorithm.optimizers()}
+
+
 def _trainer_state(trainer: Any, step: int) -> dict[str, Any]:
     return {
         "step": step,
-        "optimizer": trainer.optimizer.state_dict(),
+        # Sharded runs keep it in optimizer/ (each process its shard).
+        "optimizer": None if trainer.parallel.sharded else trainer.optimizer.state_dict(),
         "scheduler": trainer.scheduler.state_dict(),
         "algorithm": trainer.algorithm.state_dict(),
         "rng": capture_rng(_generators(trainer)),
@@ -75,12 +88,23 @@ def _trainer_state(trainer: Any, step: int) -> dict[str, Any]:
 
 
 def _write(trainer: Any, step: int, folder: Path) -> None:
-    if is_lora(trainer.policy):
-        save_file({k: v.contiguous() for k, v in lora_state_dict(trainer.policy).items()}, folder / POLICY_FILE)
+    """Writes the checkpoint's files into ``folder``; under fsdp every process calls it
+    (the shards are gathered, and each writes its own optimizer shard)."""
+    modules = {POLICY_FILE: trainer.policy,
+               **{f"{name}.safetensors": module for name, module in trainer.algorithm.modules().items()}}
+    if trainer.parallel.sharded:
+        sharding.save_optimizer_states(_optimizers(trainer), folder / OPTIMIZER_DIR)
+        whole = {file: sharding.full_module_state(module) for file, module in modules.items()}
+        if not trainer.parallel.is_main:
+            return
+        for file, state in whole.items():
+            save_file(state, folder / file)
     else:
-        save_model(trainer.policy, str(folder / POLICY_FILE))
-    for name, module in trainer.algorithm.modules().items():
-        save_model(module, str(folder / f"{name}.safetensors"))
+        for file, module in modules.items():
+            if file == POLICY_FILE and is_lora(module):
+                save_file({k: v.contiguous() for k, v in lora_state_dict(module).items()}, folder / file)
+            else:
+                save_model(module, str(folder / file))
     OmegaConf.save(trainer.cfg, folder / CONFIG_FILE, resolve=True)
     torch.save(_trainer_state(trainer, step), folder / STATE_FILE)
 
@@ -100,29 +124,45 @@ def check_checkpoint_folder(output_dir: str | os.PathLike) -> None:
 
 
 def save_checkpoint(trainer: Any, step: int, keep: int = 0) -> Path:
-    """Writes ``step_<step>`` atomically and keeps the newest ``keep`` (0: all)."""
+    """Writes ``step_<step>`` atomically and keeps the newest ``keep`` (0: all). Called
+    by the main process, or under fsdp by every process (each writes its shards; the
+    main process makes, renames and prunes the folders)."""
+    parallel = trainer.parallel
     root = Path(trainer.output_dir) / CHECKPOINT_DIR
     target = root / checkpoint_name(step)
+    tmp = _begin(root, target) if parallel.is_main else None
+    if parallel.sharded:
+        tmp = parallel.broadcast(tmp)
+    if tmp is None:
+        return target  # already saved (a run resumed at its last step)
+    try:
+        _write(trainer, step, tmp)
+        if parallel.sharded:
+            parallel.barrier()  # every shard on disk before the folder is renamed
+        if parallel.is_main:
+            _fsync_tree(tmp)
+            os.replace(tmp, target)
+    except BaseException:
+        if parallel.is_main:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if keep > 0 and parallel.is_main:
+        for _, old in list_checkpoints(trainer.output_dir)[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def _begin(root: Path, target: Path) -> Path | None:
+    """The hidden folder a checkpoint is written into, or None when ``target`` exists."""
     # A damaged checkpoint (passed over on resume) must neither stand for its step nor
     # count among the ones kept while an intact older one is deleted.
     _set_aside_damaged(root)
     if (target / STATE_FILE).is_file():
-        return target  # already saved (a run resumed at its last step)
+        return None
     root.mkdir(parents=True, exist_ok=True)
     for stale in root.glob(f"{_TMP_PREFIX}*"):  # left by a killed save
         shutil.rmtree(stale, ignore_errors=True)
-    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f"{_TMP_PREFIX}{target.name}-"))
-    try:
-        _write(trainer, step, tmp)
-        _fsync_tree(tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if keep > 0:
-        for _, old in list_checkpoints(trainer.output_dir)[:-keep]:
-            shutil.rmtree(old, ignore_errors=True)
-    return target
+    return Path(tempfile.mkdtemp(dir=root, prefix=f"{_TMP_PREFIX}{target.name}-"))
 
 
 def _set_aside_damaged(root: Path) -> None:
@@ -140,22 +180,36 @@ def _set_aside_damaged(root: Path) -> None:
 def _fsync_tree(folder: Path) -> None:
     """Data on disk before the rename makes it visible (a power cut must not leave a
     renamed folder of empty files)."""
-    for child in folder.iterdir():
-        with open(child, "rb") as f:
-            os.fsync(f.fileno())
+    for child in folder.rglob("*"):
+        if child.is_file():
+            with open(child, "rb") as f:
+                os.fsync(f.fileno())
 
 
 def load_checkpoint(trainer: Any, folder: str | os.PathLike) -> int:
     """Restores a trainer built from the same config to the saved step; returns it."""
     folder = Path(folder)
     state = torch.load(folder / STATE_FILE, map_location="cpu", weights_only=True)
-    load_policy_weights(trainer.policy, folder)
+    sharded_optimizers = (folder / OPTIMIZER_DIR).is_dir()
+    if trainer.parallel.sharded and not sharded_optimizers:
+        raise ConfigError(f"checkpoint {folder} was saved without trainer.distributed=fsdp; resume it with "
+                          "trainer.distributed=ddp (a sharded run resumes from sharded checkpoints only)")
+    if trainer.parallel.sharded:
+        _load_whole(trainer.policy, folder, POLICY_FILE)
+    else:
+        load_policy_weights(trainer.policy, folder)
     for name, module in trainer.algorithm.modules().items():
         path = folder / f"{name}.safetensors"
         if not path.is_file():
             raise ConfigError(f"checkpoint {folder} has no {name}; algorithm.name differs from the saved run")
-        load_model(module, str(path), device=str(_device_of(module)))
-    trainer.optimizer.load_state_dict(state["optimizer"])
+        if trainer.parallel.sharded:
+            _load_whole(module, folder, path.name)
+        else:
+            load_model(module, str(path), device=str(_device_of(module)))
+    if sharded_optimizers:  # at any world size: DCP reshards on load
+        sharding.load_optimizer_states(_optimizers(trainer), folder / OPTIMIZER_DIR)
+    else:
+        trainer.optimizer.load_state_dict(state["optimizer"])
     trainer.scheduler.load_state_dict(state["scheduler"])
     trainer.algorithm.load_state_dict(state["algorithm"] if "algorithm" in state else _older_algorithm_state(state))
     trainer.sampler.order = list(state["sampler"]["order"])
@@ -166,6 +220,14 @@ def load_checkpoint(trainer: Any, folder: str | os.PathLike) -> int:
     trainer.kl.load_state_dict(state.get("kl", {}))
     restore_rng(state["rng"], _generators(trainer))
     return int(state["step"])
+
+
+def _load_whole(module: torch.nn.Module, folder: Path, file: str) -> None:
+    """A whole weights file into a sharded module (every process reads it, keeps its shard)."""
+    missing, unexpected = sharding.load_full_state(module, load_file(str(folder / file)))
+    if missing or unexpected:
+        raise ConfigError(f"checkpoint {folder}: {file} does not fit the model config "
+                          f"(missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})")
 
 
 def _older_algorithm_state(state: dict[str, Any]) -> dict[str, Any]:

@@ -21,6 +21,7 @@ samples and scores a contiguous share of the prompts, advantages and metrics are
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -118,7 +119,8 @@ class Trainer:
             torch.set_num_threads(trainer_cfg.num_threads)
         seed_everything(trainer_cfg.seed)
         device = resolve_device(trainer_cfg.device)
-        self.parallel = Parallel(trainer_cfg.mixed_precision, cpu=device.type == "cpu")
+        self.parallel = Parallel(trainer_cfg.mixed_precision, cpu=device.type == "cpu",
+                                 strategy=trainer_cfg.distributed)
         # With several processes each takes the device accelerate assigns it (cuda:<local rank>).
         self.device = self.parallel.device if self.parallel.world_size > 1 else device
         # Mixed precision keeps float32 master weights; autocast does the rest.
@@ -128,7 +130,10 @@ class Trainer:
         # Everything that can fail on user input is built before the model is loaded.
         self.dataset = build_task(cfg.task)
         self.rewards = RewardMix.from_config(cfg.reward, self.device, self.dtype, self.parallel.sum)
-        self.rewards.check_columns([c for c in self.dataset.column_names if c != "prompt"], cfg.task.name)
+        # Multi-turn episodes add the environment's own reward as a column.
+        episode_columns = ["env_reward"] if cfg.rollout.environment else []
+        self.rewards.check_columns([c for c in self.dataset.column_names if c != "prompt"] + episode_columns,
+                                   cfg.task.name)
         self.sampler = PromptSampler(self.dataset, trainer_cfg.batch_size, trainer_cfg.seed)
         # This process's prompts of a step; fails early if the batch does not split.
         self.local_prompts = len(range(trainer_cfg.batch_size)[self.parallel.local_slice(trainer_cfg.batch_size)])
@@ -157,15 +162,15 @@ class Trainer:
         self.kl = KLTerm.from_config(cfg.kl)
         self.reference = None
         if self.kl.enabled:  # with LoRA: the policy with adapters disabled, no copy
-            self.reference = build_reference(self.policy)
+            self.reference = self.parallel.shard(build_reference(self.policy))
         self.algorithm = build_algorithm(cfg, self.policy, self.device, self.parallel)
         self.rollout = build_rollout_backend(cfg.rollout, self.tokenizer, self.device)
         self.precision = describe_precision(cfg, next(self.policy.parameters()).dtype)
         # A group too large to sample is refused now, not ended by the OOM killer mid-step.
         check_sampling_fits(self.policy, cfg, self.local_prompts, self.device)
         updates_per_step = cfg.algorithm.num_iterations * cfg.algorithm.num_minibatches
-        # What the policy loss trains, DDP-wrapped with several processes; generation and
-        # the no-grad passes use self.policy directly.
+        # What the policy loss trains, DDP-wrapped with several processes (or sharded in
+        # place under fsdp); generation and the no-grad passes use self.policy directly.
         self.train_module = self.parallel.prepare_model(TrainForward(self.policy, self.algorithm.value_head))
         self.optimizer = self.parallel.prepare_optimizer(build_optimizer(self.train_module.parameters(), trainer_cfg))
         self.scheduler = build_scheduler(self.optimizer, trainer_cfg, trainer_cfg.max_steps * updates_per_step)
@@ -177,13 +182,15 @@ class Trainer:
         self.budget = Budget()
         self.start_eval: dict[str, float] = {}  # held-out scores before training (eval.at_start)
         self.stopped_by: str | None = None  # the signal that ended the run early
-        # Held-out evaluation runs on the main process (the others wait at the next step);
+        # Held-out evaluation runs on the main process (the others wait at the next step;
+        # under fsdp they first gather the policy whole with it, see _evaluation);
         # problems that are also training questions are left out of the held-out set.
+        self.evaluates = bool(cfg.eval.every or cfg.eval.at_end or cfg.eval.at_start)
         self.evaluator = (
             Evaluator(cfg, self.tokenizer, self.device,
                       training_questions={question_of(p) for p in self.dataset["prompt"]},
                       reward_mix=lambda: self.rewards)
-            if (cfg.eval.every or cfg.eval.at_end or cfg.eval.at_start) and self.parallel.is_main else None
+            if self.evaluates and self.parallel.is_main else None
         )
         # Gradient-noise probe (probe.*), None when off: see trainer/grad_probe.py.
         self.probe = GradientProbe.from_config(self)
@@ -253,7 +260,8 @@ class Trainer:
         first = round_ * cfg.trainer.batch_size * group_size
         rows = range(first + mine.start * group_size, first + mine.stop * group_size)
         seeds = row_seeds(rows) if row_seeds is not None else sample_seeds(cfg.trainer.seed, step, rows)
-        batch = self.rollout.generate(self.policy, prompts, columns, group_size, seeds)
+        with self.parallel.full_weights(self.policy):  # under fsdp: gathered once, not per token
+            batch = self.rollout.generate(self.policy, prompts, columns, group_size, seeds)
         t_gen = time.perf_counter()
         rewards, per_function = self.rewards(batch.prompts, batch.completions, batch.columns)
         scored = add_overlong_penalty(Scored(batch, rewards, per_function), cfg.rollout.max_new_tokens,
@@ -301,6 +309,7 @@ class Trainer:
             **advantage_metrics(adv.advantages, batch.completion_mask, self.parallel.sum),
             **self.parallel.mean_metrics(critic),
             **sampled.metrics,
+            **self.parallel.mean_metrics(getattr(self.rollout, "last_metrics", {})),  # multi-turn episodes
             "learning_rate": self.scheduler.get_last_lr()[0],
             "time/generation": sampled.generation_s,
             "time/reward": sampled.reward_s,
@@ -385,16 +394,20 @@ class Trainer:
             if self.parallel.is_main:  # the mix a run optimizes and its numerics, stated before it starts
                 say(self.rewards.describe(), sys.stdout)
                 say(precision_line(self.precision), sys.stdout)
-            if cfg.eval.at_start and self.start_step == 0 and self.evaluator is not None:
+            if cfg.eval.at_start and self.start_step == 0 and self.evaluates:
                 # The untrained policy's scores: step 0 of every held-out curve.
-                self.start_eval = self.evaluator.evaluate(self.policy)
-                self.trackers.log_metrics({**self.start_eval, **self.budget.metrics()}, 0)
-                self.trackers.log_problems(self.evaluator.last_problems, 0)
+                with self._evaluation():
+                    if self.evaluator is not None:
+                        self.start_eval = self.evaluator.evaluate(self.policy)
+                        self.trackers.log_metrics({**self.start_eval, **self.budget.metrics()}, 0)
+                        self.trackers.log_problems(self.evaluator.last_problems, 0)
             if self.probe is not None and self.probe.at_start and self.start_step == 0:
                 # The untrained policy's gradient noise, a step-0 record of its own.
                 self.trackers.log_metrics({**self.probe.measure(0), **self.budget.metrics()}, 0)
-            if self.start_step > 0 and self.evaluator is not None:
-                self._resumed_evaluation(self.start_step)
+            if self.start_step > 0 and self.evaluates:
+                with self._evaluation():
+                    if self.evaluator is not None:
+                        self._resumed_evaluation(self.start_step)
             with GracefulStop() as stop:
                 for step in bar:
                     with self.parallel.autocast():
@@ -407,8 +420,10 @@ class Trainer:
                     # After the step's record is written: a checkpoint never runs ahead of it.
                     # A signal to any process stops them all after the same step.
                     stop_now = self.parallel.any(stop.requested)
-                    due = checkpoints.due(step) or stop_now
-                    saved = bool(cfg.trainer.save_checkpoints and due and self.parallel.is_main)
+                    # Agreed by every process: under fsdp each writes its shards.
+                    due = self.parallel.any(checkpoints.due(step)) or stop_now
+                    saved = bool(cfg.trainer.save_checkpoints and due
+                                 and (self.parallel.is_main or self.parallel.sharded))
                     if saved:
                         save_checkpoint(self, step, cfg.trainer.checkpoint_keep)
                         checkpoints.saved()
@@ -417,8 +432,10 @@ class Trainer:
                         break
                     # Held-out evaluation after the step's record and checkpoint: a failure
                     # in it (out of memory, say) loses neither (see _evaluate).
-                    if self._due(step, cfg.eval.every, cfg.eval.at_end) and self.evaluator is not None:
-                        self._evaluate(step, checkpointed=saved)
+                    if self._due(step, cfg.eval.every, cfg.eval.at_end) and self.evaluates:
+                        with self._evaluation():
+                            if self.evaluator is not None:
+                                self._evaluate(step, checkpointed=saved)
                     skipped = metrics.get("nonfinite/skipped_updates", 0) > 0
                     nonfinite_in_a_row = nonfinite_in_a_row + 1 if skipped else 0
                     if nonfinite_in_a_row >= cfg.trainer.max_nonfinite_steps > 0:
@@ -437,6 +454,11 @@ class Trainer:
                 self.release_run_folder()
         return summary
 
+    def _evaluation(self) -> contextlib.AbstractContextManager:
+        """Where held-out evaluation runs: on the main process alone, so under fsdp every
+        process first gathers the policy whole (the evaluation then needs no collective)."""
+        return self.parallel.full_weights(self.policy)
+
     def _evaluate(self, step: int, checkpointed: bool) -> None:
         """Held-out evaluation after ``step``, whose record (and checkpoint when one was
         due: ``checkpointed``) is already written. The scores are a record of their own for
@@ -448,7 +470,8 @@ class Trainer:
             scores = self.evaluator.evaluate(self.policy)
         except Exception:
             kept = "recorded"
-            if self.cfg.trainer.save_checkpoints:
+            # Under fsdp a checkpoint needs every process, and only this one failed.
+            if self.cfg.trainer.save_checkpoints and not self.parallel.sharded:
                 if not checkpointed:
                     save_checkpoint(self, step, self.cfg.trainer.checkpoint_keep)
                 kept = "recorded and checkpointed; trainer.resume=auto continues from it and evaluates it again"

@@ -1,8 +1,7 @@
 """The GPU checks (``pytest -m gpu``): each test runs on CUDA when there is a GPU and is
 skipped otherwise. ``GRPO_LAB_GPU_TESTS_ON_CPU=1`` runs them on the CPU instead, with a
 small model, so that ``bench/gpu_check.py --cpu-dry-run`` keeps their code working on
-machines without a GPU (only the FSDP launch stays GPU-only: accelerate enables FSDP
-only for GPU processes)."""
+machines without a GPU (the sharded test then runs FSDP2 over gloo)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The GPU path: log-probs at the GPU block size, bf16 training (bf16 weights, and fp32
-weights under bf16 autocast), checkpoint and resume, LoRA, and FSDP through accelerate."""
+weights under bf16 autocast), checkpoint and resume, LoRA, and sharded training (FSDP2) through torchrun."""
 
 from __future__ import annotations
 
@@ -136,34 +136,30 @@ def test_lora_two_steps(device, device_config):
     assert all(math.isfinite(r["loss/policy"]) and r["grad_norm"] > 0 for r in trainer.history)
 
 
-@pytest.mark.parametrize("wrap", [
-    ["--fsdp_auto_wrap_policy", "NO_WRAP"],
-    ["--fsdp_auto_wrap_policy", "TRANSFORMER_BASED_WRAP", "--fsdp_transformer_layer_cls_to_wrap", "Qwen2DecoderLayer"],
-], ids=["one_unit", "per_decoder_layer"])
-def test_two_steps_through_accelerate_with_fsdp_at_world_size_1(device, model_dir, tmp_path, wrap):
-    """``accelerate launch --use_fsdp`` (FSDP1, original parameters kept, as the
-    multi-GPU launch but with one process): two steps train and a checkpoint is written."""
-    if device.type != "cuda":
-        pytest.skip("accelerate enables FSDP only for GPU processes")
+def test_sharded_training_checkpoint_and_resume_through_torchrun(device, model_dir, tmp_path):
+    """``trainer.distributed=fsdp`` launched by torchrun (one process: FSDP2 over one
+    shard, NCCL on a GPU, gloo on a CPU): two steps with a sharded KL reference train, the
+    checkpoint holds the optimizer shard, and a resumed run continues to step 3."""
     run_dir = tmp_path / "run"
     # The repository first, then whatever the caller's path holds (carried packages).
     pythonpath = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
-    command = [
-        sys.executable, "-m", "accelerate.commands.launch", "--use_fsdp", "--num_processes", "1",
-        "--num_machines", "1", "--fsdp_version", "1", "--fsdp_use_orig_params", "true", *wrap,
-        "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(free_port()),
-        "-m", "grpo_lab.cli",
+    args = [
         f"model.path={model_dir}", "model.name=synthetic-qwen2", "model.random_init=true",
-        "trainer.device=cuda", "trainer.dtype=bfloat16", "trainer.max_steps=2", "trainer.batch_size=2",
+        f"trainer.device={device.type}", "trainer.dtype=bfloat16", "trainer.batch_size=2",
         "algorithm.group_size=4", "rollout.max_new_tokens=32", "task.num_examples=50", "logger=local",
         "trainer.progress_bar=false", "reward=correctness", "+reward.weights.length=1.0",
-        "+reward.functions.length=tests.helpers:completion_length_reward", "trainer.lr=1e-2",
-        f"paths.output_dir={run_dir}",
+        "+reward.functions.length=tests.helpers:completion_length_reward", "trainer.lr=1e-2", "kl=k3",
+        "trainer.distributed=fsdp", "eval.at_start=false", "eval.at_end=false", f"paths.output_dir={run_dir}",
     ]
-    launched = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=300,
-                              env={**os.environ, "PYTHONPATH": pythonpath})
-    assert launched.returncode == 0, launched.stderr[-3000:]
+    for steps, resume in ((2, []), (3, ["trainer.resume=auto"])):
+        command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "1",
+                   "--master_port", str(free_port()), "-m", "grpo_lab.cli", *args,
+                   f"trainer.max_steps={steps}", *resume]
+        launched = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=300,
+                                  env={**os.environ, "PYTHONPATH": pythonpath})
+        assert launched.returncode == 0, launched.stderr[-3000:]
     records = read_metrics(run_dir)
-    assert [r["step"] for r in records] == [1, 2]
+    assert [r["step"] for r in records] == [1, 2, 3]
     assert all(math.isfinite(r["loss/policy"]) and r["grad_norm"] > 0 for r in records)
-    assert len(list_checkpoints(run_dir)) == 1
+    saved = list_checkpoints(run_dir)[-1][1]
+    assert (saved / "optimizer" / "__0_0.distcp").is_file()  # the sharded path ran

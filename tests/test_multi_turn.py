@@ -1,0 +1,158 @@
+"""Multi-turn episodes (rollout.environment): token assembly and masks, exact log-probs,
+tools that fail, the limits, a tiny training run, and a user's own environment."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from grpo_lab.config.validate import validate_config
+from grpo_lab.engine.forward import batched_logprobs
+from grpo_lab.envs import Environment, Step
+from grpo_lab.envs.calculator import CalculatorEnv, calculate
+from grpo_lab.envs.tools import call_tool
+from grpo_lab.errors import ConfigError
+from grpo_lab.models.loading import load_policy_and_tokenizer
+from grpo_lab.rewards.builtin import tool_call
+from grpo_lab.rollout.multi_turn import Episode, MultiTurnRollout
+from tests.conftest import TINY, compose_config
+
+SCRIPTED = "tests.test_multi_turn:ScriptedEnv"
+
+
+class ScriptedEnv(Environment):
+    """Answers every turn with feedback until its third turn, which it scores 1.0."""
+
+    def step(self, text: str) -> Step:
+        self.turns = getattr(self, "turns", 0) + 1
+        if self.turns >= 3:
+            return Step(done=True, reward=1.0)
+        return Step(observation={"role": "user", "content": f"feedback {self.turns}"}, info={"feedback": 1.0})
+
+
+class TurnsEndAfter(torch.nn.Module):
+    """The tiny model, but every ``generate`` ends its rows with EOS after ``k`` tokens
+    (the random tiny model never samples EOS itself): turns that end, so episodes go on."""
+
+    def __init__(self, model: torch.nn.Module, eos: int, k: int):
+        super().__init__()
+        self.model, self.eos, self.k = model, eos, k
+
+    def generate(self, **kwargs):
+        kwargs["max_new_tokens"] = self.k
+        out = self.model.generate(**kwargs)
+        out[:, -1] = self.eos
+        return out
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    cfg = compose_config(TINY)
+    return load_policy_and_tokenizer(cfg.model, torch.device("cpu"), torch.float32)
+
+
+def _rollout(tokenizer, *overrides: str) -> MultiTurnRollout:
+    cfg = compose_config([*TINY, f"rollout.environment={SCRIPTED}", *overrides])
+    return MultiTurnRollout(cfg.rollout, tokenizer, torch.device("cpu"))
+
+
+def test_two_turn_trajectory_is_masked_token_by_token(tiny):
+    """A hand-made episode: model turn, feedback, model turn. The model's tokens (EOS
+    included) are in completion_mask, the feedback's in env_mask, and the model attends
+    to both."""
+    _, tokenizer = tiny
+    rollout = _rollout(tokenizer, "rollout.max_turns=2")
+    eos = tokenizer.eos_token_id
+    episode = Episode(env=ScriptedEnv(), prompt_ids=[1, 2, 3])
+    episode.env.reset([], {})
+    rollout._advance(episode, [10, 11, eos])
+    feedback = rollout.observation_tokens({"role": "user", "content": "feedback 1"})
+    assert tokenizer.decode(feedback).startswith("\n<|im_start|>user\nfeedback 1<|im_end|>")
+    rollout._advance(episode, [12, eos])
+    batch = rollout._batch([episode], [[{"role": "user", "content": "q"}]], {}, 1)
+    n = len(feedback)
+    assert batch.completion_ids[0].tolist() == [10, 11, eos, *feedback, 12, eos]
+    assert batch.completion_mask[0].tolist() == [1, 1, 1, *[0] * n, 1, 1]
+    assert batch.env_mask[0].tolist() == [0, 0, 0, *[1] * n, 0, 0]
+    assert batch.attention_mask[0].tolist() == [1] * (3 + 5 + n)
+    assert [m["role"] for m in batch.completions[0]] == ["assistant", "user", "assistant"]
+
+
+def test_log_probs_of_a_multi_turn_batch_equal_one_forward_pass_per_episode(tiny):
+    """The trainer's batched, padded, prefix-shared pass over assembled episodes gives
+    each model token the log-prob of one plain forward over that episode alone."""
+    model, tokenizer = tiny
+    rollout = _rollout(tokenizer, "rollout.max_turns=3")
+    sampler = TurnsEndAfter(model, tokenizer.eos_token_id, k=4)
+    prompts = [[{"role": "user", "content": "What is 2 + 3?"}], [{"role": "user", "content": "What is 10 - 7?"}]]
+    batch = rollout.generate(sampler, prompts, {"answer": ["5", "3"]}, group_size=2, row_seeds=[1, 2, 3, 4])
+    assert (batch.env_mask.sum(dim=1) > 0).all() and rollout.last_metrics["episodes/turns"] == 3
+    logp = batched_logprobs(model, batch.input_ids, batch.attention_mask, batch.completion_ids, 3, 1.0, 2)
+    for row in range(batch.size):
+        real = batch.attention_mask[row].bool()
+        ids = batch.input_ids[row][real].unsqueeze(0)
+        with torch.no_grad():
+            full = torch.log_softmax(model(ids).logits[0, :-1].float(), dim=-1)
+        targets = ids[0, 1:]
+        width = int((batch.completion_mask[row] + batch.env_mask[row]).sum())
+        expected = full.gather(1, targets.unsqueeze(1)).squeeze(1)[-width:]
+        mask = batch.completion_mask[row][:width].bool()
+        torch.testing.assert_close(logp[row][:width][mask], expected[mask], rtol=1e-4, atol=1e-4)
+
+
+def test_a_tool_that_raises_is_an_error_observation_and_counted():
+    env = CalculatorEnv()
+    env.reset([{"role": "user", "content": "What is 12 * 13?"}], {"answer": "156"})
+    step = env.step('<tool_call>{"name": "calculate", "arguments": {"expression": "1 / 0"}}</tool_call>')
+    assert step.observation["role"] == "tool" and step.observation["content"].startswith("error: ZeroDivisionError")
+    assert step.info == {"tool_calls": 1.0, "tool_errors": 1.0} and not step.done
+    for bad in ("not json", '{"arguments": {}}', '{"name": "rm", "arguments": {}}',
+                '{"name": "calculate", "arguments": {"expression": "__import__(\'os\')"}}'):
+        assert call_tool(bad, {"calculate": calculate}).error
+    ok = env.step('<tool_call>{"name": "calculate", "arguments": {"expression": "12 * 13"}}</tool_call>')
+    assert ok.observation["content"] == "156" and ok.info["tool_errors"] == 0.0
+    assert env.step("<answer>156</answer>").reward == 1.0 and env.step("150").reward == 0.0
+    assert tool_call([], [[{"role": "tool", "content": "156"}], [{"role": "tool", "content": "error: x"}]]) == [1.0, 0.0]
+
+
+def test_turn_and_token_limits_end_episodes_as_truncated(tiny):
+    model, tokenizer = tiny
+    prompts = [[{"role": "user", "content": "What is 2 + 3?"}]]
+    sampler = TurnsEndAfter(model, tokenizer.eos_token_id, k=4)
+    turns = _rollout(tokenizer, "rollout.max_turns=2").generate(sampler, prompts, {}, 2, [1, 2])
+    assert turns.truncated.all()  # the environment wanted a third turn
+    budget = 12
+    short = _rollout(tokenizer, "rollout.max_turns=5", f"rollout.max_episode_tokens={budget}")
+    batch = short.generate(sampler, prompts, {}, 2, [1, 2])
+    assert batch.truncated.all() and ((batch.completion_mask + batch.env_mask).sum(dim=1) <= budget).all()
+    untouched = short.generate(model, prompts, {}, 2, [1, 2])  # no EOS within max_new_tokens: cut after turn 1
+    assert untouched.truncated.all() and short.last_metrics["episodes/turns"] == 1
+
+
+def test_two_tiny_steps_with_the_calculator_and_held_out_episodes(tiny_config, tmp_path):
+    from grpo_lab.trainer import train
+
+    out = tmp_path / "calc"
+    summary = train(tiny_config("rollout.environment=calculator", "rollout.max_turns=2", "logger=local",
+                                "+reward.weights.tool_call=0.1", "eval.at_end=true", "eval.num_examples=4",
+                                f"paths.output_dir={out}"))
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in records if "reward" in r]
+    assert len(steps) == 2 and all("episodes/turns" in r and "episodes/tool_calls" in r for r in steps)
+    assert "eval/accuracy" in summary and summary["steps"] == 2
+
+
+def test_a_users_environment_by_import_path_and_bad_names(tiny_config, tmp_path):
+    from grpo_lab.trainer import train
+
+    out = tmp_path / "own"
+    train(tiny_config(f"rollout.environment={SCRIPTED}", "logger=local", f"paths.output_dir={out}"))
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    # The user's environment ran: one turn per episode (the tiny model never ends one with EOS).
+    assert [r["episodes/turns"] for r in records if "reward" in r] == [1.0, 1.0]
+    with pytest.raises(ConfigError, match="rollout.environment='nope' is not allowed; allowed: calculator, retry"):
+        validate_config(compose_config([*TINY, "rollout.environment=nope"]))
+    with pytest.raises(ConfigError, match="rollout.max_turns=0"):
+        validate_config(compose_config([*TINY, "rollout.environment=calculator", "rollout.max_turns=0"]))
