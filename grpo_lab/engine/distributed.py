@@ -119,7 +119,7 @@ class Parallel:
     def shard(self, module: torch.nn.Module) -> torch.nn.Module:
         """A model that never trains (the reference) sharded in place under fsdp; as is
         otherwise."""
-        return sharding.shard_model(module) if self.sharded else module
+        return sharding.shard_model(module, frozen=True) if self.sharded else module
 
     def full_weights(self, module: torch.nn.Module | None) -> contextlib.AbstractContextManager:
         """Under fsdp, ``module``'s weights gathered whole on every process until the

@@ -55,24 +55,26 @@ def _block_classes(module: torch.nn.Module) -> set[str]:
     return names
 
 
-def shard_model(module: torch.nn.Module) -> torch.nn.Module:
+def shard_model(module: torch.nn.Module, frozen: bool = False) -> torch.nn.Module:
     """Shards ``module`` in place: one unit per transformer block, the rest (embeddings,
     final norm, LM or value head) in the root unit. A module holding no parameters of its
     own (the trainer's policy + value head pair) has each child sharded as its own root,
-    so each model can also run alone (generation, the no-grad passes)."""
+    so each model can also run alone (generation, the no-grad passes). ``frozen``: a model
+    that never trains (the reference), whose root is freed after each forward too (FSDP
+    otherwise keeps a root whole after forward, for the backward that follows)."""
     if isinstance(module, FSDPModule):
         return module
     a_model = getattr(module, "_no_split_modules", None) is not None or any(True for _ in module.parameters(recurse=False))
     if not a_model:
         for child in module.children():
             if any(True for _ in child.parameters()):
-                shard_model(child)
+                shard_model(child, frozen)
         return module
     blocks = _block_classes(module)
     for sub in module.modules():
         if sub is not module and type(sub).__name__ in blocks:
             fully_shard(sub)
-    fully_shard(module)
+    fully_shard(module, reshard_after_forward=True if frozen else None)
     return module
 
 
