@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 from grpo_lab.envs.base import ENVIRONMENTS, Environment, Step
 from grpo_lab.envs.tools import call_tool, describe_tools, find_calls
-from grpo_lab.rewards.answers import extract_last_number, extract_tagged_answer, numbers_equal
+from grpo_lab.eval.answers import answer_is_correct
 
 _OPERATORS: dict[type, Callable[[Any, Any], Any]] = {
     ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
@@ -54,13 +54,6 @@ def _evaluate(node: ast.AST) -> float:
     raise ValueError("only numbers, + - * / and parentheses are allowed")
 
 
-def answered_correctly(text: str, answer: str) -> bool:
-    """The turn's answer (in ``<answer>`` tags, else its last number) equals ``answer``."""
-    tagged = extract_tagged_answer(text)
-    given = extract_last_number(tagged if tagged is not None else text)
-    return numbers_equal(given, extract_last_number(str(answer)))
-
-
 @ENVIRONMENTS.register("calculator")
 class CalculatorEnv(Environment):
     """A calculator tool; the first turn without a tool call is the answer."""
@@ -89,7 +82,7 @@ class CalculatorEnv(Environment):
                     info={"tool_calls": float(len(results)), "tool_errors": float(errors)})
 
     def final_reward_of(self, text: str) -> float:
-        return float(answered_correctly(text, self.row["answer"]))
+        return float(answer_is_correct(text, self.row["answer"]))
 
 
 @ENVIRONMENTS.register("retry")
@@ -97,7 +90,7 @@ class RetryEnv(Environment):
     """Feedback without tools: "wrong, try again" after a wrong answer."""
 
     def step(self, text: str) -> Step:
-        if answered_correctly(text, self.row["answer"]):
+        if answer_is_correct(text, self.row["answer"]):
             return Step(done=True, reward=1.0)
         return Step(observation={"role": "user", "content": "That is wrong, try again."},
                     info={"retries": 1.0})

@@ -147,6 +147,7 @@ class Evaluator:
         self.device = device
         # One record per problem of the last evaluation (``problem_records``).
         self.last_problems: list[dict[str, Any]] = []
+        self.multi_turn = None  # the episode runner, made at the first evaluation with rollout.environment
 
     def _without(self, training_questions: Collection[str]) -> Any:
         """The held-out set less every row whose question is also a training question."""
@@ -187,7 +188,7 @@ class Evaluator:
         from grpo_lab.rewards.answers import completion_text
         from grpo_lab.rollout.multi_turn import MultiTurnRollout
 
-        if getattr(self, "multi_turn", None) is None:
+        if self.multi_turn is None:
             self.multi_turn = MultiTurnRollout(self.cfg.rollout, self.tokenizer, self.device)
         n = 1 if greedy else self.eval_cfg.num_samples
         size = max(1, self.eval_cfg.batch_size // n)

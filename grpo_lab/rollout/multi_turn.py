@@ -22,7 +22,6 @@ not fit, ends the episode as truncated. Each turn's samples are seeded per (row,
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -94,7 +93,6 @@ class MultiTurnRollout:
         self.observation_tokens = ObservationTokens(tokenizer)
         self.max_turns = cfg.max_turns
         self.budget = cfg.max_episode_tokens or cfg.max_turns * cfg.max_new_tokens
-        build_environment(cfg.environment)  # a bad name fails now, not at the first rollout
         self.last_metrics: dict[str, float] = {}
 
     def generate(self, model: torch.nn.Module, prompts: Sequence[Any], columns: dict[str, list[Any]],
@@ -222,4 +220,4 @@ def episode_metrics(episodes: list[Episode]) -> dict[str, float]:
         "episodes/env_reward": sum(e.reward for e in episodes) / n,
     }
     metrics.update({f"episodes/{k}": sum(e.info.get(k, 0.0) for e in episodes) / n for k in keys})
-    return {k: v for k, v in metrics.items() if math.isfinite(v)}
+    return metrics

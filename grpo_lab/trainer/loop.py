@@ -21,7 +21,6 @@ samples and scores a contiguous share of the prompts, advantages and metrics are
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
@@ -29,7 +28,7 @@ import random
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -396,18 +395,12 @@ class Trainer:
                 say(precision_line(self.precision), sys.stdout)
             if cfg.eval.at_start and self.start_step == 0 and self.evaluates:
                 # The untrained policy's scores: step 0 of every held-out curve.
-                with self._evaluation():
-                    if self.evaluator is not None:
-                        self.start_eval = self.evaluator.evaluate(self.policy)
-                        self.trackers.log_metrics({**self.start_eval, **self.budget.metrics()}, 0)
-                        self.trackers.log_problems(self.evaluator.last_problems, 0)
+                self._on_main_with_whole_policy(self._start_evaluation)
             if self.probe is not None and self.probe.at_start and self.start_step == 0:
                 # The untrained policy's gradient noise, a step-0 record of its own.
                 self.trackers.log_metrics({**self.probe.measure(0), **self.budget.metrics()}, 0)
             if self.start_step > 0 and self.evaluates:
-                with self._evaluation():
-                    if self.evaluator is not None:
-                        self._resumed_evaluation(self.start_step)
+                self._on_main_with_whole_policy(lambda: self._resumed_evaluation(self.start_step))
             with GracefulStop() as stop:
                 for step in bar:
                     with self.parallel.autocast():
@@ -433,9 +426,7 @@ class Trainer:
                     # Held-out evaluation after the step's record and checkpoint: a failure
                     # in it (out of memory, say) loses neither (see _evaluate).
                     if self._due(step, cfg.eval.every, cfg.eval.at_end) and self.evaluates:
-                        with self._evaluation():
-                            if self.evaluator is not None:
-                                self._evaluate(step, checkpointed=saved)
+                        self._on_main_with_whole_policy(lambda: self._evaluate(step, checkpointed=saved))
                     skipped = metrics.get("nonfinite/skipped_updates", 0) > 0
                     nonfinite_in_a_row = nonfinite_in_a_row + 1 if skipped else 0
                     if nonfinite_in_a_row >= cfg.trainer.max_nonfinite_steps > 0:
@@ -454,10 +445,18 @@ class Trainer:
                 self.release_run_folder()
         return summary
 
-    def _evaluation(self) -> contextlib.AbstractContextManager:
-        """Where held-out evaluation runs: on the main process alone, so under fsdp every
-        process first gathers the policy whole (the evaluation then needs no collective)."""
-        return self.parallel.full_weights(self.policy)
+    def _on_main_with_whole_policy(self, evaluation: Callable[[], None]) -> None:
+        """Runs ``evaluation`` where held-out evaluation runs: on the main process alone
+        (the one with an evaluator), so under fsdp every process first gathers the policy
+        whole with it (the evaluation then needs no collective)."""
+        with self.parallel.full_weights(self.policy):
+            if self.evaluator is not None:
+                evaluation()
+
+    def _start_evaluation(self) -> None:
+        self.start_eval = self.evaluator.evaluate(self.policy)
+        self.trackers.log_metrics({**self.start_eval, **self.budget.metrics()}, 0)
+        self.trackers.log_problems(self.evaluator.last_problems, 0)
 
     def _evaluate(self, step: int, checkpointed: bool) -> None:
         """Held-out evaluation after ``step``, whose record (and checkpoint when one was
