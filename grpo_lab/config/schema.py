@@ -495,6 +495,23 @@ class ComparisonConfig:
 
 
 @dataclass
+class WarmStartConfig:
+    # Supervised steps on demonstrations before the first RL step
+    # (grpo_lab/trainer/warm_start.py): puts a behaviour the policy never samples (a tool
+    # call, an answer format) within RL's reach, as an SFT stage does. The KL reference is
+    # the warm-started policy. 0: off.
+    steps: int = 0
+    # Demonstrations per step, drawn from the training set in an order of their own.
+    batch_size: int = 8
+    # Learning rate of the warm start's own AdamW (RL's optimizer starts fresh after it).
+    lr: float = 1.0e-5
+    # The assistant turns of a good episode, from a row: a built-in (tagged_answer: one
+    # tagged answer; calculator: a calculate call, then the answer) or
+    # `package.module:function` (row -> list of turn texts). See grpo_lab/envs/demonstrations.py.
+    demonstrations: str = "tagged_answer"
+
+
+@dataclass
 class PathsConfig:
     # Everything a run writes goes here; defaults to Hydra's run folder. When set, a single
     # run's Hydra folder follows it (conf/train.yaml: hydra.run.dir), so .hydra/ lands in
@@ -516,6 +533,7 @@ class TrainConfig:
     paths: PathsConfig = field(default_factory=PathsConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     probe: ProbeConfig = field(default_factory=ProbeConfig)
+    warm_start: WarmStartConfig = field(default_factory=WarmStartConfig)
     comparison: ComparisonConfig = field(default_factory=ComparisonConfig)
     # Set by experiment files (`# @package _global_`), for run grouping.
     experiment_name: Optional[str] = None

@@ -20,6 +20,7 @@ from grpo_lab.algos.rollout_correction import IMPORTANCE_SAMPLING_MODES
 from grpo_lab.config.device import check_device
 from grpo_lab.engine.sharding import STRATEGIES
 from grpo_lab.envs import ENVIRONMENTS
+from grpo_lab.envs.demonstrations import DEMONSTRATIONS
 from grpo_lab.engine.kl_term import PLACEMENTS
 from grpo_lab.engine.optim import OPTIMIZERS
 from grpo_lab.errors import ConfigError
@@ -143,6 +144,25 @@ def validate_config(cfg: Any) -> None:
     _check_sharding(cfg)
     _check_coefficients(cfg)
     _check_eval(cfg.eval)
+    _check_warm_start(cfg)
+
+
+def _check_warm_start(cfg: Any) -> None:
+    settings = cfg.warm_start
+    _at_least("warm_start.steps", settings.steps, 0)
+    if not settings.steps:
+        return
+    _at_least("warm_start.batch_size", settings.batch_size, 1)
+    if not settings.lr > 0:
+        raise ConfigError(f"warm_start.lr={settings.lr} must be > 0")
+    DEMONSTRATIONS.check(settings.demonstrations)
+    # With LoRA the KL reference is the base model (adapters off), not the warm-started
+    # one; under fsdp each process would warm a whole copy before sharding.
+    for setting, present in {"model.lora.enabled=true": cfg.model.lora.enabled,
+                             "trainer.distributed=fsdp": cfg.trainer.distributed == "fsdp"}.items():
+        if present:
+            raise ConfigError(f"warm_start.steps={settings.steps} does not support {setting} yet; "
+                              "allowed with it: full fine-tuning under trainer.distributed=ddp")
 
 
 def _check_sharding(cfg: Any) -> None:

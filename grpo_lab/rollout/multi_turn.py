@@ -39,7 +39,7 @@ TURN_STRIDE = 1_000_003
 
 @dataclass
 class Episode:
-    env: Environment
+    env: Environment | None  # None: a one-turn demonstration (grpo_lab/trainer/warm_start.py)
     prompt_ids: list[int]
     messages: list[dict[str, str]] = field(default_factory=list)  # after the prompt
     tokens: list[int] = field(default_factory=list)
@@ -117,10 +117,35 @@ class MultiTurnRollout:
             if not e.done:  # the turn limit ended it
                 e.truncated, e.done, e.reward = True, True, e.env.final_reward()
         self.last_metrics = episode_metrics(episodes)
-        return self._batch(episodes, [p for p, _ in rows], columns, group_size)
+        return episode_batch(episodes, [p for p, _ in rows], columns, group_size, self.tokenizer.pad_token_id,
+                             self.device)
 
     def sync_weights(self, model: torch.nn.Module) -> None:  # samples with the live weights
         pass
+
+    def replay(self, prompts: Sequence[Any], columns: dict[str, list[Any]],
+               scripts: Sequence[Sequence[str]]) -> RolloutBatch:
+        """Episodes whose model turns are given as text (demonstrations for a warm start):
+        assembled into tokens as sampled episodes are, the environment answering each
+        turn. A script must end its episode within the limits."""
+        episodes = []
+        for i, (prompt, script) in enumerate(zip(prompts, scripts)):
+            e = self._start(prompt, {k: v[i] for k, v in columns.items()})
+            for text in script:
+                if e.done:
+                    break
+                if e.turns == self.max_turns:
+                    e.truncated = True
+                    break
+                tokens = self.tokenizer(text, add_special_tokens=False)["input_ids"] + self.eos_ids[:1]
+                self._advance(e, tokens if len(tokens) <= self.cfg.max_new_tokens else tokens[: self.cfg.max_new_tokens])
+            if e.truncated or not e.done:
+                raise ConfigError(f"a demonstration of {len(script)} turns does not end its "
+                                  f"rollout.environment={self.cfg.environment} episode within rollout.max_turns="
+                                  f"{self.max_turns}, rollout.max_new_tokens={self.cfg.max_new_tokens} and the "
+                                  f"episode's {self.budget} tokens; raise them or shorten the demonstration")
+            episodes.append(e)
+        return episode_batch(episodes, list(prompts), columns, 1, self.tokenizer.pad_token_id, self.device)
 
     # -- one episode --------------------------------------------------------------------
     def _start(self, prompt: Any, row: dict[str, Any]) -> Episode:
@@ -177,31 +202,33 @@ class MultiTurnRollout:
         e.from_env += [1] * len(observed)
         e.messages.append(dict(step.observation))
 
-    # -- the batch ------------------------------------------------------------------------
-    def _batch(self, episodes: list[Episode], prompts: list[Any], columns: dict[str, list[Any]],
-               group_size: int) -> RolloutBatch:
-        pad = self.tokenizer.pad_token_id
-        p_width = max(len(e.prompt_ids) for e in episodes)
-        c_width = max(1, max(len(e.tokens) for e in episodes))
-        prompt_ids = torch.tensor([[pad] * (p_width - len(e.prompt_ids)) + e.prompt_ids for e in episodes])
-        prompt_mask = torch.tensor([[0] * (p_width - len(e.prompt_ids)) + [1] * len(e.prompt_ids) for e in episodes])
-        completion_ids = torch.tensor([e.tokens + [pad] * (c_width - len(e.tokens)) for e in episodes])
-        env_mask = torch.tensor([e.from_env + [0] * (c_width - len(e.tokens)) for e in episodes])
-        real = torch.tensor([[1] * len(e.tokens) + [0] * (c_width - len(e.tokens)) for e in episodes])
-        repeat = lambda items: [x for x in items for _ in range(group_size)]  # noqa: E731
-        return RolloutBatch(
-            prompt_ids=prompt_ids.to(self.device),
-            prompt_mask=prompt_mask.to(self.device),
-            completion_ids=completion_ids.to(self.device),
-            completion_mask=(real * (1 - env_mask)).to(self.device),
-            env_mask=env_mask.to(self.device),
-            truncated=torch.tensor([e.truncated for e in episodes], device=self.device),
-            prompts=prompts,
-            completions=[e.messages for e in episodes],
-            completion_texts=[conversation_text(e.messages) for e in episodes],
-            columns={**{k: repeat(v) for k, v in columns.items()}, "env_reward": [e.reward for e in episodes]},
-            group_size=group_size,
-        )
+
+
+def episode_batch(episodes: list[Episode], prompts: list[Any], columns: dict[str, list[Any]],
+                  group_size: int, pad: int, device: torch.device) -> RolloutBatch:
+    """The batch of finished episodes (``prompts``: one per episode; ``columns``: one
+    value per prompt, repeated over its group)."""
+    p_width = max(len(e.prompt_ids) for e in episodes)
+    c_width = max(1, max(len(e.tokens) for e in episodes))
+    prompt_ids = torch.tensor([[pad] * (p_width - len(e.prompt_ids)) + e.prompt_ids for e in episodes])
+    prompt_mask = torch.tensor([[0] * (p_width - len(e.prompt_ids)) + [1] * len(e.prompt_ids) for e in episodes])
+    completion_ids = torch.tensor([e.tokens + [pad] * (c_width - len(e.tokens)) for e in episodes])
+    env_mask = torch.tensor([e.from_env + [0] * (c_width - len(e.tokens)) for e in episodes])
+    real = torch.tensor([[1] * len(e.tokens) + [0] * (c_width - len(e.tokens)) for e in episodes])
+    repeat = lambda items: [x for x in items for _ in range(group_size)]  # noqa: E731
+    return RolloutBatch(
+        prompt_ids=prompt_ids.to(device),
+        prompt_mask=prompt_mask.to(device),
+        completion_ids=completion_ids.to(device),
+        completion_mask=(real * (1 - env_mask)).to(device),
+        env_mask=env_mask.to(device),
+        truncated=torch.tensor([e.truncated for e in episodes], device=device),
+        prompts=prompts,
+        completions=[e.messages for e in episodes],
+        completion_texts=[conversation_text(e.messages) for e in episodes],
+        columns={**{k: repeat(v) for k, v in columns.items()}, "env_reward": [e.reward for e in episodes]},
+        group_size=group_size,
+    )
 
 
 def conversation_text(messages: list[dict[str, str]]) -> str:

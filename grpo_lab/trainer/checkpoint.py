@@ -84,6 +84,8 @@ def _trainer_state(trainer: Any, step: int) -> dict[str, Any]:
         "budget": trainer.budget.state_dict(),
         "rewards": trainer.rewards.state_dict(),
         "kl": trainer.kl.state_dict(),
+        # The warm-started weights the KL reference was copied from (None: no warm start).
+        "warm_start_digest": trainer.warm_start.digest if trainer.warm_start is not None else None,
     }
 
 
@@ -190,6 +192,7 @@ def load_checkpoint(trainer: Any, folder: str | os.PathLike) -> int:
     """Restores a trainer built from the same config to the saved step; returns it."""
     folder = Path(folder)
     state = torch.load(folder / STATE_FILE, map_location="cpu", weights_only=True)
+    _check_warm_start(trainer, folder, state.get("warm_start_digest"))
     sharded_optimizers = (folder / OPTIMIZER_DIR).is_dir()
     if trainer.parallel.sharded and not sharded_optimizers:
         raise ConfigError(f"checkpoint {folder} was saved without trainer.distributed=fsdp; resume it with "
@@ -220,6 +223,17 @@ def load_checkpoint(trainer: Any, folder: str | os.PathLike) -> int:
     trainer.kl.load_state_dict(state.get("kl", {}))
     restore_rng(state["rng"], _generators(trainer))
     return int(state["step"])
+
+
+def _check_warm_start(trainer: Any, folder: Path, saved: str | None) -> None:
+    """The warm start just rerun (it rebuilds the KL reference) must have given the
+    weights the saved run warmed up to, or the resumed run would train against another
+    reference. (The config check before has already matched warm_start.*.)"""
+    now = trainer.warm_start.digest if trainer.warm_start is not None else None
+    if now != saved:
+        raise ConfigError(f"checkpoint {folder}: the warm start gave weights {now} here, {saved} in the saved run "
+                          "(another machine, torch version or trainer.num_threads?); a resumed run would train "
+                          "against another KL reference; start a fresh run instead")
 
 
 def _load_whole(module: torch.nn.Module, folder: Path, file: str) -> None:

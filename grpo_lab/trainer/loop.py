@@ -84,6 +84,7 @@ from grpo_lab.trainer.rollback import one_run_per_folder
 from grpo_lab.trainer.rollout_rounds import Scored, add_overlong_penalty, sample_step
 from grpo_lab.trainer.sampling_memory import check_sampling_fits
 from grpo_lab.trainer.signals import GracefulStop
+from grpo_lab.trainer.warm_start import warm_start
 
 
 def enable_activation_checkpointing(model: torch.nn.Module) -> None:
@@ -158,6 +159,9 @@ class Trainer:
         self.policy.train()
         if trainer_cfg.gradient_checkpointing:
             enable_activation_checkpointing(self.policy)
+        # Supervised steps on demonstrations, before the reference is copied (it is the
+        # warm-started policy); None when warm_start.steps=0.
+        self.warm_start = warm_start(self.policy, self.tokenizer, self.dataset, cfg, self.device)
         self.kl = KLTerm.from_config(cfg.kl)
         self.reference = None
         if self.kl.enabled:  # with LoRA: the policy with adapters disabled, no copy
@@ -393,6 +397,8 @@ class Trainer:
             if self.parallel.is_main:  # the mix a run optimizes and its numerics, stated before it starts
                 say(self.rewards.describe(), sys.stdout)
                 say(precision_line(self.precision), sys.stdout)
+                if self.warm_start is not None:
+                    say(self.warm_start.line(cfg.warm_start.demonstrations), sys.stdout)
             if cfg.eval.at_start and self.start_step == 0 and self.evaluates:
                 # The untrained policy's scores: step 0 of every held-out curve.
                 self._on_main_with_whole_policy(self._start_evaluation)
@@ -527,6 +533,8 @@ class Trainer:
         }
         if self.stopped_by:
             summary["stopped_by"] = self.stopped_by
+        if self.warm_start is not None:
+            summary["warm_start"] = self.warm_start.summary()
         if rewards:
             summary.update({
                 "reward_first_fifth": sum(rewards[:fifth]) / fifth,
