@@ -4,6 +4,7 @@ tools that fail, the limits, a tiny training run, and a user's own environment."
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -16,7 +17,7 @@ from grpo_lab.envs.tools import call_tool
 from grpo_lab.errors import ConfigError
 from grpo_lab.models.loading import load_policy_and_tokenizer
 from grpo_lab.rewards.builtin import tool_call
-from grpo_lab.rollout.multi_turn import Episode, MultiTurnRollout
+from grpo_lab.rollout.multi_turn import Episode, MultiTurnRollout, episode_batch
 from tests.conftest import TINY, compose_config
 
 SCRIPTED = "tests.test_multi_turn:ScriptedEnv"
@@ -71,7 +72,8 @@ def test_two_turn_trajectory_is_masked_token_by_token(tiny):
     feedback = rollout.observation_tokens({"role": "user", "content": "feedback 1"})
     assert tokenizer.decode(feedback).startswith("\n<|im_start|>user\nfeedback 1<|im_end|>")
     rollout._advance(episode, [12, eos])
-    batch = rollout._batch([episode], [[{"role": "user", "content": "q"}]], {}, 1)
+    batch = episode_batch([episode], [[{"role": "user", "content": "q"}]], {}, 1, tokenizer.pad_token_id,
+                          torch.device("cpu"))
     n = len(feedback)
     assert batch.completion_ids[0].tolist() == [10, 11, eos, *feedback, 12, eos]
     assert batch.completion_mask[0].tolist() == [1, 1, 1, *[0] * n, 1, 1]
@@ -141,7 +143,46 @@ def test_two_tiny_steps_with_the_calculator_and_held_out_episodes(tiny_config, t
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     steps = [r for r in records if "reward" in r]
     assert len(steps) == 2 and all("episodes/turns" in r and "episodes/tool_calls" in r for r in steps)
-    assert "eval/accuracy" in summary and summary["steps"] == 2
+    assert "eval/accuracy" in summary and "eval/tool_call_rate" in summary and summary["steps"] == 2
+
+
+class CalculatorOracle(torch.nn.Module):
+    """Plays the calculator demonstration (grpo_lab/envs/demonstrations.py) of the question
+    in its prompt: a tool call first, the tagged answer once the result is in."""
+
+    def __init__(self, tokenizer):
+        super().__init__()
+        self.tokenizer = tokenizer
+
+    def generate(self, input_ids, attention_mask, max_new_tokens, **kwargs):
+        from grpo_lab.envs.demonstrations import calculator_call
+
+        rows = []
+        for ids in input_ids.tolist():
+            text = self.tokenizer.decode(ids)
+            question = re.findall(r"What is [^?]+\?", text)[-1]
+            answer = calculate(question[len("What is "):-1])
+            turns = calculator_call({"question": question, "answer": answer})
+            turn = turns[1] if "<tool_call>" in text.split(question)[-1] else turns[0]
+            rows.append(self.tokenizer(turn, add_special_tokens=False)["input_ids"] + [self.tokenizer.eos_token_id])
+        width = max(len(r) for r in rows)
+        pad = self.tokenizer.pad_token_id
+        new = torch.tensor([r + [pad] * (width - len(r)) for r in rows])
+        return torch.cat([input_ids, new], dim=1)
+
+
+def test_held_out_episodes_count_tool_calls_and_score_the_answer(tiny):
+    from grpo_lab.eval.evaluator import Evaluator
+
+    _, tokenizer = tiny
+    cfg = compose_config([*TINY, "rollout.environment=calculator", "rollout.max_new_tokens=64",
+                          "eval.num_examples=6", "task.operations=[*]"])
+    evaluator = Evaluator(cfg, tokenizer, torch.device("cpu"))
+    metrics = evaluator.evaluate(CalculatorOracle(tokenizer))
+    assert metrics["eval/tool_call_rate"] == 1.0 and metrics["eval/accuracy"] == 1.0
+    assert all(p["tool_call"] for p in evaluator.last_problems)
+    metrics = evaluator.evaluate(TurnsEndAfter(tiny[0], tokenizer.eos_token_id, 3))  # never calls
+    assert metrics["eval/tool_call_rate"] == 0.0
 
 
 def test_a_users_environment_by_import_path_and_bad_names(tiny_config, tmp_path):

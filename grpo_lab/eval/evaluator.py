@@ -148,6 +148,7 @@ class Evaluator:
         # One record per problem of the last evaluation (``problem_records``).
         self.last_problems: list[dict[str, Any]] = []
         self.multi_turn = None  # the episode runner, made at the first evaluation with rollout.environment
+        self.tool_calls: list[list[bool]] = []  # per problem and episode of the last run: a tool call ran
 
     def _without(self, training_questions: Collection[str]) -> Any:
         """The held-out set less every row whose question is also a training question."""
@@ -186,6 +187,7 @@ class Evaluator:
         problem, the model's turns as text (what is checked: tool results and feedback
         are the environment's words) and its token count."""
         from grpo_lab.rewards.answers import completion_text
+        from grpo_lab.rewards.builtin import tool_call
         from grpo_lab.rollout.multi_turn import MultiTurnRollout
 
         if self.multi_turn is None:
@@ -195,6 +197,7 @@ class Evaluator:
         others = [c for c in self.dataset.column_names if c != "prompt"]
         texts: list[list[str]] = []
         lengths: list[list[int]] = []
+        self.tool_calls = []
         for start in range(0, len(self.dataset), size):
             chunk = self.dataset.select(range(start, min(start + size, len(self.dataset))))
             seeds = None if greedy else torch.randint(0, 2**62, (len(chunk) * n,)).tolist()
@@ -204,6 +207,8 @@ class Evaluator:
                 rows = range(i * n, (i + 1) * n)
                 texts.append([completion_text(batch.completions[r]) for r in rows])
                 lengths.append([int(batch.completion_mask[r].sum()) for r in rows])
+            ran = tool_call(batch.prompts, batch.completions)
+            self.tool_calls += [[bool(ran[r]) for r in range(i * n, (i + 1) * n)] for i in range(len(chunk))]
         return texts, lengths
 
     def _verdicts(self, texts: list[list[str]]) -> list[list[bool]]:
@@ -240,6 +245,11 @@ class Evaluator:
             metrics["eval/mean_length_wrong"] = _mean([n for n, ok in zip(greedy_lengths, right) if not ok])
             greedy = [{"answer": a, "correct": ok, "length": n, "completion": row[0]}
                       for a, ok, n, row in zip(answers, right, greedy_lengths, texts)]
+            if self.cfg.rollout.get("environment"):  # episodes with a tool call that ran
+                calls = [row[0] for row in self.tool_calls]
+                metrics["eval/tool_call_rate"] = sum(calls) / len(calls)
+                for record, called in zip(greedy, calls):
+                    record["tool_call"] = called
         if self.eval_cfg.num_samples:
             texts, lengths = self._generate(model, greedy=False)
             verdicts = self._verdicts(texts)
