@@ -60,7 +60,7 @@ def weights_digest(module: torch.nn.Module) -> str:
     h = hashlib.sha256()
     for name, tensor in module.state_dict().items():
         h.update(name.encode())
-        h.update(tensor.detach().to("cpu").contiguous().view(torch.uint8).numpy().tobytes())
+        h.update(tensor.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()[:16]
 
 
