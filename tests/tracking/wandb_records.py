@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,5 +114,17 @@ def read_offline_run(run_dir: Path) -> OfflineRun:
     return result
 
 
-def offline_runs(output_dir: Path) -> list[OfflineRun]:
-    return [read_offline_run(d) for d in sorted(Path(output_dir).glob("wandb/offline-run-*"))]
+def offline_runs(output_dir: Path, wait_s: float = 60.0) -> list[OfflineRun]:
+    """Every offline run of ``output_dir``, each read once its exit record is in the file.
+    W&B's service writes the transaction log on its own thread: on a loaded machine the
+    last records can land a moment after ``finish`` returns (seen once: a run read back
+    with no records at all)."""
+    runs = []
+    for run_dir in sorted(Path(output_dir).glob("wandb/offline-run-*")):
+        deadline = time.monotonic() + wait_s
+        run = read_offline_run(run_dir)
+        while run.exit_code is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+            run = read_offline_run(run_dir)
+        runs.append(run)
+    return runs
