@@ -95,6 +95,21 @@ def test_precision_arms_differ_only_in_what_is_computed_in_which_dtype():
     assert fp32["trainer.dtype"] == bf16["trainer.dtype"] == "float32"  # fp32 (master) weights in both
 
 
+def test_tool_arms_differ_only_in_the_tool_and_the_bonus():
+    """tools_cpu: no_tool vs tool differ in the environment and the demonstrations the
+    warm start learns from; tool_bonus adds the tool_call weight and nothing else."""
+    def composed(arm):
+        cfg = compose_with_hydra(["experiment=tools_cpu", f"arm={arm}"])
+        return _leaves({k: v for k, v in OmegaConf.to_container(cfg, resolve=False).items() if k != "hydra"})
+
+    tool, no_tool, bonus = (composed(a) for a in ("tool", "no_tool", "tool_bonus"))
+    assert set(tool) == set(no_tool) and set(bonus) - set(tool) == {"reward.weights.tool_call"}
+    assert {k for k in tool if tool[k] != no_tool[k]} == {"rollout.environment", "warm_start.demonstrations"}
+    assert {k for k in tool if tool[k] != bonus[k]} == set() and bonus["reward.weights.tool_call"] == 0.1
+    assert (tool["rollout.environment"], no_tool["rollout.environment"]) == ("calculator", None)
+    assert tool["warm_start.steps"] == 4 and tool["reward.weights.correctness_lenient"] == 1.0
+
+
 # Its committed runs (results/report_example/runs/0-3) were made arms outer.
 ARMS_OUTER = {"report_example"}
 
