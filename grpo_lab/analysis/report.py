@@ -40,6 +40,7 @@ from grpo_lab.analysis.stats import (
     COST_METRICS,
     STEP,
     final_values,
+    gain_table,
     held_out_points,
     narrow_columns,
     outcome_metric,
@@ -123,6 +124,7 @@ def write_report(source: str | os.PathLike, out_dir: str | os.PathLike | None = 
     lines = _header(source, metric, keys, table, settings, reference) + _left_out(unfinished)
     lines += [f"## Outcome: {metric}", "", _outcome_rule(metric, settings), "", markdown_table(table), ""]
     lines += _verdict_section(finals, settings, metric, reference, outcomes, no_problems)
+    lines += _gain_section(frame, finals, metric, settings)
     lines += _secondary_section(frame, metric, settings)
     lines += _equal_budget_section(frame, metric, axes, settings, reference)
     lines += _curve_section(frame, metric, axes, smooth, out)
@@ -238,6 +240,21 @@ def how_to_read(settings: Comparison, points: bool, family: int = 1) -> str:
 def _odds(power: float) -> str:
     """80% -> "4 times out of 5"; other powers as a percentage of sweeps."""
     return "4 times out of 5" if round(power, 6) == 0.8 else f"in {100 * power:.0f}% of sweeps"
+
+
+def _gain_section(frame: pd.DataFrame, finals: pd.DataFrame, metric: str, settings: Comparison) -> list[str]:
+    """Each variant's outcome against its own runs' step-0 scores (held-out metrics
+    evaluated before training only)."""
+    if not metric.startswith("eval/"):
+        return []
+    table = gain_table(frame, finals, metric, settings.power)
+    if table.empty:
+        return []
+    return ["## Gain over step 0", "",
+            f"Per variant: the outcome minus the same runs' {metric} at step 0 (before training), paired over "
+            "seeds, with its 95% interval: did training move the held-out score? Superiority at 95%, "
+            "uncorrected: descriptive, unless the experiment file registered it.", "",
+            markdown_table(table), ""]
 
 
 def _secondary_section(frame: pd.DataFrame, metric: str, settings: Comparison) -> list[str]:

@@ -41,6 +41,7 @@ from grpo_lab.analysis.seed_stats import (
     compare_pair,
     probability_of_improvement,
     summarize,
+    verdict,
 )
 from grpo_lab.analysis.verdicts import (
     EQUIVALENCE,
@@ -263,6 +264,31 @@ def pair_table(finals: pd.DataFrame, power: float = SEEDS_POWER) -> pd.DataFrame
                      needed: seeds_label(result["seeds_needed"], NO_DIFFERENCE)})
     return pd.DataFrame(rows, columns=["A", "B", "seeds", "paired", "A - B", "ci_low", "ci_high",
                                        "P(A > B)", "A wins", "verdict", needed])
+
+
+def gain_table(frame: pd.DataFrame, finals: pd.DataFrame, metric: str, power: float = SEEDS_POWER
+               ) -> pd.DataFrame:
+    """Per variant: its outcome minus the same runs' ``metric`` at step 0 (held-out scores
+    before training), paired over seeds: did training move it? Same columns as
+    :func:`pair_table`, with the variant's outcome as A and its step-0 score as B."""
+    data = _metric_rows(frame, metric)
+    starts = data[data["step"] == 0].groupby("run")["value"].first()
+    needed = seeds_column(power)
+    rows = []
+    for variant, runs in finals.groupby("variant", sort=False):
+        runs = runs[runs["run"].isin(starts.index)]
+        if runs.empty:
+            continue
+        result = compare_pair(dict(zip(runs["seed"], runs["final"])),
+                              dict(zip(runs["seed"], starts[runs["run"]])), power=power)
+        wins = f"{result['wins']}/{result['seeds']}" if result["paired"] else "–"
+        rows.append({"variant": variant, "seeds": result["seeds"], "at step 0": float(starts[runs["run"]].mean()),
+                     "outcome": float(runs["final"].mean()), "gain": result["difference"],
+                     "ci_low": result["ci_low"], "ci_high": result["ci_high"], "runs gained": wins,
+                     "verdict": verdict(result["ci_low"], result["ci_high"], "outcome", "step 0"),
+                     needed: seeds_label(result["seeds_needed"], NO_DIFFERENCE)})
+    return pd.DataFrame(rows, columns=["variant", "seeds", "at step 0", "outcome", "gain", "ci_low", "ci_high",
+                                       "runs gained", "verdict", needed])
 
 
 # -- per-problem outcomes ------------------------------------------------------------

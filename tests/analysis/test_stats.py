@@ -10,7 +10,8 @@ from grpo_lab.analysis.seed_stats import (
     NOT_DISTINGUISHABLE, bootstrap_ci, compare_pair, iqm, probability_of_improvement, seeds_needed, summarize,
 )
 from grpo_lab.analysis.stats import (
-    COST_METRICS, cost_table, curves, default_outcome, final_table, final_values, pair_table, per_run,
+    COST_METRICS, cost_table, curves, default_outcome, final_table, final_values, gain_table, pair_table,
+    per_run,
     per_run_pair_table, values_at_budget,
 )
 from grpo_lab.analysis.verdicts import seeds_label
@@ -294,3 +295,24 @@ def test_differences_equal_up_to_rounding_give_their_value_without_a_warning():
         warnings.simplefilter("error")
         result = compare_pair(a, b)
     assert result["ci_low"] == result["ci_high"] == pytest.approx(0.1) and result["verdict"] == "A > B"
+
+
+def test_gain_over_step_0_is_paired_over_each_variants_seeds():
+    """Outcome minus the same run's step-0 held-out score: a variant that gained on every
+    seed is "outcome > step 0"; one that moved both ways is not distinguishable."""
+    records = []
+    for variant, scores in {"up": [(0.2, 0.5), (0.3, 0.55), (0.25, 0.5)],
+                            "flat": [(0.4, 0.5), (0.4, 0.3), (0.4, 0.45)]}.items():
+        for seed, (start, end) in enumerate(scores):
+            history = [{"step": 0, "eval/accuracy": start}, {"step": 1, "reward": 0.1},
+                       {"step": 2, "reward": 0.2, "eval/accuracy": end}]
+            records.append(RunRecord(run=f"{variant}-{seed}", overrides=[f"arm={variant}", f"trainer.seed={seed}"],
+                                     seed=seed, history=history))
+    frame = runs_frame(records)
+    finals = final_values(frame, "eval/accuracy")
+    table = gain_table(frame, finals, "eval/accuracy").set_index("variant")
+    up, flat = table.loc["arm=up"], table.loc["arm=flat"]
+    assert up["gain"] == pytest.approx(0.2667, abs=1e-4) and up["at step 0"] == pytest.approx(0.25)
+    assert (up["runs gained"], up["verdict"]) == ("3/3", "outcome > step 0")
+    assert flat["gain"] == pytest.approx(0.0167, abs=1e-4) and flat["verdict"] == "not distinguishable at 95%"
+    assert up["ci_low"] > 0 > flat["ci_low"]
