@@ -197,3 +197,17 @@ def test_a_users_environment_by_import_path_and_bad_names(tiny_config, tmp_path)
         validate_config(compose_config([*TINY, "rollout.environment=nope"]))
     with pytest.raises(ConfigError, match="rollout.max_turns=0"):
         validate_config(compose_config([*TINY, "rollout.environment=calculator", "rollout.max_turns=0"]))
+
+
+def test_answers_are_read_from_the_model_turns_less_their_tool_calls():
+    """A call's arguments are not an answer: an episode that ends calling the tool with
+    the right number (cut by the turn limit) scores 0, the same answer written out 1."""
+    from grpo_lab.rewards.builtin import correctness_lenient
+
+    call = '<tool_call>{"name": "calculate", "arguments": {"expression": "%s"}}</tool_call>'
+    ends_calling = [{"role": "assistant", "content": call % "47 * 86"}, {"role": "tool", "content": "4042"},
+                    {"role": "assistant", "content": call % "4042"}]
+    cut_off = [{"role": "assistant", "content": '<tool_call>{"name": "calculate", "arguments": {"expression": "4042'}]
+    answered = [*ends_calling[:2], {"role": "assistant", "content": "It is 4042."}]
+    scores = correctness_lenient([[]] * 3, [ends_calling, cut_off, answered], answer=["4042"] * 3)
+    assert scores == [0.0, 0.0, 1.0]

@@ -6,16 +6,20 @@ import re
 from typing import Any
 
 _ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+# A Hermes tool call, or one cut off before its closing tag (grpo_lab/envs/tools.py).
+_TOOL_CALL = re.compile(r"<tool_call>.*?(?:</tool_call>|$)", re.DOTALL)
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
 
 
 def completion_text(completion: Any) -> str:
     """Text of a completion, plain (``str``) or conversational (list of messages): what
-    the model wrote, its assistant turns (a multi-turn episode's tool results and
-    feedback are the environment's words, not the model's answer)."""
+    the model answered, its assistant turns less their tool calls (a multi-turn
+    episode's tool results and feedback are the environment's words, and a call's
+    arguments are a question to a tool: ``calculate("4042")`` is not the answer 4042)."""
     if isinstance(completion, str):
         return completion
-    return "".join(m["content"] for m in completion if m.get("content") and m.get("role", "assistant") == "assistant")
+    return "".join(_TOOL_CALL.sub("", m["content"]) for m in completion
+                   if m.get("content") and m.get("role", "assistant") == "assistant")
 
 
 def extract_tagged_answer(text: str) -> str | None:
