@@ -65,12 +65,14 @@ def weights_digest(module: torch.nn.Module) -> str:
 
 
 def demonstration_batch(cfg: Any, tokenizer: Any, prompts: list[Any], columns: dict[str, list[Any]],
-                        device: torch.device) -> RolloutBatch:
-    """The demonstrations of these rows, tokenized as sampled rollouts are."""
+                        device: torch.device, episodes: MultiTurnRollout | None = None) -> RolloutBatch:
+    """The demonstrations of these rows, tokenized as sampled rollouts are; ``episodes``:
+    the episode runner to reuse across steps (built here when None)."""
     rows = [{k: v[i] for k, v in columns.items()} for i in range(len(prompts))]
     scripts = [demonstrate(cfg.warm_start.demonstrations, row) for row in rows]
     if cfg.rollout.environment:
-        return MultiTurnRollout(cfg.rollout, tokenizer, device).replay(prompts, columns, scripts)
+        episodes = episodes or MultiTurnRollout(cfg.rollout, tokenizer, device)
+        return episodes.replay(prompts, columns, scripts)
     # One turn: the prompt as the rollout renders it, then the text and EOS.
     eos = eos_token_ids(tokenizer)[:1]
     episodes = []
@@ -96,12 +98,14 @@ def warm_start(policy: torch.nn.Module, tokenizer: Any, dataset: Any, cfg: Any,
     optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=settings.lr,
                                   weight_decay=0.0)
     micro = cfg.trainer.micro_batch_size
+    # One runner for every step: its chat-template renderings of observations are cached.
+    episodes = MultiTurnRollout(cfg.rollout, tokenizer, device) if cfg.rollout.environment else None
     losses, tokens = [], 0
     was_training = policy.training
     policy.train()
     for _ in range(settings.steps):
         prompts, columns = sampler.next_batch()
-        batch = demonstration_batch(cfg, tokenizer, prompts, columns, device)
+        batch = demonstration_batch(cfg, tokenizer, prompts, columns, device, episodes)
         mask = batch.completion_mask.float()
         count = mask.sum()
         total = 0.0
