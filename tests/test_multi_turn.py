@@ -111,7 +111,9 @@ def test_a_tool_that_raises_is_an_error_observation_and_counted():
     assert step.observation["role"] == "tool" and step.observation["content"].startswith("error: ZeroDivisionError")
     assert step.info == {"tool_calls": 1.0, "tool_errors": 1.0} and not step.done
     for bad in ("not json", '{"arguments": {}}', '{"name": "rm", "arguments": {}}',
-                '{"name": "calculate", "arguments": {"expression": "__import__(\'os\')"}}'):
+                '{"name": "calculate", "arguments": {"expression": "__import__(\'os\')"}}',
+                # what sampled calls have named: a list, an object, a number; and nesting past json's limit
+                '{"name": ["calculate"], "arguments": {}}', '{"name": {"a": 1}}', '{"name": 3}', '[' * 5000):
         assert call_tool(bad, {"calculate": calculate}).error
     ok = env.step('<tool_call>{"name": "calculate", "arguments": {"expression": "12 * 13"}}</tool_call>')
     assert ok.observation["content"] == "156" and ok.info["tool_errors"] == 0.0

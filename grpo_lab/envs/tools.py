@@ -65,9 +65,11 @@ def call_tool(body: str, tools: dict[str, Callable[..., Any]], max_result_chars:
         name, arguments = call["name"], call.get("arguments", {})
         if isinstance(arguments, str):  # some models write the arguments as a JSON string
             arguments = json.loads(arguments)
+        if not isinstance(name, str):  # a sampled call can name anything JSON allows: [..], {..}, 3
+            raise TypeError(f"name must be a string, not {type(name).__name__}")
         if not isinstance(arguments, dict):
             raise TypeError("arguments must be an object")
-    except (ValueError, KeyError, TypeError) as err:
+    except (ValueError, KeyError, TypeError, RecursionError) as err:
         return ToolCall("?", f"error: the tool call is not valid JSON with a name and arguments ({err})", True)
     fn = tools.get(name)
     if fn is None:
