@@ -219,7 +219,7 @@ class GradientProbe:
         for p, _ in held:
             p.grad = None
         try:
-            with t.rewards.frozen(), t.parallel.autocast():
+            with t.rewards.frozen(), t.autocast():
                 yield
         finally:
             for p, grad in held:

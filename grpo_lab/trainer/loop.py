@@ -21,6 +21,7 @@ samples and scores a contiguous share of the prompts, advantages and metrics are
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -28,7 +29,7 @@ import random
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -78,7 +79,12 @@ from grpo_lab.trainer.metrics import (
     peak_memory_mb,
     reward_metrics,
 )
-from grpo_lab.trainer.precision import describe_precision, precision_line
+from grpo_lab.trainer.precision import (
+    attention_implementation,
+    autocast_attention,
+    describe_precision,
+    precision_line,
+)
 from grpo_lab.trainer.rng import sample_seeds
 from grpo_lab.trainer.rollback import one_run_per_folder
 from grpo_lab.trainer.rollout_rounds import Scored, add_overlong_penalty, sample_step
@@ -168,7 +174,8 @@ class Trainer:
             self.reference = self.parallel.shard(build_reference(self.policy))
         self.algorithm = build_algorithm(cfg, self.policy, self.device, self.parallel)
         self.rollout = build_rollout_backend(cfg.rollout, self.tokenizer, self.device)
-        self.precision = describe_precision(cfg, next(self.policy.parameters()).dtype)
+        self.autocast_attention = autocast_attention(cfg, self.device)
+        self.precision = describe_precision(cfg, next(self.policy.parameters()).dtype, self.autocast_attention)
         # A group too large to sample is refused now, not ended by the OOM killer mid-step.
         check_sampling_fits(self.policy, cfg, self.local_prompts, self.device)
         updates_per_step = cfg.algorithm.num_iterations * cfg.algorithm.num_minibatches
@@ -201,6 +208,14 @@ class Trainer:
         self.start_step = 0
         if self.resume_from is not None:
             self.start_step = load_checkpoint(self, self.resume_from)
+
+    @contextlib.contextmanager
+    def autocast(self) -> Iterator[None]:
+        """The region of the training passes: the run's autocast, and the attention kernel
+        that is faster under it (trainer/precision.py) for every model the step runs."""
+        roots = (self.policy, self.reference, *self.algorithm.modules().values())
+        with self.parallel.autocast(), attention_implementation(roots, self.autocast_attention):
+            yield
 
     def _lock_run_folder(self, check_checkpoints: bool) -> None:
         """The main process locks the run folder (and checks that checkpoints can be
@@ -409,7 +424,7 @@ class Trainer:
                 self._on_main_with_whole_policy(lambda: self._resumed_evaluation(self.start_step))
             with GracefulStop() as stop:
                 for step in bar:
-                    with self.parallel.autocast():
+                    with self.autocast():
                         metrics = self.step(step)
                     if self.probe is not None and self.probe.due(step):  # after the update, as evaluation
                         metrics.update(self.probe.measure(step))

@@ -90,7 +90,7 @@ def test_the_precision_is_printed_and_recorded_in_the_manifest(tiny_config, tmp_
                                   "trainer.max_steps=1", "logger=local"))
     trainer.train()
     precision = json.loads((tmp_path / "run" / "manifest.json").read_text())["precision"]
-    assert precision["training"] == "bf16 autocast over float32 weights"
+    assert precision["training"] == "bf16 autocast over float32 weights, eager attention"  # on a CPU
     assert precision["sampling"] == "a bfloat16 copy of the policy, re-cast after every update"
     assert precision["correction"] == "token_truncate (max 2.0)"
     assert f"training {precision['training']}; sampling from {precision['sampling']}" in capsys.readouterr().out
@@ -100,3 +100,55 @@ def test_the_default_precision_says_the_training_model_samples(tiny_config):
     described = Trainer(tiny_config()).precision
     assert (described["training"], described["sampling"], described["correction"]) == (
         "float32", "the training model", "none needed")
+
+
+def test_bf16_training_passes_on_a_cpu_attend_eagerly_and_evaluation_keeps_the_models_kernel(tiny_config):
+    """Under bf16 autocast on a CPU the step's passes (policy, reference) use eager
+    attention, faster there than SDPA; outside the step the models have their own again,
+    and fp32 runs never switch."""
+    seen = {}
+
+    def recording(trainer):
+        update = trainer.train_module.forward
+
+        def forward(*args, **kwargs):
+            seen.setdefault("update", set()).add(trainer.policy.config._attn_implementation)
+            seen.setdefault("reference", set()).add(trainer.reference.config._attn_implementation)
+            return update(*args, **kwargs)
+        trainer.train_module.forward = forward
+
+    bf16 = Trainer(tiny_config(*LENGTH_REWARD, "precision=bf16", "kl=k3", "trainer.max_steps=2", "logger=local"))
+    own = bf16.policy.config._attn_implementation
+    assert own == "sdpa"
+    recording(bf16)
+    bf16.train()
+    assert seen == {"update": {"eager"}, "reference": {"eager"}}
+    assert bf16.policy.config._attn_implementation == bf16.reference.config._attn_implementation == own
+
+    seen.clear()
+    fp32 = Trainer(tiny_config(*LENGTH_REWARD, "precision=fp32", "kl=k3", "trainer.max_steps=1", "logger=local"))
+    recording(fp32)
+    fp32.train()
+    assert seen == {"update": {own}, "reference": {own}}
+    assert "attention" not in fp32.precision["training"]
+
+
+def test_eager_and_sdpa_attention_give_the_same_log_probs_under_bf16_autocast():
+    """The switch changes the kernel, not the math: log-probs agree to bf16 rounding."""
+    from grpo_lab.engine.forward import completion_forward
+    from grpo_lab.models.loading import load_policy_and_tokenizer
+    from grpo_lab.trainer.precision import attention_implementation
+    from tests.conftest import TINY, compose_config
+
+    model, _ = load_policy_and_tokenizer(compose_config(TINY).model, torch.device("cpu"), torch.float32)
+    torch.manual_seed(0)
+    ids = torch.randint(3, model.config.vocab_size, (4, 12))
+    mask = torch.ones_like(ids)
+    mask[0, :3] = 0  # a left-padded row
+    completion = ids[:, -5:]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        sdpa = completion_forward(model, ids, mask, completion).logp
+        with attention_implementation([model], "eager"):
+            eager = completion_forward(model, ids, mask, completion).logp
+    assert model.config._attn_implementation == "sdpa"
+    torch.testing.assert_close(eager, sdpa, rtol=0.0, atol=0.05)
