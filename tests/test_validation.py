@@ -81,6 +81,10 @@ def test_every_reward_grpo_lab_ships_is_a_goal_reward():
     (["algorithm.epsilon_low=1.5"], r"^algorithm.epsilon_low=1.5 must be <= 1"),
     (["kl.target_measure=seq"], r"^kl.target_measure='seq' is not allowed; allowed: seq_mean, seq_sum, token_mean"),
     (["algorithm.entropy_aggregation=token"], r"^algorithm.entropy_aggregation='token' is not allowed; allowed: "),
+    (["algorithm.group_size=1"], r"^algorithm.group_size=1 must be >= 2 for algorithm.name=grpo: group-relative "),
+    (["algorithm=ppo", "algorithm.group_size=0"], r"^algorithm.group_size=0 must be >= 1$"),
+    (["arm=ppo_one_sample", "algorithm.dynamic_sampling.enabled=true"],
+     r"^algorithm.dynamic_sampling.enabled=true needs algorithm.group_size >= 2 \(got 1\)"),
     (["advantage=pass_at_k", "advantage.pass_k=4"], r"^advantage.pass_k=4 must be in \[1, algorithm.group_size=4\): "),
     (["advantage=pass_at_k", "advantage.pass_k=0"], r"^advantage.pass_k=0 must be in \[1, algorithm.group_size=4\): "),
     # eps = -1 gave the highest reward the advantage -0.2: the run minimized the reward.

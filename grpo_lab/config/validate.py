@@ -100,7 +100,7 @@ def validate_config(cfg: Any) -> None:
             f"kl.bias_correction=true needs kl.placement=loss (got {cfg.kl.placement!r}): "
             "a KL penalty in the reward carries no gradient to correct"
         )
-    _at_least("algorithm.group_size", algo.group_size, 2)
+    _check_group_size(algo)
     _at_least("algorithm.epsilon_low", algo.epsilon_low, 0.0)
     _at_least("algorithm.epsilon_high", algo.epsilon_high, 0.0)
     if algo.epsilon_low > 1.0:
@@ -281,6 +281,19 @@ def _check_probe(cfg: Any) -> None:
             "probe needs trainer.mixed_precision=no or bf16: with fp16 loss scaling its gradients "
             "would be scaled and would unscale the run's optimizer"
         )
+
+def _check_group_size(algo: Any) -> None:
+    """GRPO's advantages compare the completions of a prompt, so it needs two; PPO's come
+    from the critic, and PPO is usually run with one completion per prompt."""
+    if algo.name == "ppo":
+        _at_least("algorithm.group_size", algo.group_size, 1)
+    elif algo.group_size < 2:
+        raise ConfigError(f"algorithm.group_size={algo.group_size} must be >= 2 for algorithm.name={algo.name}: "
+                          "group-relative advantages compare the completions of a prompt (algorithm=ppo may sample one)")
+    if algo.dynamic_sampling.enabled and algo.group_size < 2:
+        raise ConfigError(f"algorithm.dynamic_sampling.enabled=true needs algorithm.group_size >= 2 (got "
+                          f"{algo.group_size}): it keeps groups whose rewards differ, and one completion never does")
+
 
 def _check_arms(cfg: Any) -> None:
     """Settings of the optional arms (policy losses, adaptive KL, DAPO's pieces)."""

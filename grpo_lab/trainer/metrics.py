@@ -30,13 +30,11 @@ def _nan_stats(values: torch.Tensor) -> tuple[float, float]:
 def reward_metrics(
     rewards: torch.Tensor, per_function: dict[str, torch.Tensor], group_size: int
 ) -> dict[str, float]:
-    groups = rewards.view(-1, group_size)
-    group_std = groups.std(dim=1)
-    metrics = {
-        "reward": rewards.mean().item(),
-        "reward_std": group_std.mean().item(),
-        "frac_reward_zero_std": (group_std < 1e-6).float().mean().item(),
-    }
+    metrics = {"reward": rewards.mean().item()}
+    if group_size > 1:  # the spread within a prompt's group; one completion per prompt has none
+        group_std = rewards.view(-1, group_size).std(dim=1)
+        metrics["reward_std"] = group_std.mean().item()
+        metrics["frac_reward_zero_std"] = (group_std < 1e-6).float().mean().item()
     for name, scores in per_function.items():
         mean, std = _nan_stats(scores)
         metrics[f"rewards/{name}/mean"] = mean

@@ -69,3 +69,22 @@ def test_shared_head_values_come_from_the_old_policy_pass(tiny_config):
     trainer.train()
     assert len(no_grad_passes) == 1  # 8 rollouts, one micro-batch (generation runs in eval mode)
     assert "critic/explained_variance" in trainer.history[0]
+
+
+def test_ppo_samples_one_completion_per_prompt(tiny_config):
+    """arm=ppo_one_sample: a batch of one completion per prompt, advantages from the critic."""
+    trainer = Trainer(tiny_config("arm=ppo_one_sample", "trainer.batch_size=3", "trainer.lr=1e-3", *LENGTH_REWARD))
+    sizes = []
+    generate = trainer.rollout.generate
+
+    def recording(model, prompts, columns, group_size, *args, **kwargs):
+        batch = generate(model, prompts, columns, group_size, *args, **kwargs)
+        sizes.append((len(prompts), group_size, batch.completion_ids.shape[0]))
+        return batch
+    trainer.rollout.generate = recording
+    summary = trainer.train()
+    assert summary["steps"] == 2 and sizes == [(3, 1, 3), (3, 1, 3)]
+    last = trainer.history[-1]
+    for key in CRITIC_METRICS + ["reward", "loss/policy", "grad_norm"]:
+        assert key in last and math.isfinite(last[key]), key
+    assert "reward_std" not in last and "frac_reward_zero_std" not in last  # no group, no spread within one
