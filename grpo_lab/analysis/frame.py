@@ -19,10 +19,17 @@ from typing import Any, Iterable, Sequence
 
 import pandas as pd
 
+from grpo_lab.config.difference import MAY_DIFFER
+
 # Keys whose values are repetitions of one variant, not variants.
 SEED_KEYS = ("trainer.seed", "seed")
-# Keys that change where a run is recorded, not what it is.
-_IGNORED_PREFIXES = ("hydra.", "paths.", "logger.")
+
+def _bookkeeping(key: str) -> bool:
+    """Keys that change where a run is recorded or how it is shown, not what it computes
+    (hydra., paths., logger., trainer.progress_bar, ...: the sweep's ``MAY_DIFFER``), so a
+    job re-run with its progress bar off is not a variant of its own."""
+    return any(key == prefix or key.startswith(prefix + ".") for prefix in MAY_DIFFER)
+
 DEFAULT_VALUE = "default"
 BASE_COLUMNS = ["run", "variant", "seed", "step", "metric", "value"]
 
@@ -63,7 +70,7 @@ class RunRecord:
 def parse_overrides(overrides: Iterable[str]) -> dict[str, str]:
     """``["+kl.coef=0.1", "advantage=group_mean"]`` -> ``{"kl.coef": "0.1", "advantage": "group_mean"}``.
 
-    Deletions (``~key``) and bookkeeping keys (hydra., paths., logger.) are left out.
+    Deletions (``~key``) and bookkeeping keys (hydra., paths., logger., ...) are left out.
     """
     parsed = {}
     for item in overrides:
@@ -71,7 +78,7 @@ def parse_overrides(overrides: Iterable[str]) -> dict[str, str]:
             continue
         key, value = item.split("=", 1)
         key = key.lstrip("+")
-        if not key.startswith(_IGNORED_PREFIXES):
+        if not _bookkeeping(key):
             parsed[key] = value
     return parsed
 

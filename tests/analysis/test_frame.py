@@ -13,7 +13,8 @@ def record(run, overrides, seed=0, rewards=(0.0, 1.0), choices=None, config=None
 
 def test_overrides_parse_to_keys_and_values():
     parsed = parse_overrides(["+kl.coef=0.1", "advantage=group_mean", "~foo", "hydra.run.dir=x", "paths.output_dir=y",
-                              "reward.functions.mine=pkg.mod:fn"])
+                              "reward.functions.mine=pkg.mod:fn", "trainer.progress_bar=False", "eval.batch_size=8",
+                              "logger.wandb.project=p"])
     assert parsed == {"kl.coef": "0.1", "advantage": "group_mean", "reward.functions.mine": "pkg.mod:fn"}
 
 
