@@ -63,7 +63,7 @@ def _leaves(cfg, prefix=""):
     return out
 
 
-@pytest.mark.parametrize("name", ["grpo_vs_ppo", "grpo_vs_ppo_cpu"])
+@pytest.mark.parametrize("name", ["grpo_vs_ppo", "grpo_vs_ppo_cpu", "grpo_vs_ppo_bf16_cpu"])
 def test_matched_grpo_and_ppo_differ_only_in_the_advantage_source(name):
     """arm=grpo vs arm=ppo_matched: the composed configs differ in algorithm.name alone
     (group-relative advantages vs a critic through GAE); PPO as practiced adds its
@@ -120,7 +120,7 @@ def test_sweeps_run_seeds_outer_so_a_partial_sweep_keeps_matched_pairs(name):
     assert params[0] == "trainer.seed", params
 
 
-@pytest.mark.parametrize("name, min_seeds", [("grpo_vs_ppo_cpu", 5), ("adv_norm_cpu", 4)])
+@pytest.mark.parametrize("name, min_seeds", [("grpo_vs_ppo_cpu", 5), ("adv_norm_cpu", 4), ("grpo_vs_ppo_bf16_cpu", 30)])
 def test_headline_cpu_comparisons_have_seeds_and_matched_arms(name, min_seeds):
     params = compose_with_hydra([f"experiment={name}"]).hydra.sweeper.params
     assert len(str(params["trainer.seed"]).split(",")) >= min_seeds
@@ -253,3 +253,19 @@ def test_algo_zoo_arms_set_what_their_papers_name():
     assert (dr.advantage.normalization, dr.algorithm.loss_aggregation) == ("group_mean", "dr_grpo")
     grpo = compose_with_hydra(["experiment=algo_zoo_cpu", "arm=grpo"])
     assert not grpo.algorithm.dynamic_sampling.enabled and grpo.reward.overlong_buffer == 0
+
+
+def test_the_powered_rerun_of_grpo_vs_ppo_keeps_its_setting_on_fresh_seeds():
+    """grpo_vs_ppo_bf16_cpu: grpo_vs_ppo_cpu's setting and comparison in bf16, the two
+    matched arms only, on seeds the first sweep never ran."""
+    def composed(name, *overrides):
+        cfg = compose_with_hydra([f"experiment={name}", "arm=grpo", *overrides])
+        return _leaves({k: v for k, v in OmegaConf.to_container(cfg, resolve=False).items() if k != "hydra"})
+
+    first, rerun = composed("grpo_vs_ppo_cpu", "precision=bf16"), composed("grpo_vs_ppo_bf16_cpu")
+    assert {k for k in first if first[k] != rerun.get(k)} == {"experiment_name"}
+    params = compose_with_hydra(["experiment=grpo_vs_ppo_bf16_cpu"]).hydra.sweeper.params
+    assert params.arm == "grpo,ppo_matched"
+    seeds = {int(s) for s in str(params["trainer.seed"]).split(",")}
+    first_seeds = str(compose_with_hydra(["experiment=grpo_vs_ppo_cpu"]).hydra.sweeper.params["trainer.seed"])
+    assert len(seeds) == 30 and not seeds & {int(s) for s in first_seeds.split(",")}
