@@ -263,7 +263,9 @@ def test_the_powered_rerun_of_grpo_vs_ppo_keeps_its_setting_on_fresh_seeds():
         return _leaves({k: v for k, v in OmegaConf.to_container(cfg, resolve=False).items() if k != "hydra"})
 
     first, rerun = composed("grpo_vs_ppo_cpu", "precision=bf16"), composed("grpo_vs_ppo_bf16_cpu")
-    assert {k for k in first if first[k] != rerun.get(k)} == {"experiment_name"}
+    assert {k for k in first if first[k] != rerun.get(k)} == {
+        "experiment_name", "probe.at_start", "probe.steps", "probe.num_batches"}  # + the variance probe
+    assert (rerun["probe.at_start"], rerun["probe.steps"], rerun["probe.num_batches"]) == (True, [10], 4)
     params = compose_with_hydra(["experiment=grpo_vs_ppo_bf16_cpu"]).hydra.sweeper.params
     assert params.arm == "grpo,ppo_matched"
     seeds = {int(s) for s in str(params["trainer.seed"]).split(",")}
