@@ -13,6 +13,7 @@ from grpo_lab.rollout.assemble import (
     eos_token_ids,
 )
 from grpo_lab.rollout.batch import RolloutBatch
+from grpo_lab.rollout.packed_linear import pack_linears, packing_available
 from grpo_lab.rollout.sampling import sampling_processors
 from grpo_lab.rollout.weight_copy import ROLLOUT_COPY_DTYPES, make_rollout_copy, refresh_rollout_copy
 from grpo_lab.models.inputs import cache_kwargs, output_cache, position_ids_from_mask, with_spare_room
@@ -32,6 +33,7 @@ class HFGenerateBackend:
         self.eos_ids = eos_token_ids(tokenizer)
         self.copy_dtype = ROLLOUT_COPY_DTYPES[cfg.dtype] if cfg.get("dtype") else None
         self.copy: torch.nn.Module | None = None  # made at the first rollout
+        self.packed = False  # the copy's bf16 linears run on weights packed once per sync (packed_linear.py)
 
     def sampler(self, model: torch.nn.Module) -> torch.nn.Module:
         """The model that samples: ``model``, or its copy in ``rollout.dtype``."""
@@ -43,6 +45,9 @@ class HFGenerateBackend:
             # with eager attention (bf16 copy, one thread, AMD EPYC with avx512_bf16).
             low_precision_cpu = self.device.type == "cpu" and self.copy_dtype != torch.float32
             self.copy = make_rollout_copy(model, self.copy_dtype, attention="eager" if low_precision_cpu else None)
+            self.packed = packing_available(self.device, self.copy_dtype)
+            if self.packed:
+                pack_linears(self.copy)
         return self.copy
 
     def generate(
@@ -113,6 +118,8 @@ class HFGenerateBackend:
         weights; a copy is re-cast from them."""
         if self.copy is not None:
             refresh_rollout_copy(self.copy, model)
+            if self.packed:  # the packed weights are the old ones until packed again
+                pack_linears(self.copy)
 
     def _generate_from_shared_prefill(
         self, model: torch.nn.Module, encoded: Any, group_size: int, sampling: dict[str, Any]

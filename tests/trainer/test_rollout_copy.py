@@ -6,7 +6,9 @@ import math
 import pytest
 import torch
 
+from grpo_lab.rollout.packed_linear import pack_linears, packing_available
 from grpo_lab.rollout.sampling import InverseCDFSampler
+from grpo_lab.rollout.weight_copy import make_rollout_copy
 from grpo_lab.trainer import Trainer
 from tests.trainer.test_train_tiny import LENGTH_REWARD
 
@@ -42,6 +44,11 @@ def test_the_bf16_copy_follows_the_policy_after_every_update(tiny_config):
                         for n, p in copy.named_parameters()))
         assert all(p.dtype == torch.bfloat16 and not p.requires_grad for p in copy.parameters())
         assert copy.config._attn_implementation == "eager"  # faster than sdpa in bf16 on a CPU
+        if trainer.rollout.packed:  # packed again after every update: the copy computes as a fresh cast
+            fresh = make_rollout_copy(trainer.policy, torch.bfloat16, attention="eager")
+            ids = torch.randint(3, copy.config.vocab_size, (2, 9))
+            with torch.inference_mode():
+                torch.testing.assert_close(copy(input_ids=ids).logits, fresh(input_ids=ids).logits, rtol=0, atol=0)
         return batch
 
     trainer.rollout.generate = checked
@@ -152,3 +159,23 @@ def test_eager_and_sdpa_attention_give_the_same_log_probs_under_bf16_autocast():
             eager = completion_forward(model, ids, mask, completion).logp
     assert model.config._attn_implementation == "sdpa"
     torch.testing.assert_close(eager, sdpa, rtol=0.0, atol=0.05)
+
+
+@pytest.mark.skipif(not packing_available(torch.device("cpu"), torch.bfloat16),
+                    reason="this CPU's oneDNN has no bf16 kernels")
+def test_packed_linears_compute_what_the_unpacked_copy_does():
+    """A bf16 copy's linears on weights packed once give the unpacked layers' numbers,
+    and every bf16 nn.Linear of the model is packed (the tied LM head included)."""
+    from grpo_lab.models.loading import load_policy_and_tokenizer
+    from tests.conftest import TINY, compose_config
+
+    model, _ = load_policy_and_tokenizer(compose_config(TINY).model, torch.device("cpu"), torch.float32)
+    plain, packed = (make_rollout_copy(model, torch.bfloat16, attention="eager") for _ in range(2))
+    linears = sum(type(m) is torch.nn.Linear for m in packed.modules())
+    assert pack_linears(packed) == linears > 0
+    assert packed.get_output_embeddings().forward.__func__.__name__ == "_packed_forward"
+    torch.manual_seed(0)
+    ids = torch.randint(3, model.config.vocab_size, (3, 11))
+    with torch.inference_mode():
+        torch.testing.assert_close(packed(input_ids=ids).logits, plain(input_ids=ids).logits, rtol=0, atol=0)
+    assert set(dict(packed.named_parameters())) == set(dict(plain.named_parameters()))  # refreshed by name as before
