@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\nCPU: {cpu_model()}; bf16 units: {', '.join(cpu_bf16_flags()) or 'none'}; "
           f"threads: {args.threads or 'torch default'}; {args.steps} steps x {args.repeats} runs per arm")
     print(f"compared arm: {args.arm}")
-    print(f"| figure | fp32 | bf16 path | ratio (per pair: min / median / max) |")
+    print("| figure | fp32 | bf16 path | ratio (per pair: min / median / max) |")
     print("|---|---|---|---|")
     for key in FIGURES:
         a = [r[key] for r in results["fp32"]]
