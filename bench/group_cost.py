@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
                 results[name].append(measured_step(trainers[name], pair + 1))
             print(f"pair {pair}: " + "; ".join(
                 f"{name} {results[name][-1]['time/step']:.2f} s" for name in names), flush=True)
-    grpo, ppo = ([r for r in results[name][1:]] for name in names)  # the warm-up pair left out
+    grpo, ppo = (results[name][1:] for name in names)  # the warm-up pair left out
     print(f"\nCPU: {cpu_model()}; bf16 units: {', '.join(cpu_bf16_flags()) or 'none'}; threads: {args.threads}; "
           f"{args.pairs} step pairs after one warm-up pair; extra overrides: {args.extra or 'none'}")
     print(f"| per step | {names[0]} | {names[1]} | GRPO / PPO (95% interval over pairs) |")

@@ -19,17 +19,10 @@ from typing import Any, Iterable, Sequence
 
 import pandas as pd
 
-from grpo_lab.config.difference import MAY_DIFFER
+from grpo_lab.config.difference import allowed_to_differ
 
 # Keys whose values are repetitions of one variant, not variants.
 SEED_KEYS = ("trainer.seed", "seed")
-
-def _bookkeeping(key: str) -> bool:
-    """Keys that change where a run is recorded or how it is shown, not what it computes
-    (hydra., paths., logger., trainer.progress_bar, ...: the sweep's ``MAY_DIFFER``), so a
-    job re-run with its progress bar off is not a variant of its own."""
-    return any(key == prefix or key.startswith(prefix + ".") for prefix in MAY_DIFFER)
-
 DEFAULT_VALUE = "default"
 BASE_COLUMNS = ["run", "variant", "seed", "step", "metric", "value"]
 
@@ -70,7 +63,9 @@ class RunRecord:
 def parse_overrides(overrides: Iterable[str]) -> dict[str, str]:
     """``["+kl.coef=0.1", "advantage=group_mean"]`` -> ``{"kl.coef": "0.1", "advantage": "group_mean"}``.
 
-    Deletions (``~key``) and bookkeeping keys (hydra., paths., logger., ...) are left out.
+    Deletions (``~key``) and keys that do not change what a run computes (hydra., paths.,
+    logger., trainer.progress_bar, ...: ``config.difference.MAY_DIFFER``) are left out, so
+    a job re-run with its progress bar off is not a variant of its own.
     """
     parsed = {}
     for item in overrides:
@@ -78,7 +73,7 @@ def parse_overrides(overrides: Iterable[str]) -> dict[str, str]:
             continue
         key, value = item.split("=", 1)
         key = key.lstrip("+")
-        if not _bookkeeping(key):
+        if not allowed_to_differ(key):
             parsed[key] = value
     return parsed
 

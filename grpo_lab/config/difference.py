@@ -34,8 +34,11 @@ MAY_DIFFER = (
 # Also allowed to differ between a checkpoint and the run that resumes it.
 MAY_DIFFER_ON_RESUME = ("trainer.max_steps",)
 
-def _ignored(key: str, may_differ: tuple[str, ...]) -> bool:
-    return any(key == p or key.startswith(p + ".") for p in may_differ)
+
+def allowed_to_differ(key: str, keys: tuple[str, ...] = MAY_DIFFER) -> bool:
+    """``key`` is one of ``keys`` or under one of them: it may differ between two configs
+    of the same run (reports do not split runs into variants by it either)."""
+    return any(key == p or key.startswith(p + ".") for p in keys)
 
 
 def _flatten(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
@@ -56,7 +59,7 @@ def _plain(cfg: Any, may_differ: tuple[str, ...]) -> dict[str, Any]:
     resolve = isinstance(cfg, DictConfig)
     if resolve:
         cfg = OmegaConf.to_container(cfg, resolve=False)
-    kept = {k: v for k, v in _flatten(cfg) if not _ignored(k, may_differ)}
+    kept = {k: v for k, v in _flatten(cfg) if not allowed_to_differ(k, may_differ)}
     if not resolve:
         return kept
     nested: dict[str, Any] = {}
