@@ -14,13 +14,15 @@ process of their own gain nothing from this and train in place.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
 import sys
+from collections.abc import Iterator
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from grpo_lab.errors import exit_on_user_error
 
@@ -64,9 +66,11 @@ def train_in_fresh_process(cfg: DictConfig) -> dict[str, Any]:
 
     context = multiprocessing.get_context("spawn")
     receive, send = context.Pipe(duplex=False)
-    child = context.Process(target=_train_child, args=(cfg, HydraConfig.instance().cfg, send, launch_command()),
+    hydra_root = _plain_config(HydraConfig.instance().cfg)
+    child = context.Process(target=_train_child, args=(cfg, hydra_root, send, launch_command()),
                             name="grpo-lab-job")
-    child.start()
+    with _standard_start_method():
+        child.start()
     send.close()
 
     def forward(signum: int, _frame: Any) -> None:
@@ -85,6 +89,32 @@ def train_in_fresh_process(cfg: DictConfig) -> dict[str, Any]:
     if child.exitcode != 0 or summary is None:
         sys.exit(child.exitcode or 1)
     return summary
+
+
+@contextlib.contextmanager
+def _standard_start_method() -> Iterator[None]:
+    """A spawned child first sets its parent's default start method. In a joblib (loky)
+    worker that is "loky", which the child cannot set before it imports loky ("cannot find
+    context for 'loky'"), so the default is the platform's own while the child starts."""
+    previous = multiprocessing.get_start_method(allow_none=True)
+    if previous is None or previous in multiprocessing.get_all_start_methods():
+        yield
+        return
+    multiprocessing.set_start_method(None, force=True)
+    try:
+        yield
+    finally:
+        multiprocessing.set_start_method(previous, force=True)
+
+
+def _plain_config(config: DictConfig) -> DictConfig:
+    """The config without its structured-config classes, so that it pickles anywhere. In a
+    joblib (loky) worker Hydra's plugin scan imports the launchers' config modules afresh,
+    and pickling the launcher node then fails ("not the same object as ...JobLibLauncherConf").
+    Interpolations stay unresolved, as in the original."""
+    plain = OmegaConf.create(OmegaConf.to_container(config, resolve=False))
+    OmegaConf.set_readonly(plain, OmegaConf.is_readonly(config))
+    return plain
 
 
 def _result(receive: Any, child: Any) -> dict[str, Any] | None:

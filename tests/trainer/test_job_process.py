@@ -51,3 +51,12 @@ def test_user_error_in_a_job_process_is_one_line_and_exit_2(tmp_path):
     sweep, result = run_sweep(tmp_path, "+reward.weights.no_such_reward=1.0")
     assert result.returncode == 2
     assert "no_such_reward" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_jobs_of_a_parallel_launcher_train_in_processes_of_their_own(tmp_path):
+    """hydra/launcher=local_parallel (joblib): each worker still spawns the job's process,
+    which must receive Hydra's config (its launcher node is a structured config)."""
+    sweep, result = run_sweep(tmp_path, "hydra/launcher=local_parallel", "hydra.launcher.n_jobs=2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    (big_peak, big_pid), (small_peak, small_pid) = job_facts(sweep, "0"), job_facts(sweep, "1")
+    assert big_pid != small_pid and small_peak < 0.8 * big_peak
