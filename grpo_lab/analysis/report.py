@@ -36,6 +36,7 @@ from grpo_lab.analysis.frame import RunRecord, problems_frame, runs_frame, with_
 from grpo_lab.analysis.local import last_step, local_records, reached_max_steps
 from grpo_lab.analysis.plots import AXIS_LABELS, plot_curves, plot_metric_grid
 from grpo_lab.analysis.seed_stats import MIN_SEEDS
+from grpo_lab.analysis.stability import COLLAPSE_DROP, stability_pairs, stability_per_run, stability_table
 from grpo_lab.analysis.stats import (
     COST_METRICS,
     STEP,
@@ -129,6 +130,7 @@ def write_report(source: str | os.PathLike, out_dir: str | os.PathLike | None = 
     lines += _equal_budget_section(frame, metric, axes, settings, reference)
     lines += _curve_section(frame, metric, axes, smooth, out)
     lines += _cost_sections(frame)
+    lines += _stability_section(frame, reference, settings.alpha)
     side = [m for m in SIDE_METRICS if m != metric and (frame["metric"] == m).any()]
     if side:
         plot_metric_grid(frame, side, smooth=smooth).savefig(out / "training_metrics.png", dpi=110)
@@ -406,6 +408,29 @@ def _variability_section(frame: pd.DataFrame) -> list[str]:
             "coefficient of variation (std / mean) of the gradient norm before clipping",
         "probe_grad_snr": "the probe's gradient SNR", "probe_grad_cosine": "the probe's gradient cosine",
     })
+
+
+STABILITY_NOTE = (
+    "Per variant, runs evaluated before training and after it: **collapsed**, the last held-out "
+    f"accuracy {100 * COLLAPSE_DROP:.0f} points or more below the run's own step 0; **never moved**, the "
+    "training reward 0 at every step (every advantage 0, so no gradient); **unstable**, either; and "
+    "`no_signal`, the fraction of groups whose completions were all rewarded alike "
+    "(`frac_reward_zero_std`), mean over steps. Pairs of runs on the same seed are compared by "
+    "McNemar's exact test: only the pairs where exactly one run broke down say which arm is less stable."
+)
+
+
+def _stability_section(frame: pd.DataFrame, reference: str | None, alpha: float) -> list[str]:
+    """Collapsed / never-moved counts per variant, McNemar over seed pairs, and the
+    fraction of groups with no signal paired like the outcome (analysis/stability.py)."""
+    runs = stability_per_run(frame)
+    if runs.empty:
+        return []
+    lines = ["## Stability", "", STABILITY_NOTE, "", markdown_table(stability_table(runs)), ""]
+    pairs = stability_pairs(runs, reference, alpha)
+    if not pairs.empty:
+        lines += ["Unstable runs, seed pairs (McNemar's exact test, two-sided):", "", markdown_table(pairs), ""]
+    return lines + _paired_per_run(runs, {"no_signal": "the fraction of groups with no signal"})
 
 
 def _paired_per_run(runs: pd.DataFrame, labels: dict[str, str]) -> list[str]:
