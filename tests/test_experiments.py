@@ -63,7 +63,7 @@ def _leaves(cfg, prefix=""):
     return out
 
 
-@pytest.mark.parametrize("name", ["grpo_vs_ppo", "grpo_vs_ppo_cpu", "grpo_vs_ppo_bf16_cpu"])
+@pytest.mark.parametrize("name", ["grpo_vs_ppo", "grpo_vs_ppo_cpu", "grpo_vs_ppo_bf16_cpu", "sparse_reward_cpu"])
 def test_matched_grpo_and_ppo_differ_only_in_the_advantage_source(name):
     """arm=grpo vs arm=ppo_matched: the composed configs differ in algorithm.name alone
     (group-relative advantages vs a critic through GAE); PPO as practiced adds its
@@ -271,3 +271,20 @@ def test_the_powered_rerun_of_grpo_vs_ppo_keeps_its_setting_on_fresh_seeds():
     seeds = {int(s) for s in str(params["trainer.seed"]).split(",")}
     first_seeds = str(compose_with_hydra(["experiment=grpo_vs_ppo_cpu"]).hydra.sweeper.params["trainer.seed"])
     assert len(seeds) == 30 and not seeds & {int(s) for s in first_seeds.split(",")}
+
+
+@pytest.mark.parametrize("name, arms", [("dr_grpo_length_cpu", ("grpo", "dr_grpo")),
+                                        ("sparse_reward_cpu", ("grpo", "ppo_matched"))])
+def test_tagged_reward_experiments_warm_start_every_arm_on_tagged_answers(name, arms):
+    """Amended after their pilots: the tagged rewards scored the untrained model's untagged
+    answers 0, so every arm first learns the format from the same demonstrations."""
+    for arm in arms:
+        cfg = compose_with_hydra([f"experiment={name}", f"arm={arm}"])
+        assert (cfg.warm_start.steps, cfg.warm_start.batch_size, cfg.warm_start.lr) == (4, 8, 2e-5)
+        assert cfg.warm_start.demonstrations == "tagged_answer"
+
+
+def test_sparse_rewards_are_scored_on_products_of_two_digit_operands():
+    cfg = compose_with_hydra(["experiment=sparse_reward_cpu", "arm=grpo"])
+    assert list(cfg.task.operations) == ["*"] and (cfg.task.min_operand, cfg.task.max_operand) == (11, 40)
+    assert dict(cfg.reward.weights) == {"correctness": 1.0}
