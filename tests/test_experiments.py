@@ -288,3 +288,15 @@ def test_sparse_rewards_are_scored_on_products_of_two_digit_operands():
     cfg = compose_with_hydra(["experiment=sparse_reward_cpu", "arm=grpo"])
     assert list(cfg.task.operations) == ["*"] and (cfg.task.min_operand, cfg.task.max_operand) == (11, 40)
     assert dict(cfg.reward.weights) == {"correctness": 1.0}
+
+
+def test_gpu_tool_experiment_keeps_the_cpu_questions_with_a_larger_model():
+    cpu = compose_with_hydra(["experiment=tools_cpu"])
+    gpu = compose_with_hydra(["experiment=tools"])
+    assert gpu.hydra.sweeper.params.arm == cpu.hydra.sweeper.params.arm == "tool,no_tool,tool_bonus"
+    assert OmegaConf.to_container(gpu.comparison) == OmegaConf.to_container(cpu.comparison)
+    assert dict(gpu.reward.weights) == dict(cpu.reward.weights)
+    assert gpu.model.path == "Qwen/Qwen2.5-1.5B-Instruct" and gpu.trainer.device == "cuda"
+    assert gpu.task.min_operand == 100 and gpu.trainer.max_steps > cpu.trainer.max_steps
+    tool = compose_with_hydra(["experiment=tools", "arm=tool"])
+    assert tool.rollout.environment == "calculator" and tool.warm_start.demonstrations == "calculator"
