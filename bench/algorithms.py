@@ -24,7 +24,7 @@ VARIANTS = {
     "ppo (shared head)": ["algorithm=ppo_shared", "algorithm.num_iterations=1", "algorithm.num_minibatches=1",
                           "algorithm.loss_aggregation=seq_mean"],
 }
-DEFAULTS = ["trainer.max_steps=6", "trainer.progress_bar=false", "logger.sample_every=0",
+DEFAULTS = ["precision=fp32", "trainer.max_steps=6", "trainer.progress_bar=false", "logger.sample_every=0",
             "eval.at_start=false", "eval.at_end=false"]
 
 

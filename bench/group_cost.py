@@ -54,7 +54,9 @@ def build(overrides: list[str], folder: Path):
 
     register_configs()
     with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
-        cfg = compose("train", overrides=[*overrides, f"paths.output_dir={folder}", "logger=local",
+        # In float32 unless the overrides name a precision (the default, auto, may be bf16).
+        pinned = [] if any(o.startswith("precision=") for o in overrides) else ["precision=fp32"]
+        cfg = compose("train", overrides=[*pinned, *overrides, f"paths.output_dir={folder}", "logger=local",
                                           "eval.at_start=false", "eval.every=0", "eval.at_end=false",
                                           "trainer.save_checkpoints=false", "trainer.progress_bar=false"])
     return Trainer(cfg)

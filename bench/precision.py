@@ -1,6 +1,7 @@
 """The default run's step time in fp32 against the bf16 path, alternating whole runs.
 
-Each arm is the default experiment (the README's main command) for ``--steps`` steps
+Each arm is the default experiment (the README's main command; fp32 pinned with
+precision=fp32, since the default, precision=auto, may be the bf16 path) for ``--steps`` steps
 with held-out evaluation off, run as a process of its own; the arms alternate
 ``--repeats`` times so both see the same machine load. Figures are means over each run's
 steps after the first (warm-up), then over repeats; the ratio is bf16 / fp32 per pair.
@@ -57,7 +58,9 @@ def main(argv: list[str] | None = None) -> None:
     common = [f"trainer.max_steps={args.steps}", *args.extra.split()]
     if args.threads:
         common.append(f"trainer.num_threads={args.threads}")
-    arms = {"fp32": common, "bf16 path": [*common, *args.arm.split()]}
+    # Both arms start from precision=fp32 (the default, precision=auto, may already be the
+    # bf16 path); the compared arm adds its overrides.
+    arms = {"fp32": [*common, "precision=fp32"], "bf16 path": [*common, "precision=fp32", *args.arm.split()]}
     results: dict[str, list[dict[str, float]]] = {name: [] for name in arms}
     with tempfile.TemporaryDirectory() as tmp:
         for repeat in range(args.repeats):

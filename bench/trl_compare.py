@@ -109,8 +109,9 @@ def _serve(run_step, device: str) -> None:
 
 def ours_precision_overrides(args: argparse.Namespace) -> list[str]:
     """grpo-lab's side of ``--dtype`` / ``--mixed-precision``: the weights' dtype, and
-    with bf16 mixed precision the ``precision=bf16`` preset (fp32 master weights)."""
-    return [f"trainer.dtype={args.dtype}", *(["precision=bf16"] if args.mixed_precision == "bf16" else [])]
+    with bf16 mixed precision the ``precision=bf16`` preset (fp32 master weights), else
+    ``precision=fp32`` (no rollout copy, no autocast, whatever the default chooses)."""
+    return [f"precision={'bf16' if args.mixed_precision == 'bf16' else 'fp32'}", f"trainer.dtype={args.dtype}"]
 
 
 def trl_precision_options(args: argparse.Namespace) -> dict:

@@ -23,6 +23,12 @@ COMPARE_CMD = [sys.executable, "-m", "grpo_lab.analysis.compare_cli"]
 
 # Small and fast: the random-init tiny model, 2 prompts x 4 samples, 12 new tokens, one
 # thread (a model this small gains nothing from more, and loses a lot when cores are busy).
+# The default precision=auto follows the CPU (the bf16 path where it has bf16 units), so
+# tests drop the precision bundle and keep float32 numerics: a test means the same on
+# every machine. Tests of the bf16 path or of auto name their precision
+# (compose_config then leaves the pin out).
+PIN_PRECISION = "~precision"
+
 TINY = [
     "model=tiny",
     "trainer.num_threads=1",
@@ -34,6 +40,7 @@ TINY = [
     # No held-out evaluation unless a test asks for it (the default run has one).
     "eval.at_start=false",
     "eval.at_end=false",
+    PIN_PRECISION,
 ]
 
 
@@ -54,10 +61,17 @@ def accelerate_launch(num_processes: int, module: str, *args: str) -> list[str]:
     ]
 
 
+def pin_precision(overrides: list[str]) -> list[str]:
+    """``overrides`` with PIN_PRECISION, unless one of them names a precision itself."""
+    named = any(o.lstrip("+").startswith("precision=") for o in overrides)
+    unpinned = [o for o in overrides if o != PIN_PRECISION]
+    return unpinned if named else [*unpinned, PIN_PRECISION]
+
+
 def compose_config(overrides: list[str] | None = None) -> DictConfig:
     register_configs()
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
-        return compose(config_name="train", overrides=overrides or [])
+        return compose(config_name="train", overrides=pin_precision(list(overrides or [])))
 
 
 @pytest.fixture(autouse=True)

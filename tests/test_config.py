@@ -8,6 +8,7 @@ from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ValidationError
 
 from grpo_lab.config.validate import validate_config
+from grpo_lab.tracking.manifest import cpu_bf16_flags
 from grpo_lab.errors import ConfigError
 from tests.conftest import CONF_DIR, compose_config
 
@@ -43,10 +44,12 @@ def test_every_arm_composes_and_passes_the_config_check(arm):
 @pytest.mark.parametrize("precision", sorted(f.stem for f in (CONF_DIR / "precision").glob("*.yaml")))
 def test_every_precision_composes_and_passes_the_config_check(precision):
     cfg = compose_config([f"precision={precision}", "paths.output_dir=/tmp/x"])
-    validate_config(cfg)
-    assert cfg.trainer.dtype == "float32"
-    assert (cfg.rollout.dtype, cfg.trainer.mixed_precision) == (
-        {"fp32": (None, "no"), "bf16": ("bfloat16", "bf16")}[precision])
+    validate_config(cfg)  # replaces precision=auto's marks by what this machine runs
+    bf16_path, fp32 = ("bfloat16", "bf16"), (None, "no")
+    expected = {"fp32": fp32, "bf16": bf16_path, "auto": bf16_path if cpu_bf16_flags() else fp32}
+    assert (cfg.rollout.dtype, cfg.trainer.mixed_precision) == expected[precision]
+    # auto leaves the weights' dtype to the trainer group (float32 on a CPU).
+    assert cfg.trainer.dtype == ("auto" if precision == "auto" else "float32")
 
 
 def test_an_arm_sets_keys_of_several_groups():

@@ -300,3 +300,39 @@ def test_gpu_tool_experiment_keeps_the_cpu_questions_with_a_larger_model():
     assert gpu.task.min_operand == 100 and gpu.trainer.max_steps > cpu.trainer.max_steps
     tool = compose_with_hydra(["experiment=tools", "arm=tool"])
     assert tool.rollout.environment == "calculator" and tool.warm_start.demonstrations == "calculator"
+
+
+@pytest.mark.parametrize("name", ["grpo_vs_ppo_cpu", "tools_cpu", "algo_zoo_cpu", "tldr_cpu", "report_example"])
+def test_experiments_run_before_precision_auto_keep_their_float32_config(name):
+    """Their committed runs were made with no precision bundle; a sweep grown into their
+    folders must compose the same config, not the new default's."""
+    cfg = compose_with_hydra([f"experiment={name}"])
+    assert (cfg.rollout.dtype, cfg.trainer.mixed_precision, cfg.trainer.dtype) == (None, "no", "auto")
+
+
+# Registered sweeps that grow into their committed folders (the pilots and older examples
+# were made by earlier versions of their files, on purpose or before the split by family).
+GROWING = ["grpo_vs_ppo_cpu", "grpo_vs_ppo_bf16_cpu", "precision_cpu", "tools_cpu"]
+
+
+@pytest.mark.parametrize("name", GROWING)
+def test_committed_jobs_are_what_their_experiment_file_composes_today(name):
+    """A sweep run again into its folder skips a finished job only when the job's config
+    is the one composed now (grpo_lab/trainer/sweep_jobs.py): a change of defaults (such
+    as precision=auto) must not turn committed jobs into "another config"."""
+    import yaml
+
+    from grpo_lab.config.difference import first_difference
+    from grpo_lab.config.validate import validate_config
+    from tests.conftest import REPO
+
+    jobs = sorted((REPO / "experiments" / "results" / name / "runs").glob("*/config.yaml"))
+    assert jobs, name
+    for saved in jobs:
+        overrides = yaml.safe_load((saved.parent / ".hydra" / "overrides.yaml").read_text())
+        composed = compose_with_hydra(overrides)
+        cfg = OmegaConf.create({k: v for k, v in OmegaConf.to_container(composed, resolve=False).items() if k != "hydra"})
+        cfg.paths.output_dir = str(saved.parent)
+        validate_config(cfg)  # as a job does before comparing: precision=auto resolved
+        difference = first_difference(yaml.safe_load(saved.read_text()), OmegaConf.to_container(cfg, resolve=True))
+        assert difference is None, (saved.parent, difference)

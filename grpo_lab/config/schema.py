@@ -287,7 +287,9 @@ class RolloutConfig:
     # that dtype, made at the first rollout and re-cast after every update, as a rollout
     # engine holds its own copy (bf16 decoding is faster on CPUs with bf16 units and on
     # GPUs); its sampling log-probs are kept, the mismatch is logged (sampling/*) and
-    # corrected by importance_sampling. vLLM's own dtype is rollout.vllm.dtype.
+    # corrected by importance_sampling. vLLM's own dtype is rollout.vllm.dtype. auto
+    # (precision=auto, the default): bfloat16 or null, chosen before the run starts
+    # (grpo_lab/config/auto_precision.py).
     dtype: Optional[str] = None
     # Correction of the gap between the sampler's and the trainer's log-probs (a dtype
     # copy, vLLM), a weight on each token's policy loss (truncated importance sampling,
@@ -333,7 +335,8 @@ class TrainerConfig:
     # less compute); false runs every prompt + completion row in full.
     share_prompt_prefix: bool = True
     # no | bf16 | fp16: autocast over float32 master weights (accelerate; fp16 adds loss
-    # scaling). For pure low-precision weights set trainer.dtype instead.
+    # scaling). For pure low-precision weights set trainer.dtype instead. auto
+    # (precision=auto, the default): bf16 or no, chosen with rollout.dtype.
     mixed_precision: str = "no"
     # With several processes (accelerate launch, torchrun, SLURM tasks): ddp keeps a whole
     # copy of every model, optimizer state and gradient on each process; fsdp shards them

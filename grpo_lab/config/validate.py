@@ -17,6 +17,7 @@ from grpo_lab.algos.advantages import ADVANTAGE_ESTIMATORS
 from grpo_lab.algos.kl import KL_ESTIMATORS, KL_MEASURES
 from grpo_lab.algos.policy_loss import LOSS_AGGREGATIONS, POLICY_LOSSES
 from grpo_lab.algos.rollout_correction import IMPORTANCE_SAMPLING_MODES
+from grpo_lab.config.auto_precision import resolve_auto_precision
 from grpo_lab.config.device import check_device
 from grpo_lab.engine.sharding import STRATEGIES
 from grpo_lab.envs import ENVIRONMENTS
@@ -78,6 +79,10 @@ def _check_reward_weights(reward: Any) -> None:
 
 
 def validate_config(cfg: Any) -> None:
+    """Raises ConfigError, in one line naming the key, for a config that cannot run.
+    First replaces precision=auto's marks (config/auto_precision.py) in place, so what
+    is checked, and then recorded, is what runs."""
+    resolve_auto_precision(cfg)
     if "help" in cfg:  # +help=<key> narrows --help (grpo_lab/config/key_help.py); alone it does nothing
         raise ConfigError(f"help={cfg.help!r} only narrows --help: grpo-lab-train --help +help={cfg.help}")
     _check_numbers_finite(cfg)

@@ -69,11 +69,24 @@ def describe_precision(cfg: Any, weights_dtype: torch.dtype, attention: str | No
             bounds = [f"min {rollout.importance_sampling_min}"] if rollout.importance_sampling_min is not None else []
             bounds += [f"max {rollout.importance_sampling_max}"] if rollout.importance_sampling_max is not None else []
             correction += f" ({', '.join(bounds)})" if bounds else ""
+    flags = cpu_bf16_flags()
     return {"weights": weights, "training": training, "sampling": sampling, "correction": correction,
-            "cpu_bf16": cpu_bf16_flags()}
+            "cpu_bf16": flags, "auto": _auto_choice(cfg, flags)}
+
+
+def _auto_choice(cfg: Any, flags: list[str]) -> str | None:
+    """What precision=auto chose and why, when the run was launched with it (Hydra's
+    choice of the precision group); None otherwise."""
+    from grpo_lab.config.auto_precision import auto_choice
+    from grpo_lab.tracking.run_identity import current_hydra_job
+
+    if current_hydra_job().choices.get("precision") != "auto":
+        return None
+    return auto_choice(cfg, flags)[1]
 
 
 def precision_line(described: dict[str, Any]) -> str:
     cpu = ", ".join(described["cpu_bf16"]) or "none"
-    return (f"precision: training {described['training']}; sampling from {described['sampling']}; "
+    chosen = f"precision=auto chose {described['auto']}; " if described.get("auto") else ""
+    return (f"precision: {chosen}training {described['training']}; sampling from {described['sampling']}; "
             f"sampler correction {described['correction']}; CPU bf16 units: {cpu}")
