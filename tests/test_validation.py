@@ -139,7 +139,7 @@ def test_arm_settings_in_range_pass():
     (["rollout.max_new_tokens=-5"], r"^rollout.max_new_tokens=-5 must be >= 1$"),
     (["+help=trainer.lr"], r"^help='trainer.lr' only narrows --help"),
     # bf16 path settings.
-    (["rollout.dtype=int8"], r"^rollout.dtype='int8' is not allowed; allowed: bfloat16, float16, float32$"),
+    (["rollout.dtype=int8"], r"^rollout.dtype='int8' is not allowed; allowed: auto, bfloat16, float16, float32$"),
     (["rollout=vllm", "rollout.dtype=bfloat16"], r"^rollout.dtype=bfloat16 is for rollout.backend=hf"),
     (["rollout.importance_sampling=clip"], r"^rollout.importance_sampling='clip' is not allowed; allowed: none,"),
     (["rollout.importance_sampling_max=0"], r"^rollout.importance_sampling_max=0.0 must be > 0"),

@@ -17,7 +17,7 @@ from grpo_lab.algos.advantages import ADVANTAGE_ESTIMATORS
 from grpo_lab.algos.kl import KL_ESTIMATORS, KL_MEASURES
 from grpo_lab.algos.policy_loss import LOSS_AGGREGATIONS, POLICY_LOSSES
 from grpo_lab.algos.rollout_correction import IMPORTANCE_SAMPLING_MODES
-from grpo_lab.config.auto_precision import resolve_auto_precision
+from grpo_lab.config.auto_precision import AUTO, resolve_auto_precision
 from grpo_lab.config.device import check_device
 from grpo_lab.engine.sharding import STRATEGIES
 from grpo_lab.envs import ENVIRONMENTS
@@ -244,7 +244,7 @@ def _check_environment(rollout: Any) -> None:
 
 def _check_rollout_precision(rollout: Any) -> None:
     if rollout.dtype is not None:
-        _one_of("rollout.dtype", rollout.dtype, ROLLOUT_COPY_DTYPES)
+        _one_of("rollout.dtype", rollout.dtype, [AUTO, *ROLLOUT_COPY_DTYPES])  # auto: resolved before
         if rollout.backend != "hf":
             raise ConfigError(f"rollout.dtype={rollout.dtype} is for rollout.backend=hf; "
                               f"backend={rollout.backend} has its own (rollout.vllm.dtype)")

@@ -59,7 +59,8 @@ class Parallel:
     def __init__(self, mixed_precision: str = "no", cpu: bool = True, strategy: str = "ddp"):
         if mixed_precision not in MIXED_PRECISION:
             raise ConfigError(
-                f"trainer.mixed_precision={mixed_precision!r}; allowed: {', '.join(MIXED_PRECISION)}"
+                # auto (precision=auto) is resolved before the trainer starts, but is a value users may set.
+                f"trainer.mixed_precision={mixed_precision!r}; allowed: auto, {', '.join(MIXED_PRECISION)}"
             )
         if strategy not in STRATEGIES:
             raise ConfigError(f"trainer.distributed={strategy!r} is not allowed; allowed: {', '.join(STRATEGIES)}")

@@ -74,7 +74,7 @@ def test_bf16_forwards_after_an_optimizer_step_see_the_new_weights(tiny_config):
 
 
 def test_unknown_mixed_precision_is_one_clear_error(tiny_config):
-    with pytest.raises(ConfigError, match=r"trainer.mixed_precision='fp8'; allowed: no, bf16, fp16"):
+    with pytest.raises(ConfigError, match=r"trainer.mixed_precision='fp8'; allowed: auto, no, bf16, fp16"):
         Trainer(tiny_config("trainer.mixed_precision=fp8"))
 
 
