@@ -12,6 +12,12 @@ steps after the first (warm-up), then over repeats; the ratio is bf16 / fp32 per
 
 The CPU model and its bf16 units (avx512_bf16, amx_bf16) are printed: quote them with
 any figure, and compare ratios only within one run of this script.
+
+Last, the matmul ceiling: the model's own linear products (every layer's projections and
+the LM head, forward and both backward products, ``--ceiling-tokens`` rows) timed in
+fp32 and in bf16 on the same threads. bf16 speeds up these products and little else, so
+a step's bf16/fp32 ratio stays above this one unless the rest of the step (attention,
+norms, the sampler's per-token work) shrinks as much. ``--ceiling-only`` prints it alone.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,6 +47,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=None, help="trainer.num_threads (default: torch's)")
     p.add_argument("--arm", default=BF16_PATH, help="overrides of the compared arm, space-separated")
     p.add_argument("--extra", default="", help="overrides for both arms, space-separated")
+    p.add_argument("--model", default="embedded:SmolLM2-135M-Instruct", help="model.path whose shapes the ceiling times")
+    p.add_argument("--ceiling-tokens", type=int, default=1600,
+                   help="rows of the ceiling's products (tokens of one update pass; 16 x 100 by default)")
+    p.add_argument("--ceiling-only", action="store_true", help="print the matmul ceiling alone")
     return p.parse_args(argv)
 
 
@@ -53,8 +64,70 @@ def run_once(overrides: list[str], folder: Path) -> dict[str, float]:
     return {k: statistics.fmean(r[k] for r in steps) for k in FIGURES}
 
 
+def linear_shapes(model_path: str) -> list[tuple[int, int]]:
+    """(in, out) of every linear product of one forward: each layer's q, k, v, o, gate,
+    up and down projections, and the LM head. Read from the model's config."""
+    from omegaconf import OmegaConf
+    from transformers import AutoConfig
+
+    from grpo_lab.config.schema import ModelConfig
+    from grpo_lab.models.loading import resolve_model_path
+
+    cache_dir = OmegaConf.structured(ModelConfig).cache_dir  # the runs' default, GRPO_LAB_CACHE honoured
+    config = AutoConfig.from_pretrained(resolve_model_path(model_path, cache_dir))
+    h, i = config.hidden_size, config.intermediate_size
+    head_dim = getattr(config, "head_dim", None) or h // config.num_attention_heads
+    kv = config.num_key_value_heads * head_dim
+    layer = [(h, config.num_attention_heads * head_dim), (h, kv), (h, kv), (config.num_attention_heads * head_dim, h),
+             (h, i), (h, i), (i, h)]
+    return layer * config.num_hidden_layers + [(h, config.vocab_size)]
+
+
+def matmul_seconds(shapes: list[tuple[int, int]], tokens: int, dtype, repeats: int = 3) -> float:
+    """Best-of-``repeats`` time of each shape's forward product and its two backward
+    products (grad of the input, grad of the weight), summed over ``shapes``."""
+    import torch
+
+    unique = {shape: shapes.count(shape) for shape in shapes}
+    total = 0.0
+    for (n_in, n_out), count in unique.items():
+        x = torch.randn(tokens, n_in, dtype=dtype)
+        w = torch.randn(n_out, n_in, dtype=dtype)
+        g = torch.randn(tokens, n_out, dtype=dtype)
+        products = (lambda: x @ w.t(), lambda: g @ w, lambda: g.t() @ x)
+        for product in products:
+            product()  # warm-up: oneDNN picks and caches its kernel
+        best = min(_timed(products) for _ in range(repeats))
+        total += best * count
+    return total
+
+
+def _timed(products) -> float:
+    start = time.perf_counter()
+    for product in products:
+        product()
+    return time.perf_counter() - start
+
+
+def print_ceiling(args: argparse.Namespace) -> None:
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    shapes = linear_shapes(args.model)
+    fp32 = matmul_seconds(shapes, args.ceiling_tokens, torch.float32)
+    bf16 = matmul_seconds(shapes, args.ceiling_tokens, torch.bfloat16)
+    print(f"\nmatmul ceiling ({args.model}: {len(shapes)} linear products x 3 (forward, both backward), "
+          f"{args.ceiling_tokens} rows, {torch.get_num_threads()} threads): fp32 {fp32:.2f} s, "
+          f"bf16 {bf16:.2f} s, ratio {bf16 / fp32:.2f}")
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.ceiling_only:
+        print(f"CPU: {cpu_model()}; bf16 units: {', '.join(cpu_bf16_flags()) or 'none'}")
+        print_ceiling(args)
+        return
     common = [f"trainer.max_steps={args.steps}", *args.extra.split()]
     if args.threads:
         common.append(f"trainer.num_threads={args.threads}")
@@ -79,6 +152,7 @@ def main(argv: list[str] | None = None) -> None:
         ratios = sorted(y / x for x, y in zip(a, b))
         print(f"| {key} | {statistics.fmean(a):.2f} | {statistics.fmean(b):.2f} | "
               f"{ratios[0]:.2f} / {statistics.median(ratios):.2f} / {ratios[-1]:.2f} |")
+    print_ceiling(args)
 
 
 if __name__ == "__main__":
