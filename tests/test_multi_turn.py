@@ -148,6 +148,57 @@ def test_two_tiny_steps_with_the_calculator_and_held_out_episodes(tiny_config, t
     assert "eval/accuracy" in summary and "eval/tool_call_rate" in summary and summary["steps"] == 2
 
 
+def ends_turns_often(model: torch.nn.Module, eos: int) -> torch.nn.Module:
+    """A copy of the tiny model whose LM head favours EOS by a constant bias: its turns
+    end by themselves (sampled, so every token's log-prob is the model's own) and
+    episodes go on to further turns."""
+    import copy
+
+    model = copy.deepcopy(model)
+    bias = torch.zeros(model.lm_head.out_features)
+    bias[eos] = 7.0
+    model.lm_head.bias = torch.nn.Parameter(bias)
+    return model
+
+
+def test_a_copy_samples_episodes_and_keeps_its_log_prob_of_each_model_token(tiny):
+    """rollout.dtype with an environment: the copy plays the episodes, and its recorded
+    log-probs are those of one forward pass over each assembled episode (an fp32 copy:
+    equal up to float rounding), 0 on the environment's tokens."""
+    model, tokenizer = tiny
+    model = ends_turns_often(model, tokenizer.eos_token_id)
+    rollout = _rollout(tokenizer, "rollout.max_turns=3", "rollout.dtype=float32")
+    prompts = [[{"role": "user", "content": "What is 2 + 3?"}], [{"role": "user", "content": "What is 10 - 7?"}]]
+    batch = rollout.generate(model, prompts, {"answer": ["5", "3"]}, group_size=2, row_seeds=[1, 2, 3, 4])
+    assert rollout.copy is not None and rollout.copy is not model
+    assert rollout.last_metrics["episodes/turns"] > 1 and (batch.env_mask.sum(dim=1) > 0).any()
+    logp = batched_logprobs(model, batch.input_ids, batch.attention_mask, batch.completion_ids, 3, 1.0, 2)
+    model_tokens = batch.completion_mask.bool()
+    torch.testing.assert_close(batch.sampling_logprobs[model_tokens], logp[model_tokens], rtol=0, atol=1e-4)
+    assert (batch.sampling_logprobs[~model_tokens] == 0).all()
+    # Greedy episodes (held-out evaluation's) record nothing, and no copy plays them there.
+    assert rollout.generate(model, prompts, {"answer": ["5", "3"]}, 1, greedy=True).sampling_logprobs is None
+    scorer = MultiTurnRollout(rollout.cfg, tokenizer, torch.device("cpu"), sample_with_copy=False)
+    assert scorer.generate(model, prompts, {}, 2, [1, 2, 3, 4]).sampling_logprobs is None and scorer.copy is None
+
+
+def test_a_bf16_copy_plays_training_episodes_and_follows_the_policy(tiny_config, tmp_path):
+    from grpo_lab.trainer import Trainer
+
+    trainer = Trainer(tiny_config("rollout.environment=calculator", "rollout.max_turns=2", "logger=local",
+                                  "rollout.dtype=bfloat16", "trainer.lr=1e-2", "eval.at_end=true",
+                                  "eval.num_examples=2", f"paths.output_dir={tmp_path / 'run'}"))
+    trainer.train()
+    copy, policy = trainer.rollout.copy, dict(trainer.policy.named_parameters())
+    assert all(p.dtype == torch.bfloat16 for p in copy.parameters())
+    # Re-cast after the last update: the copy is the policy of this moment.
+    assert all(torch.equal(p, policy[n].detach().to(torch.bfloat16)) for n, p in copy.named_parameters())
+    for record in trainer.history:
+        assert record["sampling/sampling_logp_difference/max"] > 0  # bf16 and fp32 differ
+        assert record["sampling/importance_sampling_ratio/max"] <= 2.0
+    assert trainer.evaluator.multi_turn.copy is None  # held-out episodes: the fp32 policy
+
+
 class CalculatorOracle(torch.nn.Module):
     """Plays the calculator demonstration (grpo_lab/envs/demonstrations.py) of the question
     in its prompt: a tool call first, the tagged answer once the result is in."""

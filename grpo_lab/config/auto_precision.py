@@ -14,7 +14,8 @@ measured:
   +8.4, 9 seeds);
 - with full fine-tuning of fp32 (or ``auto``) weights, single-turn rollouts from the HF
   backend and no fsdp sharding, the setting of those measurements (multi-turn episodes
-  and fsdp do not take a rollout copy; a rollout engine has its own dtype).
+  can sample from a copy, but its accuracy there was not measured; fsdp does not take a
+  rollout copy; a rollout engine has its own dtype).
 
 Anywhere else (a GPU, a CPU without bf16 units, LoRA, ...) the marks become fp32's values:
 no rollout copy, no autocast, what the runs did before ``auto`` existed.

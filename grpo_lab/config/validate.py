@@ -235,11 +235,9 @@ def _check_environment(rollout: Any) -> None:
     _at_least("rollout.max_turns", rollout.max_turns, 1)
     if rollout.max_episode_tokens is not None:
         _at_least("rollout.max_episode_tokens", rollout.max_episode_tokens, 1)
-    for setting, present in {f"rollout.backend={rollout.backend}": rollout.backend != "hf",
-                             f"rollout.dtype={rollout.dtype}": rollout.dtype is not None}.items():
-        if present:
-            raise ConfigError(f"rollout.environment={rollout.environment} does not support {setting} yet; "
-                              "multi-turn episodes sample with the training model (rollout.backend=hf)")
+    if rollout.backend != "hf":
+        raise ConfigError(f"rollout.environment={rollout.environment} does not support rollout.backend="
+                          f"{rollout.backend} yet; multi-turn episodes sample with rollout.backend=hf")
 
 
 def _check_rollout_precision(rollout: Any) -> None:

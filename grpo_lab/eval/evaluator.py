@@ -191,7 +191,8 @@ class Evaluator:
         from grpo_lab.rollout.multi_turn import MultiTurnRollout
 
         if self.multi_turn is None:
-            self.multi_turn = MultiTurnRollout(self.cfg.rollout, self.tokenizer, self.device)
+            # The training model itself plays: held-out scores never come from a rollout copy.
+            self.multi_turn = MultiTurnRollout(self.cfg.rollout, self.tokenizer, self.device, sample_with_copy=False)
         n = 1 if greedy else self.eval_cfg.num_samples
         size = max(1, self.eval_cfg.batch_size // n)
         others = [c for c in self.dataset.column_names if c != "prompt"]

@@ -13,9 +13,8 @@ from grpo_lab.rollout.assemble import (
     eos_token_ids,
 )
 from grpo_lab.rollout.batch import RolloutBatch
-from grpo_lab.rollout.packed_linear import pack_linears, packing_available
 from grpo_lab.rollout.sampling import sampling_processors
-from grpo_lab.rollout.weight_copy import ROLLOUT_COPY_DTYPES, make_rollout_copy, refresh_rollout_copy
+from grpo_lab.rollout.weight_copy import RolloutCopy
 from grpo_lab.models.inputs import cache_kwargs, output_cache, position_ids_from_mask, with_spare_room
 
 
@@ -31,24 +30,16 @@ class HFGenerateBackend:
         self.tokenizer = tokenizer
         self.device = device
         self.eos_ids = eos_token_ids(tokenizer)
-        self.copy_dtype = ROLLOUT_COPY_DTYPES[cfg.dtype] if cfg.get("dtype") else None
-        self.copy: torch.nn.Module | None = None  # made at the first rollout
-        self.packed = False  # the copy's bf16 linears run on weights packed once per sync (packed_linear.py)
+        self.rollout_copy = RolloutCopy(cfg.get("dtype"), device)
 
-    def sampler(self, model: torch.nn.Module) -> torch.nn.Module:
-        """The model that samples: ``model``, or its copy in ``rollout.dtype``."""
-        if self.copy_dtype is None:
-            return model
-        if self.copy is None:
-            # On a CPU, 16-bit decoding is slower through torch's SDPA kernel than through
-            # plain matmuls: one rollout of the default run took 7.0 s with sdpa and 5.0 s
-            # with eager attention (bf16 copy, one thread, AMD EPYC with avx512_bf16).
-            low_precision_cpu = self.device.type == "cpu" and self.copy_dtype != torch.float32
-            self.copy = make_rollout_copy(model, self.copy_dtype, attention="eager" if low_precision_cpu else None)
-            self.packed = packing_available(self.device, self.copy_dtype)
-            if self.packed:
-                pack_linears(self.copy)
-        return self.copy
+    @property
+    def copy(self) -> torch.nn.Module | None:
+        """The ``rollout.dtype`` copy that samples (None: the training model samples)."""
+        return self.rollout_copy.model
+
+    @property
+    def packed(self) -> bool:
+        return self.rollout_copy.packed
 
     def generate(
         self,
@@ -61,7 +52,7 @@ class HFGenerateBackend:
         """``group_size`` samples of each prompt. ``row_seeds`` (one per sample, prompt
         by prompt) make each sample a function of its seed alone (see InverseCDFSampler)."""
         encoded = encode_prompts(self.tokenizer, prompts, self.device)
-        model = self.sampler(model)
+        model = self.rollout_copy.sampler(model)
         copied = model is self.copy
         # Greedy decoding over a processor that draws the token: exact sampling, minus the cost of
         # torch.multinomial (see rollout/sampling.py). A copy's log-probs are recorded.
@@ -116,10 +107,7 @@ class HFGenerateBackend:
     def sync_weights(self, model: torch.nn.Module) -> None:
         """Called after every policy update: the training model samples with its live
         weights; a copy is re-cast from them."""
-        if self.copy is not None:
-            refresh_rollout_copy(self.copy, model)
-            if self.packed:  # the packed weights are the old ones until packed again
-                pack_linears(self.copy)
+        self.rollout_copy.sync(model)
 
     def _generate_from_shared_prefill(
         self, model: torch.nn.Module, encoded: Any, group_size: int, sampling: dict[str, Any]

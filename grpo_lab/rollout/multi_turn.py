@@ -18,6 +18,11 @@ Limits (the rollout's, not the environment's): ``rollout.max_turns`` model turns
 ``rollout.max_episode_tokens`` tokens after the prompt (model and environment); a model
 turn that reaches ``rollout.max_new_tokens`` without EOS, or an observation that would
 not fit, ends the episode as truncated. Each turn's samples are seeded per (row, turn).
+
+With ``rollout.dtype`` the episodes are sampled by a copy of the policy in that dtype
+(grpo_lab/rollout/weight_copy.py, as for one-turn rollouts): the sampler's log-prob of
+each model token is kept (0 for environment tokens, which the loss never sees) for the
+importance-sampling correction and the mismatch metrics.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from grpo_lab.errors import ConfigError
 from grpo_lab.rollout.assemble import eos_token_ids, prompt_texts
 from grpo_lab.rollout.batch import RolloutBatch
 from grpo_lab.rollout.sampling import sampling_processors
+from grpo_lab.rollout.weight_copy import RolloutCopy
 
 # Turn t of a row samples with seed (row seed + t * TURN_STRIDE) mod 2^63.
 TURN_STRIDE = 1_000_003
@@ -44,6 +50,7 @@ class Episode:
     messages: list[dict[str, str]] = field(default_factory=list)  # after the prompt
     tokens: list[int] = field(default_factory=list)
     from_env: list[int] = field(default_factory=list)  # 1 per environment token
+    sampler_logprobs: list[float] = field(default_factory=list)  # per token; 0 where not sampled
     turns: int = 0
     done: bool = False
     truncated: bool = False
@@ -81,11 +88,13 @@ class ObservationTokens:
 
 
 class MultiTurnRollout:
-    """Episodes against ``rollout.environment`` with the training model (HF ``generate``)."""
+    """Episodes against ``rollout.environment`` (HF ``generate``), sampled by the training
+    model or by its ``rollout.dtype`` copy (not with ``sample_with_copy=False``: held-out
+    evaluation scores the training model itself)."""
 
     samples_off_policy = False
 
-    def __init__(self, cfg: Any, tokenizer: Any, device: torch.device):
+    def __init__(self, cfg: Any, tokenizer: Any, device: torch.device, sample_with_copy: bool = True):
         self.cfg = cfg
         self.tokenizer = tokenizer
         self.device = device
@@ -94,11 +103,19 @@ class MultiTurnRollout:
         self.max_turns = cfg.max_turns
         self.budget = cfg.max_episode_tokens or cfg.max_turns * cfg.max_new_tokens
         self.last_metrics: dict[str, float] = {}
+        self.rollout_copy = RolloutCopy(cfg.get("dtype") if sample_with_copy else None, device)
+
+    @property
+    def copy(self) -> torch.nn.Module | None:
+        """The ``rollout.dtype`` copy that samples (None: the training model samples)."""
+        return self.rollout_copy.model
 
     def generate(self, model: torch.nn.Module, prompts: Sequence[Any], columns: dict[str, list[Any]],
                  group_size: int, row_seeds: Sequence[int] | None = None, greedy: bool = False) -> RolloutBatch:
         rows = [(p, {k: v[i] for k, v in columns.items()}) for i, p in enumerate(prompts) for _ in range(group_size)]
         episodes = [self._start(prompt, row) for prompt, row in rows]
+        model = self.rollout_copy.sampler(model)
+        record = model is self.copy and not greedy  # a copy's log-probs, for the correction
         was_training = model.training
         model.eval()
         try:
@@ -108,9 +125,9 @@ class MultiTurnRollout:
                     break
                 seeds = None if row_seeds is None else [(int(row_seeds[i]) + turn * TURN_STRIDE) % 2**63
                                                         for i in running]
-                turns = self._model_turns(model, [episodes[i] for i in running], seeds, greedy)
-                for i, new in zip(running, turns):
-                    self._advance(episodes[i], new)
+                turns, logprobs = self._model_turns(model, [episodes[i] for i in running], seeds, greedy, record)
+                for i, new, new_logprobs in zip(running, turns, logprobs):
+                    self._advance(episodes[i], new, new_logprobs)
         finally:
             model.train(was_training)
         for e in episodes:
@@ -118,10 +135,11 @@ class MultiTurnRollout:
                 e.truncated, e.done, e.reward = True, True, e.env.final_reward()
         self.last_metrics = episode_metrics(episodes)
         return episode_batch(episodes, [p for p, _ in rows], columns, group_size, self.tokenizer.pad_token_id,
-                             self.device)
+                             self.device, sampler_logprobs=record)
 
-    def sync_weights(self, model: torch.nn.Module) -> None:  # samples with the live weights
-        pass
+    def sync_weights(self, model: torch.nn.Module) -> None:
+        """After every policy update: a copy is re-cast (the training model samples live)."""
+        self.rollout_copy.sync(model)
 
     def replay(self, prompts: Sequence[Any], columns: dict[str, list[Any]],
                scripts: Sequence[Sequence[str]]) -> RolloutBatch:
@@ -156,32 +174,39 @@ class MultiTurnRollout:
 
     @torch.inference_mode()
     def _model_turns(self, model: torch.nn.Module, episodes: list[Episode], seeds: list[int] | None,
-                     greedy: bool) -> list[list[int]]:
-        """One assistant turn for each episode: its new tokens, up to and including EOS."""
+                     greedy: bool, record: bool = False) -> tuple[list[list[int]], list[list[float] | None]]:
+        """One assistant turn for each episode: its new tokens, up to and including EOS,
+        and (``record``) the sampler's log-prob of each."""
         sequences = [e.prompt_ids + e.tokens for e in episodes]
         width = max(len(s) for s in sequences)
         pad = self.tokenizer.pad_token_id
         ids = torch.tensor([[pad] * (width - len(s)) + s for s in sequences], device=self.device)
         mask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in sequences], device=self.device)
-        sampling = {} if greedy else {"logits_processor": sampling_processors(
-            self.cfg.temperature, self.cfg.top_k, self.cfg.top_p, seeds)}
+        processors = None if greedy else sampling_processors(
+            self.cfg.temperature, self.cfg.top_k, self.cfg.top_p, seeds, record_logprobs=record)
+        sampling = {} if processors is None else {"logits_processor": processors}
         output = model.generate(input_ids=ids, attention_mask=mask, do_sample=False, pad_token_id=pad,
                                 eos_token_id=self.eos_ids, max_new_tokens=self.cfg.max_new_tokens,
                                 synced_gpus=False, **sampling)
-        turns = []
-        for row in output[:, width:].tolist():
+        # One [rows] tensor per decoding step: step k drew each row's k-th new token.
+        drawn = torch.stack(processors[-1].logprobs, dim=1).tolist() if record and processors[-1].logprobs else None
+        turns, logprobs = [], []
+        for r, row in enumerate(output[:, width:].tolist()):
             end = next((k + 1 for k, t in enumerate(row) if t in self.eos_ids), len(row))
             turns.append(row[:end])
-        return turns
+            logprobs.append(drawn[r][:end] if drawn is not None else None)
+        return turns, logprobs
 
-    def _advance(self, e: Episode, new: list[int]) -> None:
-        """Adds a model turn, then the environment's answer (or the end) to ``e``."""
+    def _advance(self, e: Episode, new: list[int], logprobs: list[float] | None = None) -> None:
+        """Adds a model turn (and the sampler's log-probs of its tokens, if kept), then the
+        environment's answer (or the end) to ``e``."""
         room = self.budget - len(e.tokens)
         ended = bool(new) and new[-1] in self.eos_ids
         if len(new) > room:
             new, ended = new[:room], False
         e.tokens += new
         e.from_env += [0] * len(new)
+        e.sampler_logprobs += logprobs[: len(new)] if logprobs is not None else [0.0] * len(new)
         e.turns += 1
         text = self.tokenizer.decode(new, skip_special_tokens=True)
         e.messages.append({"role": "assistant", "content": text})
@@ -200,14 +225,16 @@ class MultiTurnRollout:
             return
         e.tokens += observed
         e.from_env += [1] * len(observed)
+        e.sampler_logprobs += [0.0] * len(observed)
         e.messages.append(dict(step.observation))
 
 
 
 def episode_batch(episodes: list[Episode], prompts: list[Any], columns: dict[str, list[Any]],
-                  group_size: int, pad: int, device: torch.device) -> RolloutBatch:
+                  group_size: int, pad: int, device: torch.device, sampler_logprobs: bool = False) -> RolloutBatch:
     """The batch of finished episodes (``prompts``: one per episode; ``columns``: one
-    value per prompt, repeated over its group)."""
+    value per prompt, repeated over its group); ``sampler_logprobs``: with the sampler's
+    log-probs of the tokens (a copy sampled them)."""
     p_width = max(len(e.prompt_ids) for e in episodes)
     c_width = max(1, max(len(e.tokens) for e in episodes))
     prompt_ids = torch.tensor([[pad] * (p_width - len(e.prompt_ids)) + e.prompt_ids for e in episodes])
@@ -216,12 +243,17 @@ def episode_batch(episodes: list[Episode], prompts: list[Any], columns: dict[str
     env_mask = torch.tensor([e.from_env + [0] * (c_width - len(e.tokens)) for e in episodes])
     real = torch.tensor([[1] * len(e.tokens) + [0] * (c_width - len(e.tokens)) for e in episodes])
     repeat = lambda items: [x for x in items for _ in range(group_size)]  # noqa: E731
+    logprobs = None
+    if sampler_logprobs:
+        logprobs = torch.tensor([e.sampler_logprobs + [0.0] * (c_width - len(e.tokens)) for e in episodes],
+                                dtype=torch.float32).to(device)
     return RolloutBatch(
         prompt_ids=prompt_ids.to(device),
         prompt_mask=prompt_mask.to(device),
         completion_ids=completion_ids.to(device),
         completion_mask=(real * (1 - env_mask)).to(device),
         env_mask=env_mask.to(device),
+        sampling_logprobs=logprobs,
         truncated=torch.tensor([e.truncated for e in episodes], device=device),
         prompts=prompts,
         completions=[e.messages for e in episodes],
