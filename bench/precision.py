@@ -83,23 +83,26 @@ def linear_shapes(model_path: str) -> list[tuple[int, int]]:
     return layer * config.num_hidden_layers + [(h, config.vocab_size)]
 
 
-def matmul_seconds(shapes: list[tuple[int, int]], tokens: int, dtype, repeats: int = 3) -> float:
-    """Best-of-``repeats`` time of each shape's forward product and its two backward
-    products (grad of the input, grad of the weight), summed over ``shapes``."""
+def matmul_seconds(shapes: list[tuple[int, int]], tokens: int, dtypes: tuple, repeats: int = 3) -> dict:
+    """Per dtype, the time of each shape's forward product and its two backward products
+    (grad of the input, grad of the weight), best of ``repeats``, summed over ``shapes``.
+    The dtypes alternate shape by shape and repeat by repeat, so both see the same load."""
     import torch
 
-    unique = {shape: shapes.count(shape) for shape in shapes}
-    total = 0.0
-    for (n_in, n_out), count in unique.items():
-        x = torch.randn(tokens, n_in, dtype=dtype)
-        w = torch.randn(n_out, n_in, dtype=dtype)
-        g = torch.randn(tokens, n_out, dtype=dtype)
-        products = (lambda: x @ w.t(), lambda: g @ w, lambda: g.t() @ x)
-        for product in products:
-            product()  # warm-up: oneDNN picks and caches its kernel
-        best = min(_timed(products) for _ in range(repeats))
-        total += best * count
-    return total
+    totals = {dtype: 0.0 for dtype in dtypes}
+    for (n_in, n_out), count in {shape: shapes.count(shape) for shape in shapes}.items():
+        products = {}
+        for dtype in dtypes:
+            x, w, g = (torch.randn(*size, dtype=dtype) for size in ((tokens, n_in), (n_out, n_in), (tokens, n_out)))
+            products[dtype] = (lambda x=x, w=w: x @ w.t(), lambda g=g, w=w: g @ w, lambda g=g, x=x: g.t() @ x)
+            _timed(products[dtype])  # warm-up: oneDNN picks and caches its kernels
+        best = {dtype: float("inf") for dtype in dtypes}
+        for _ in range(repeats):
+            for dtype in dtypes:
+                best[dtype] = min(best[dtype], _timed(products[dtype]))
+        for dtype in dtypes:
+            totals[dtype] += best[dtype] * count
+    return totals
 
 
 def _timed(products) -> float:
@@ -115,8 +118,8 @@ def print_ceiling(args: argparse.Namespace) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     shapes = linear_shapes(args.model)
-    fp32 = matmul_seconds(shapes, args.ceiling_tokens, torch.float32)
-    bf16 = matmul_seconds(shapes, args.ceiling_tokens, torch.bfloat16)
+    seconds = matmul_seconds(shapes, args.ceiling_tokens, (torch.float32, torch.bfloat16))
+    fp32, bf16 = seconds[torch.float32], seconds[torch.bfloat16]
     print(f"\nmatmul ceiling ({args.model}: {len(shapes)} linear products x 3 (forward, both backward), "
           f"{args.ceiling_tokens} rows, {torch.get_num_threads()} threads): fp32 {fp32:.2f} s, "
           f"bf16 {bf16:.2f} s, ratio {bf16 / fp32:.2f}")
