@@ -66,9 +66,11 @@ from grpo_lab.analysis.verdicts import in_units
 SIDE_METRICS = ("reward", "reward_std", "advantages/std", "grad_norm", "kl", "entropy",
                 "completions/mean_length", "eval/mean_length_wrong")
 DEFAULT_AXES = (STEP, "generated_tokens", "wall_s")
-# Held-out measures compared next to the outcome: Dr. GRPO's claim is about the length of
-# wrong answers (arXiv:2503.20783 sec. 3.1).
-SECONDARY_HELD_OUT = ("eval/mean_length_wrong", "eval/mean_length_correct")
+# Held-out measures compared next to the outcome, with their units: Dr. GRPO's claim is
+# about the length of wrong answers (arXiv:2503.20783 sec. 3.1); an agent's claim about
+# whether it calls its tool.
+SECONDARY_HELD_OUT = {"eval/mean_length_wrong": "tokens", "eval/mean_length_correct": "tokens",
+                      "eval/tool_call_rate": "fraction of held-out episodes with a tool call"}
 REPORT_NAME = "report.md"
 
 
@@ -264,7 +266,7 @@ def _secondary_section(frame: pd.DataFrame, metric: str, settings: Comparison) -
     (superiority only, uncorrected: descriptive, not the declared comparison)."""
     lines: list[str] = []
     outcome = "last_k" if settings.outcome == "last_k" else "last"
-    for other in SECONDARY_HELD_OUT:
+    for other, unit in SECONDARY_HELD_OUT.items():
         if other == metric or not metric.startswith("eval/") or not (frame["metric"] == other).any():
             continue
         finals = final_values(frame, other, outcome=outcome, last_k=settings.last_k)
@@ -275,14 +277,17 @@ def _secondary_section(frame: pd.DataFrame, metric: str, settings: Comparison) -
         needed = seeds_column(settings.power)
         pairs = pair_table(finals, settings.power)[["A", "B", "A - B", "ci_low", "ci_high", "A wins", "verdict",
                                                     needed]]
-        lines += [f"### Also held out: {other}", "", markdown_table(table), ""]
+        lines += [f"### Also held out: {other} ({unit})", "", markdown_table(table), ""]
         if not pairs.empty:
             lines += [markdown_table(pairs), ""]
+        gains = gain_table(frame, finals, other, settings.power)
+        if not gains.empty:
+            lines += ["Against step 0, per variant:", "", markdown_table(gains), ""]
     if lines:
         lines = ["## Other held-out measures", "",
-                 f"Per run: {outcome_name(outcome, 'eval/', settings.last_k)} of these measures (tokens); "
-                 "pairs compared over seeds like the outcome, but descriptive: superiority at 95%, with no "
-                 "correction for the number of measures.",
+                 f"Per run: {outcome_name(outcome, 'eval/', settings.last_k)} of these measures; pairs, and "
+                 "each variant against its own runs at step 0, compared over seeds like the outcome, but "
+                 "descriptive: superiority at 95%, with no correction for the number of measures.",
                  "", *lines]
     return lines
 

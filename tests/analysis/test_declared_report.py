@@ -262,3 +262,33 @@ def test_the_declared_metric_is_the_outcome(tmp_path):
     assert "## Outcome: eval/mean@4" in text
     with pytest.raises(ValueError, match="comparison.metric="):
         comparison_from({"metric": ""})
+
+
+def test_other_held_out_measures_have_their_unit_step_0_and_gain(tmp_path):
+    """A held-out tool-call rate (an agent's secondary measure) is reported with its
+    unit, its step-0 mean and each variant's paired gain over its own step 0; the numbers
+    are the runs' own."""
+    root = write_sweep(tmp_path / "runs", comparison={"outcome": "last_k", "last_k": 2})
+    rates = {}
+    for run in sorted(root.iterdir(), key=lambda p: int(p.name)):
+        rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        for row in rows:  # a rate that rises with training, different in every run
+            row["eval/tool_call_rate"] = round(0.1 * int(run.name) / 9 + 0.05 * row["step"], 4)
+            rates[(run.name, row["step"])] = row["eval/tool_call_rate"]
+        (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    text = write_report(root, tmp_path / "out").read_text()
+    heading = "### Also held out: eval/tool_call_rate (fraction of held-out episodes with a tool call)"
+    summary = {r["variant"]: r for r in table_rows(text, heading)}
+    gains = {r["variant"]: r for r in table_rows(text.split(heading, 1)[1], "Against step 0, per variant:")}
+    jobs = {arm: [str(i * len(SEEDS) + k) for k in range(len(SEEDS))] for i, arm in enumerate(ARMS)}
+    for arm, runs in jobs.items():
+        start = np.mean([rates[(r, 0)] for r in runs])
+        end = np.mean([(rates[(r, 5)] + rates[(r, 10)]) / 2 for r in runs])
+        row = summary[f"algorithm={arm}"]
+        assert float(row["at_step_0"]) == pytest.approx(start, abs=1e-4)
+        assert float(row["mean"]) == pytest.approx(end, abs=1e-4)
+        gain = gains[f"algorithm={arm}"]
+        assert float(gain["gain"]) == pytest.approx(end - start, abs=1e-4)
+        # Every run gained the same 0.375: no spread, so the interval is the gain itself.
+        assert float(gain["ci_low"]) == pytest.approx(0.375, abs=1e-4)
+        assert gain["verdict"] == "outcome > step 0" and gain["runs gained"] == "3/3"
