@@ -43,6 +43,8 @@ class RunRecord:
     config: dict[str, Any] = field(default_factory=dict)
     # One dict per held-out problem per evaluation (``eval_problems.jsonl``), with its step.
     problems: list[dict[str, Any]] = field(default_factory=list)
+    # The answer checker that scored its held-out verdicts (manifest.json; None: not recorded).
+    answer_checker: str | None = None
 
     def value_of(self, key: str) -> str | None:
         """What ``key`` was in this run: its override, else the group's chosen option,

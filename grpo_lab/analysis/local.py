@@ -18,7 +18,9 @@ import pandas as pd
 import yaml
 
 from grpo_lab.analysis.frame import RunRecord, problems_frame, runs_frame
+from grpo_lab.eval.answers import recorded_checker
 from grpo_lab.tracking.local import PROBLEMS_FILE
+from grpo_lab.tracking.manifest import MANIFEST_FILE
 
 
 def find_run_dirs(root: str | os.PathLike) -> list[Path]:
@@ -115,7 +117,14 @@ def read_run(run_dir: Path, label: str) -> RunRecord:
         choices=_choices(run_dir),
         config=config,
         problems=read_metrics(run_dir / PROBLEMS_FILE) if (run_dir / PROBLEMS_FILE).exists() else [],
+        answer_checker=_answer_checker(run_dir),
     )
+
+
+def _answer_checker(run_dir: Path) -> str | None:
+    """The checker named in the run's manifest.json (the first one when it names none)."""
+    path = run_dir / MANIFEST_FILE
+    return recorded_checker(json.loads(path.read_text(encoding="utf-8"))) if path.is_file() else None
 
 
 def local_records(root: str | os.PathLike) -> list[RunRecord]:

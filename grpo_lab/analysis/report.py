@@ -61,6 +61,7 @@ from grpo_lab.analysis.stats import (
     x_metric,
 )
 from grpo_lab.analysis.verdicts import in_units
+from grpo_lab.eval.answers import ANSWER_CHECKER
 
 # Training-health metrics shown next to the outcome when the runs have them.
 SIDE_METRICS = ("reward", "reward_std", "advantages/std", "grad_norm", "kl", "entropy",
@@ -109,6 +110,7 @@ def write_report(source: str | os.PathLike, out_dir: str | os.PathLike | None = 
         (finished if reached_max_steps(record) else unfinished).append(record)
     if not finished:
         raise ValueError(f"no run under {source} has reached its trainer.max_steps yet: nothing to compare")
+    checker = _answer_checker(finished)
     frame = with_variants(runs_frame(finished), by)
     keys = [by] if isinstance(by, str) else list(by or frame.attrs.get("variant_keys", []))
     settings = resolve_comparison({r.run: r.config for r in finished}, comparison)
@@ -125,6 +127,8 @@ def write_report(source: str | os.PathLike, out_dir: str | os.PathLike | None = 
     if not starts.empty:
         table = table.merge(starts, on="variant", how="left")
     lines = _header(source, metric, keys, table, settings, reference) + _left_out(unfinished)
+    if metric.startswith("eval/") and checker is not None:
+        lines += [_checker_line(checker, source), ""]
     lines += [f"## Outcome: {metric}", "", _outcome_rule(metric, settings), "", markdown_table(table), ""]
     lines += _verdict_section(finals, settings, metric, reference, outcomes, no_problems)
     lines += _gain_section(frame, finals, metric, settings)
@@ -312,6 +316,28 @@ def _header(source: Path, metric: str, keys: list[str], table: pd.DataFrame, set
         lines += [f"**Warning:** fewer than {MIN_SEEDS} seeds for {', '.join(few)}: intervals from so few "
                   "runs are rough; no verdict here should be taken as settled.", ""]
     return lines
+
+
+def _answer_checker(finished: list[RunRecord]) -> str | None:
+    """The one answer checker that scored these runs' held-out verdicts (None: not
+    recorded); runs scored by different checkers are not compared."""
+    by_checker: dict[str, list[str]] = {}
+    for record in finished:
+        if record.answer_checker is not None:
+            by_checker.setdefault(record.answer_checker, []).append(record.run)
+    if len(by_checker) > 1:
+        found = ", ".join(f"{name} in {runs[0]}" + (f" and {len(runs) - 1} more" if len(runs) > 1 else "")
+                          for name, runs in sorted(by_checker.items()))
+        raise ValueError(f"runs were scored by different answer checkers ({found}); bring them all to "
+                         f"{ANSWER_CHECKER} with grpo-lab-rescore <folder>")
+    return next(iter(by_checker), None)
+
+
+def _checker_line(checker: str, source: Path) -> str:
+    if checker == ANSWER_CHECKER:
+        return f"Held-out answers checked by `{checker}` (grpo_lab/eval/answers.py), the current checker."
+    return (f"**Held-out answers checked by `{checker}`, not by the current `{ANSWER_CHECKER}`** "
+            f"(grpo_lab/eval/answers.py): `grpo-lab-rescore {source}` checks the recorded answers again.")
 
 
 def _left_out(unfinished: list[RunRecord]) -> list[str]:

@@ -40,6 +40,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
     from grpo_lab.checkpoint_folder import load_policy_weights, resolve_resume
     from grpo_lab.config.device import resolve_device
+    from grpo_lab.eval.answers import ANSWER_CHECKER
     from grpo_lab.eval.evaluator import Evaluator
     from grpo_lab.models.loading import load_policy_and_tokenizer, resolve_dtype
     from grpo_lab.rewards.mix import RewardMix
@@ -62,6 +63,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "model": cfg.model.path,
         "checkpoint": str(checkpoint) if checkpoint else None,
         "task": cfg.task.name,
+        "answer_checker": ANSWER_CHECKER,
         **metrics,
     }
     out = Path(cfg.paths.output_dir)

@@ -119,6 +119,14 @@ def _mean(values: list[int]) -> float:
     return sum(values) / len(values) if values else math.nan
 
 
+def verdict_metrics(right: list[bool], lengths: list[int]) -> dict[str, float]:
+    """The held-out metrics built on the greedy verdicts: accuracy and the mean length of
+    the right and of the wrong completions (NaN when there are none)."""
+    return {"eval/accuracy": sum(right) / len(right),
+            "eval/mean_length_correct": _mean([n for n, ok in zip(lengths, right) if ok]),
+            "eval/mean_length_wrong": _mean([n for n, ok in zip(lengths, right) if not ok])}
+
+
 class Evaluator:
     """Scores a policy on the held-out set named by ``cfg.eval`` / ``cfg.task``."""
 
@@ -240,10 +248,8 @@ class Evaluator:
             texts, lengths = self._generate(model, greedy=True)
             right = [row[0] for row in self._verdicts(texts)]
             greedy_lengths = [row[0] for row in lengths]
-            metrics["eval/accuracy"] = sum(right) / len(right)
             metrics["eval/mean_length"] = _mean(greedy_lengths)
-            metrics["eval/mean_length_correct"] = _mean([n for n, ok in zip(greedy_lengths, right) if ok])
-            metrics["eval/mean_length_wrong"] = _mean([n for n, ok in zip(greedy_lengths, right) if not ok])
+            metrics.update(verdict_metrics(right, greedy_lengths))
             greedy = [{"answer": a, "correct": ok, "length": n, "completion": row[0]}
                       for a, ok, n, row in zip(answers, right, greedy_lengths, texts)]
             if self.cfg.rollout.get("environment"):  # episodes with a tool call that ran

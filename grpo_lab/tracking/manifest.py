@@ -13,6 +13,8 @@ data and seeds gave a number, and how to get it again. The manifest records:
 - ``hardware``: CPU model, cores, torch threads; GPU names, count, CUDA and driver;
 - ``data``: task name, rows and a SHA-256 fingerprint of the training prompts and answers
   actually used, and the same for the held-out set;
+- ``answer_checker``: which version of the held-out answer check scored it
+  (grpo_lab/eval/answers.py; ``grpo-lab-rescore`` brings older runs to the current one);
 - ``seeds``, the command line, Hydra's overrides and the process id;
 - ``rerun``: a command that runs the same composed config again from the run folder
   (``.hydra/config.yaml``), on the commit above: same machine, same metrics.
@@ -196,9 +198,12 @@ def build_manifest(cfg: Any, output_dir: Path, train_data: Any, heldout_data: An
     data = {"task": cfg.task.name, "train": dataset_entry(train_data)}
     if heldout_data is not None:
         data["heldout"] = dataset_entry(heldout_data)
+    from grpo_lab.eval.answers import ANSWER_CHECKER
+
     rerun = rerun_command(output_dir)
     return {
         "grpo_lab": {"version": _version("grpo-lab"), **git_state()},
+        "answer_checker": ANSWER_CHECKER,
         "versions": library_versions(),
         "hardware": hardware(),
         **({"precision": precision} if precision is not None else {}),

@@ -11,7 +11,9 @@ from grpo_lab.eval.evaluator import pass_at_k, sampled_metrics
     ("<answer>1,234</answer>", "1234"),        # thousands separator
     ("<answer>$18.00</answer>", "18"),         # currency and trailing zeros
     ("The answer is \\boxed{18}.", "18"),      # LaTeX box, untagged
-    ("so each gets 1/2 of it", "0.5"),         # fraction vs decimal: string matching fails
+    ("<answer>1/2</answer>", "0.5"),           # fraction vs decimal: string matching fails
+    ("<answer>-3/4</answer>", "-0.75"),
+    ("So the final answer is 1/2.", "0.5"),    # announced, untagged
     ("<answer>\\frac{3}{4}</answer>", "0.75"),
     ("5 apples", "5"),
 ])
@@ -24,6 +26,14 @@ def test_right_answers(completion, reference):
     ("3 + 5 = 8, so the answer is 9", "8"),    # the final answer counts, not any number
     ("I do not know", "3"),
     ("", "3"),
+    # The question restated is not its answer: 60*22 evaluates to 1320, but the model
+    # wrote 1200 (free text: only an announced answer is parsed as an expression) ...
+    ("To calculate 60 * 22, use the formula 60 * 22 = 1200.\n\nFor 60 * 22, you can call the following:", "1320"),
+    ("so each gets 1/2 of it", "1"),
+    # ... and a computation left undone is not a number, announced or tagged.
+    ("The answer is 60 * 22", "1320"),
+    ("<answer>60 * 22</answer>", "1320"),
+    ("<answer>2^3</answer>", "8"),
 ])
 def test_wrong_answers(completion, reference):
     assert not answer_is_correct(completion, reference)
