@@ -273,15 +273,21 @@ def _secondary_section(frame: pd.DataFrame, metric: str, settings: Comparison) -
     for other, unit in SECONDARY_HELD_OUT.items():
         if other == metric or not metric.startswith("eval/") or not (frame["metric"] == other).any():
             continue
-        finals = final_values(frame, other, outcome=outcome, last_k=settings.last_k)
+        finals = final_values(frame, other, outcome=outcome, last_k=settings.last_k, skip_short=True)
+        if finals.empty:
+            continue
         table = summary_table(finals)[["variant", "runs", "mean", "ci_low", "ci_high"]]
-        starts = start_values(frame, other)
+        starts = start_values(frame[frame["run"].isin(finals["run"])], other)
         if not starts.empty:
             table = table.merge(starts, on="variant", how="left")
         needed = seeds_column(settings.power)
         pairs = pair_table(finals, settings.power)[["A", "B", "A - B", "ci_low", "ci_high", "A wins", "verdict",
                                                     needed]]
         lines += [f"### Also held out: {other} ({unit})", "", markdown_table(table), ""]
+        if finals.attrs["left_out"]:
+            lines += [f"Left out: {', '.join(f'`{r}`' for r in finals.attrs['left_out'])}, with fewer than "
+                      f"{settings.last_k} evaluations after step 0 where {other} is defined (for a length: "
+                      "no answer of that kind).", ""]
         if not pairs.empty:
             lines += [markdown_table(pairs), ""]
         gains = gain_table(frame, finals, other, settings.power)

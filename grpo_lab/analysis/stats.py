@@ -200,14 +200,21 @@ def _last_k(steps: np.ndarray, values: np.ndarray, last_k: int, run: str, what: 
 
 
 def final_values(frame: pd.DataFrame, metric: str = "reward", by: Sequence[str] | str | None = None,
-                 outcome: str = "last", last_k: int = 2) -> pd.DataFrame:
+                 outcome: str = "last", last_k: int = 2, skip_short: bool = False) -> pd.DataFrame:
     """One row per run: its outcome by the estimator ``outcome`` (see the module docstring;
-    ``mean_at_n`` expects ``metric`` to be ``eval/mean@n``, see :func:`outcome_metric`)."""
+    ``mean_at_n`` expects ``metric`` to be ``eval/mean@n``, see :func:`outcome_metric`).
+    ``skip_short``: a run with fewer than ``last_k`` records after step 0 (a measure that
+    is undefined at some evaluations: no wrong answers, no length of one) is left out and
+    named in ``attrs["left_out"]`` instead of refused."""
     _check_outcome(outcome, last_k)
     data = _metric_rows(with_variants(frame, by), metric).sort_values(["run", "step"])
     rows = []
+    left_out = []
     for run, group in data.groupby("run", sort=False):
         values = group["value"].to_numpy()
+        if outcome == "last_k" and skip_short and (group["step"].to_numpy() > 0).sum() < last_k:
+            left_out.append(run)
+            continue
         if outcome == "last_k":
             final = _last_k(group["step"].to_numpy(), values, last_k, run, metric)
         elif metric.startswith(HELD_OUT_PREFIX):
@@ -216,7 +223,9 @@ def final_values(frame: pd.DataFrame, metric: str = "reward", by: Sequence[str] 
             final = float(values[-max(1, len(values) // 5):].mean())
         rows.append({"run": run, "variant": group["variant"].iloc[0], "seed": group["seed"].iloc[0],
                      "steps": int(group["step"].max()), "final": final})
-    return pd.DataFrame(rows, columns=["run", "variant", "seed", "steps", "final"])
+    finals = pd.DataFrame(rows, columns=["run", "variant", "seed", "steps", "final"])
+    finals.attrs["left_out"] = left_out
+    return finals
 
 
 def start_values(frame: pd.DataFrame, metric: str, by: Sequence[str] | str | None = None) -> pd.DataFrame:

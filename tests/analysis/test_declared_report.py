@@ -275,6 +275,8 @@ def test_other_held_out_measures_have_their_unit_step_0_and_gain(tmp_path):
         for row in rows:  # a rate that rises with training, different in every run
             row["eval/tool_call_rate"] = round(0.1 * int(run.name) / 9 + 0.05 * row["step"], 4)
             rates[(run.name, row["step"])] = row["eval/tool_call_rate"]
+            # Run 0 answers everything right at step 10: no wrong answer has a length.
+            row["eval/mean_length_wrong"] = None if (run.name, row["step"]) == ("0", 10) else 20.0 + row["step"]
         (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     text = write_report(root, tmp_path / "out").read_text()
     heading = "### Also held out: eval/tool_call_rate (fraction of held-out episodes with a tool call)"
@@ -292,3 +294,8 @@ def test_other_held_out_measures_have_their_unit_step_0_and_gain(tmp_path):
         # Every run gained the same 0.375: no spread, so the interval is the gain itself.
         assert float(gain["ci_low"]) == pytest.approx(0.375, abs=1e-4)
         assert gain["verdict"] == "outcome > step 0" and gain["runs gained"] == "3/3"
+    # A measure undefined at an evaluation leaves that run out of its table, said so, not refused.
+    wrong = "### Also held out: eval/mean_length_wrong (tokens)"
+    assert {r["variant"]: r["runs"] for r in table_rows(text, wrong)}["algorithm=ppo"] == "2"
+    assert ("Left out: `0`, with fewer than 2 evaluations after step 0 where eval/mean_length_wrong is defined"
+            in text.split(wrong, 1)[1])
