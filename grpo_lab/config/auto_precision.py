@@ -10,8 +10,8 @@ measured:
 
 - on a CPU with bf16 units (``avx512_bf16`` or ``amx_bf16``): the default run's step in
   0.56x fp32's time (bench/precision.py, AMD EPYC with avx512_bf16), and held-out accuracy
-  non-inferior (experiments/results/precision_cpu: bf16 - fp32 +4.9 points, 95% +1.4 to
-  +8.4, 9 seeds);
+  non-inferior (experiments/results/precision_cpu: bf16 - fp32 +4.75 points, 95% +1.19 to
+  +8.32, 9 seeds, rescored with answers-v2);
 - with full fine-tuning of fp32 (or ``auto``) weights, single-turn rollouts from the HF
   backend and no fsdp sharding, the setting of those measurements (multi-turn episodes
   can sample from a copy, but its accuracy there was not measured; fsdp does not take a
