@@ -19,6 +19,7 @@ Two guards keep it from crediting an answer the model never gave:
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any, Mapping
 
@@ -39,6 +40,7 @@ def recorded_checker(manifest: Mapping[str, Any] | None) -> str:
     return (manifest or {}).get("answer_checker", FIRST_CHECKER)
 
 
+@functools.cache  # one config for every check: math-verify caches its patterns per config
 def _anchored_only() -> list:
     """math-verify's extractors, limited to announced answers (boxed, "the answer is")."""
     from math_verify import ExprExtractionConfig, LatexExtractionConfig

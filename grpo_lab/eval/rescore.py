@@ -51,9 +51,8 @@ class Rescored:
     def lines(self) -> list[str]:
         total = sum(self.changed.values())
         head = f"{self.run}: {total} verdict(s) changed ({self.checker_before} -> {ANSWER_CHECKER})"
-        steps = [f"  step {s}: accuracy {100 * a:.1f}% -> {100 * b:.1f}% ({self.changed[s]} changed)"
-                 if s is not None else f"  accuracy {100 * a:.1f}% -> {100 * b:.1f}% ({self.changed[s]} changed)"
-                 for s, (a, b) in self.accuracy.items() if self.changed[s]]
+        steps = [f"  {'' if s is None else f'step {s}: '}accuracy {100 * a:.1f}% -> {100 * b:.1f}% "
+                 f"({self.changed[s]} changed)" for s, (a, b) in self.accuracy.items() if self.changed[s]]
         return [head, *steps]
 
 
