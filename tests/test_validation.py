@@ -127,6 +127,9 @@ def test_arm_settings_in_range_pass():
     (["eval.batch_size=0"], r"^eval.batch_size=0 must be >= 1$"),
     (["eval.num_examples=0"], r"^eval.num_examples=0 must be >= 1, or null for the whole held-out set$"),
     (["eval.every=-1"], r"^eval.every=-1 must be >= 0$"),
+    (["trainer.max_steps=3", "eval.steps=[0,3]"],
+     r"^eval.steps has 0; allowed: steps 1 \.\. trainer.max_steps=3 \(eval.at_start=true scores the untrained policy\)$"),
+    (["trainer.max_steps=3", "eval.steps=[4]"], r"^eval.steps has 4; allowed: steps 1 \.\. trainer.max_steps=3"),
     (["eval.num_samples=-2"], r"^eval.num_samples=-2 must be >= 0$"),
     (["eval.max_new_tokens=0"], r"^eval.max_new_tokens=0 must be >= 1, or null"),
     # These were tracebacks from numpy or torch once the model had loaded.

@@ -412,10 +412,13 @@ class LoggerConfig:
 @dataclass
 class EvalConfig:
     # Held-out evaluation: before the first step (recorded as step 0), every N steps
-    # (0: never during training) and/or at the end. Experiment files turn all three on:
-    # held-out scores are the outcome of a comparison.
+    # (0: never during training), after the listed steps, and/or at the end. Experiment
+    # files turn start and end on: held-out scores are the outcome of a comparison.
     at_start: bool = False
     every: int = 0
+    # And after these steps (1 .. trainer.max_steps): an outcome read from the last few
+    # evaluations needs only those, e.g. steps=[15] with at_end for max_steps=20.
+    steps: List[int] = field(default_factory=list)
     at_end: bool = False
     # Problems evaluated: null (default) scores the whole held-out set; N caps it at the
     # first N on purpose (a quick look; a comparison wants every problem).

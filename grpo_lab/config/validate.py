@@ -148,7 +148,7 @@ def validate_config(cfg: Any) -> None:
     _check_probe(cfg)
     _check_sharding(cfg)
     _check_coefficients(cfg)
-    _check_eval(cfg.eval)
+    _check_eval(cfg.eval, cfg.trainer.max_steps)
     _check_warm_start(cfg)
 
 
@@ -255,9 +255,15 @@ def _check_rollout_precision(rollout: Any) -> None:
                           f"rollout.importance_sampling_max={high}, or null for no floor")
 
 
-def _check_eval(ev: Any) -> None:
+def _check_eval(ev: Any, max_steps: int) -> None:
     """Held-out evaluation's settings (grpo_lab/eval/evaluator.py)."""
     _at_least("eval.batch_size", ev.batch_size, 1)
+    for step in ev.steps:
+        if not 1 <= step <= max_steps:
+            raise ConfigError(
+                f"eval.steps has {step}; allowed: steps 1 .. trainer.max_steps={max_steps} "
+                "(eval.at_start=true scores the untrained policy)"
+            )
     if ev.num_examples is not None and ev.num_examples < 1:
         raise ConfigError(f"eval.num_examples={ev.num_examples} must be >= 1, or null for the whole held-out set")
     _at_least("eval.every", ev.every, 0)

@@ -195,7 +195,7 @@ class Trainer:
         # Held-out evaluation runs on the main process (the others wait at the next step;
         # under fsdp they first gather the policy whole with it, see _evaluation);
         # problems that are also training questions are left out of the held-out set.
-        self.evaluates = bool(cfg.eval.every or cfg.eval.at_end or cfg.eval.at_start)
+        self.evaluates = bool(cfg.eval.every or cfg.eval.steps or cfg.eval.at_end or cfg.eval.at_start)
         self.evaluator = (
             Evaluator(cfg, self.tokenizer, self.device,
                       training_questions={question_of(p) for p in self.dataset["prompt"]},
@@ -446,7 +446,7 @@ class Trainer:
                         break
                     # Held-out evaluation after the step's record and checkpoint: a failure
                     # in it (out of memory, say) loses neither (see _evaluate).
-                    if self._due(step, cfg.eval.every, cfg.eval.at_end) and self.evaluates:
+                    if self._evaluation_due(step) and self.evaluates:
                         self._on_main_with_whole_policy(lambda: self._evaluate(step, checkpointed=saved))
                     skipped = metrics.get("nonfinite/skipped_updates", 0) > 0
                     nonfinite_in_a_row = nonfinite_in_a_row + 1 if skipped else 0
@@ -519,7 +519,7 @@ class Trainer:
         if recorded:
             if self.history:
                 self.history[-1].update(recorded)
-        elif self._due(step, self.cfg.eval.every, self.cfg.eval.at_end) and self.history:
+        elif self._evaluation_due(step) and self.history:
             self._evaluate(step, checkpointed=True)
 
     def _record_lines(self) -> list[str]:
@@ -533,9 +533,12 @@ class Trainer:
         return build_manifest(self.cfg, self.output_dir, self.dataset, heldout, current_hydra_job().overrides,
                               self.precision)
 
-    def _due(self, step: int, every: int, at_end: bool) -> bool:
-        """Whether something done every ``every`` steps (and at the end) is due now."""
-        return bool(every and step % every == 0) or (at_end and step == self.cfg.trainer.max_steps)
+    def _evaluation_due(self, step: int) -> bool:
+        """Whether held-out evaluation is due after ``step`` (every ``eval.every`` steps,
+        after ``eval.steps``, and at the end)."""
+        ev = self.cfg.eval
+        return (bool(ev.every and step % ev.every == 0) or step in set(ev.steps)
+                or (ev.at_end and step == self.cfg.trainer.max_steps))
 
     def summary(self) -> dict[str, Any]:
         rewards = [m["reward"] for m in self.history]

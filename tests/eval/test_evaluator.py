@@ -185,6 +185,19 @@ def test_evaluation_at_start_every_n_steps_and_at_end(tmp_path):
     assert summary["eval/accuracy"] == records[-1]["eval/accuracy"]
 
 
+def test_evaluation_after_listed_steps(tmp_path):
+    """eval.steps evaluates after exactly those steps: an outcome read from the last two
+    evaluations needs no others."""
+    run = tmp_path / "run"
+    train(compose_config([*TINY, *FAST, f"paths.output_dir={run}", "trainer.max_steps=4",
+                          "eval.at_start=true", "eval.every=0", "eval.steps=[1,3]", "eval.at_end=true",
+                          "eval.num_examples=4"]))
+    records = merge_steps(read_metrics(run / "metrics.jsonl"))
+    assert [r["step"] for r in records if "eval/accuracy" in r] == [0, 1, 3, 4]
+    problems = [json.loads(line)["step"] for line in (run / "eval_problems.jsonl").read_text().splitlines()]
+    assert sorted(set(problems)) == [0, 1, 3, 4]
+
+
 def test_evaluation_does_not_change_training(tmp_path):
     """Seeded, forked RNG: a run evaluated every step trains exactly like one that is not."""
     def run(name, *extra):
