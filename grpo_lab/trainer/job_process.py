@@ -10,6 +10,14 @@ in a freshly spawned interpreter that is handed the composed config and Hydra's 
 
 Single runs, processes started by ``accelerate launch`` and jobs that already have a
 process of their own gain nothing from this and train in place.
+
+A job of a parallel launcher (joblib's workers) outlives the sweep's launching process
+when that one is killed: the workers are its children, not its process group's
+foreground, and went on training unseen. The ``sweep_process`` Hydra callback
+(``SweepProcess``) names the launching process to the jobs (``GRPO_LAB_SWEEP_PID``); a job
+process in another process watches it while its training runs and, once it is gone,
+sends the training SIGTERM: the run checkpoints (when checkpoints are on), records
+``stopped_by`` and stops, as it would if the sweep's SIGTERM had reached it.
 """
 
 from __future__ import annotations
@@ -22,9 +30,35 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from grpo_lab.console import say
 from grpo_lab.errors import exit_on_user_error
+
+SWEEP_PROCESS_ENV = "GRPO_LAB_SWEEP_PID"
+
+
+class SweepProcess(Callback):
+    """Hydra callback (``hydra.callbacks.sweep_process``): names the sweep's launching
+    process to its jobs, before any worker starts (see the module docstring)."""
+
+    def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
+        os.environ[SWEEP_PROCESS_ENV] = str(os.getpid())
+
+
+def sweep_process_gone() -> bool:
+    """Whether this job runs in a worker of a sweep whose launching process has ended."""
+    named = os.environ.get(SWEEP_PROCESS_ENV, "")
+    if not named.isdigit() or int(named) == os.getpid():
+        return False
+    try:
+        os.kill(int(named), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's: a pid reused after ours ended
+        return True
+    return False
 
 
 def trains_in_fresh_process(cfg: DictConfig) -> bool:
@@ -86,6 +120,10 @@ def train_in_fresh_process(cfg: DictConfig) -> dict[str, Any]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+    if sweep_process_gone():
+        # Nobody is left to collect this job's result, and a joblib worker would idle on
+        # (about 400 MB each) waiting for jobs that will never come: it ends with its job.
+        os._exit(child.exitcode if child.exitcode else 1)
     if child.exitcode != 0 or summary is None:
         sys.exit(child.exitcode or 1)
     return summary
@@ -118,10 +156,17 @@ def _plain_config(config: DictConfig) -> DictConfig:
 
 
 def _result(receive: Any, child: Any) -> dict[str, Any] | None:
-    """The summary the child sends, or None when it ends without one (an error)."""
+    """The summary the child sends, or None when it ends without one (an error). If the
+    sweep's launching process ends meanwhile, the child is sent SIGTERM, once."""
+    stopping = False
     while not receive.poll(0.5):
         if not child.is_alive() and not receive.poll():
             return None
+        if not stopping and sweep_process_gone():
+            stopping = True
+            say(f"the sweep's launching process ({os.environ[SWEEP_PROCESS_ENV]}) has ended: "
+                f"stopping this job's training (pid {child.pid})")
+            os.kill(child.pid, signal.SIGTERM)
     try:
         return receive.recv()
     except EOFError:  # the child closed the pipe by exiting

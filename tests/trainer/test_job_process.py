@@ -3,6 +3,9 @@
 import json
 import os
 import subprocess
+import time
+
+import pytest
 
 from tests.conftest import TINY, TRAIN_CMD
 
@@ -60,3 +63,64 @@ def test_jobs_of_a_parallel_launcher_train_in_processes_of_their_own(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     (big_peak, big_pid), (small_peak, small_pid) = job_facts(sweep, "0"), job_facts(sweep, "1")
     assert big_pid != small_pid and small_peak < 0.8 * big_peak
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="finds the sweep's processes in /proc")
+def test_jobs_of_a_killed_parallel_sweep_stop_and_say_so(tmp_path):
+    """Killing the launching process of a joblib sweep used to leave its jobs training in
+    orphaned workers; now each stops as on SIGTERM: stopped_by recorded, process gone."""
+    sweep = tmp_path / "sweep"
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    launcher = subprocess.Popen([*TRAIN_CMD, "-m", *TINY, "trainer.max_steps=100000", "trainer.seed=0,1",
+                                 "~hydra.callbacks.report", "hydra/launcher=local_parallel",
+                                 "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep}"],
+                                cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and not all(
+                (sweep / job / "metrics.jsonl").is_file() and (sweep / job / "metrics.jsonl").read_text().count("\n") >= 2
+                for job in ("0", "1")):
+            time.sleep(0.5)
+        launcher.kill()  # SIGKILL: the launching process cannot pass anything on
+        launcher.wait(timeout=60)
+        summaries = [sweep / job / "summary.json" for job in ("0", "1")]
+        deadline = time.time() + 120
+        while time.time() < deadline and not all(s.is_file() for s in summaries):
+            time.sleep(0.5)
+        for summary in summaries:
+            assert json.loads(summary.read_text())["stopped_by"] == "SIGTERM"
+        pids = [json.loads((sweep / job / "manifest.json").read_text())["pid"] for job in ("0", "1")]
+        deadline = time.time() + 60
+        while time.time() < deadline and any(_alive(pid) for pid in pids):
+            time.sleep(0.5)
+        assert not any(_alive(pid) for pid in pids)
+        # ... and so do the workers that ran them, which would otherwise idle on.
+        deadline = time.time() + 60
+        while time.time() < deadline and _processes_in(tmp_path):
+            time.sleep(0.5)
+        assert not _processes_in(tmp_path)
+        assert "stopping this job's training" in (sweep / "0" / "cli.log").read_text()
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _processes_in(folder) -> list[int]:
+    """The processes whose working directory is ``folder`` (the sweep's workers)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.readlink(f"/proc/{entry}/cwd") == str(folder):
+                    found.append(int(entry))
+            except OSError:
+                continue
+    return found
