@@ -11,9 +11,9 @@ in a freshly spawned interpreter that is handed the composed config and Hydra's 
 Single runs, processes started by ``accelerate launch`` and jobs that already have a
 process of their own gain nothing from this and train in place.
 
-A job of a parallel launcher (joblib's workers) outlives the sweep's launching process
-when that one is killed: the workers are its children, not its process group's
-foreground, and went on training unseen. The ``sweep_process`` Hydra callback
+A job of a parallel launcher (in one of joblib's workers) outlived the sweep's launching
+process when that process alone was killed (``kill <pid>``; Ctrl-C reaches the whole
+process group) and went on training unseen. The ``sweep_process`` Hydra callback
 (``SweepProcess``) names the launching process to the jobs (``GRPO_LAB_SWEEP_PID``); a job
 process in another process watches it while its training runs and, once it is gone,
 sends the training SIGTERM: the run checkpoints (when checkpoints are on), records
