@@ -15,8 +15,8 @@ A job of a parallel launcher (in one of joblib's workers) outlived the sweep's l
 process when that process alone was killed (``kill <pid>``; Ctrl-C reaches the whole
 process group) and went on training unseen. The ``sweep_process`` Hydra callback
 (``SweepProcess``) names the launching process to the jobs (``GRPO_LAB_SWEEP_PID``); a job
-process in another process watches it while its training runs and, once it is gone,
-sends the training SIGTERM: the run checkpoints (when checkpoints are on), records
+process whose parent it is (a joblib worker) watches it while its training runs and, once
+it is gone, sends the training SIGTERM: the run checkpoints (when checkpoints are on), records
 ``stopped_by`` and stops, as it would if the sweep's SIGTERM had reached it.
 """
 
@@ -47,18 +47,17 @@ class SweepProcess(Callback):
         os.environ[SWEEP_PROCESS_ENV] = str(os.getpid())
 
 
-def sweep_process_gone() -> bool:
-    """Whether this job runs in a worker of a sweep whose launching process has ended."""
+def launching_parent() -> int | None:
+    """The sweep's launching process when it is this job process's parent (a joblib
+    worker's), else None: a job on another machine (a SLURM launcher's) or in the launching
+    process itself (the basic launcher's) has nothing to watch."""
     named = os.environ.get(SWEEP_PROCESS_ENV, "")
-    if not named.isdigit() or int(named) == os.getpid():
-        return False
-    try:
-        os.kill(int(named), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # alive, another user's: a pid reused after ours ended
-        return True
-    return False
+    return int(named) if named.isdigit() and int(named) == os.getppid() else None
+
+
+def outlived(parent: int | None) -> bool:
+    """Whether the launching process ``parent`` has ended (this process was re-parented)."""
+    return parent is not None and os.getppid() != parent
 
 
 def trains_in_fresh_process(cfg: DictConfig) -> bool:
@@ -98,6 +97,7 @@ def train_in_fresh_process(cfg: DictConfig) -> dict[str, Any]:
 
     from grpo_lab.tracking.manifest import launch_command
 
+    launcher = launching_parent()
     context = multiprocessing.get_context("spawn")
     receive, send = context.Pipe(duplex=False)
     hydra_root = _plain_config(HydraConfig.instance().cfg)
@@ -115,12 +115,12 @@ def train_in_fresh_process(cfg: DictConfig) -> dict[str, Any]:
     previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, forward),
                 signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN)}
     try:
-        summary = _result(receive, child)
+        summary = _result(receive, child, launcher)
         child.join()
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-    if sweep_process_gone():
+    if outlived(launcher):
         # Nobody is left to collect this job's result, and a joblib worker would idle on
         # (about 400 MB each) waiting for jobs that will never come: it ends with its job.
         os._exit(child.exitcode if child.exitcode else 1)
@@ -155,16 +155,16 @@ def _plain_config(config: DictConfig) -> DictConfig:
     return plain
 
 
-def _result(receive: Any, child: Any) -> dict[str, Any] | None:
+def _result(receive: Any, child: Any, launcher: int | None) -> dict[str, Any] | None:
     """The summary the child sends, or None when it ends without one (an error). If the
-    sweep's launching process ends meanwhile, the child is sent SIGTERM, once."""
+    sweep's launching process (``launcher``) ends meanwhile, the child is sent SIGTERM, once."""
     stopping = False
     while not receive.poll(0.5):
         if not child.is_alive() and not receive.poll():
             return None
-        if not stopping and sweep_process_gone():
+        if not stopping and outlived(launcher):
             stopping = True
-            say(f"the sweep's launching process ({os.environ[SWEEP_PROCESS_ENV]}) has ended: "
+            say(f"the sweep's launching process ({launcher}) has ended: "
                 f"stopping this job's training (pid {child.pid})")
             os.kill(child.pid, signal.SIGTERM)
     try:

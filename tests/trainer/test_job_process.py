@@ -65,6 +65,19 @@ def test_jobs_of_a_parallel_launcher_train_in_processes_of_their_own(tmp_path):
     assert big_pid != small_pid and small_peak < 0.8 * big_peak
 
 
+def test_only_a_worker_of_the_launching_process_watches_it(monkeypatch):
+    """A SLURM job (the named process is on another machine) or the basic launcher's job
+    (the named process is itself) must never take the sweep for gone."""
+    from grpo_lab.trainer.job_process import SWEEP_PROCESS_ENV, launching_parent, outlived
+
+    monkeypatch.setenv(SWEEP_PROCESS_ENV, str(os.getppid()))
+    assert launching_parent() == os.getppid() and not outlived(launching_parent())
+    assert outlived(os.getppid() + 1)  # what a re-parented worker sees
+    for other in (str(os.getpid()), "999999999", ""):
+        monkeypatch.setenv(SWEEP_PROCESS_ENV, other)
+        assert launching_parent() is None and not outlived(None)
+
+
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="finds the sweep's processes in /proc")
 def test_jobs_of_a_killed_parallel_sweep_stop_and_say_so(tmp_path):
     """Killing the launching process of a joblib sweep used to leave its jobs training in
