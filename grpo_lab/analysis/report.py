@@ -141,8 +141,7 @@ def write_report(source: str | os.PathLike, out_dir: str | os.PathLike | None = 
     if side:
         plot_metric_grid(frame, side, smooth=smooth).savefig(out / "training_metrics.png", dpi=110)
         lines += ["## Training metrics", "", "![training metrics](training_metrics.png)", ""]
-    runs = finals.assign(settings=[_settings_of(frame, r) for r in finals["run"]])
-    lines += ["## Runs", "", markdown_table(runs.rename(columns={"final": f"{metric} ({settings.outcome})"})), ""]
+    lines += _runs_section(frame, finals, metric, settings.outcome)
     report = out / REPORT_NAME
     report.write_text("\n".join(lines), encoding="utf-8")
     return report
@@ -481,6 +480,25 @@ def _paired_per_run(runs: pd.DataFrame, labels: dict[str, str]) -> list[str]:
                        *(["p (Holm)"] if "p (Holm)" in pairs else []), "verdict"]
             lines += [f"Paired over seeds, {label}{holm_note}:", "", markdown_table(pairs[columns]), ""]
     return lines
+
+
+def _runs_section(frame: pd.DataFrame, finals: pd.DataFrame, metric: str, outcome: str) -> list[str]:
+    """One row per run, in the folder's order (job 2 before job 10): its outcome, for a
+    held-out metric its value at every evaluation (what the outcome was read from), and
+    the settings it was run with."""
+    order = {run: i for i, run in enumerate(dict.fromkeys(frame["run"]))}
+    runs = finals.sort_values("run", key=lambda column: column.map(order)).reset_index(drop=True)
+    runs = runs.rename(columns={"final": f"{metric} ({outcome})"})
+    if metric.startswith("eval/"):
+        runs[f"{metric} by step"] = [_evaluations_of(frame, run, metric) for run in runs["run"]]
+    runs["settings"] = [_settings_of(frame, run) for run in runs["run"]]
+    return ["## Runs", "", markdown_table(runs), ""]
+
+
+def _evaluations_of(frame: pd.DataFrame, run: str, metric: str) -> str:
+    """``0: 0.8906, 5: 0.8594, 10: 1.0000``: the run's ``metric`` at each step it was recorded."""
+    rows = frame[(frame["run"] == run) & (frame["metric"] == metric)].sort_values("step")
+    return ", ".join(f"{int(step)}: {value:.4f}" for step, value in zip(rows["step"], rows["value"]))
 
 
 def _settings_of(frame: pd.DataFrame, run: str) -> str:

@@ -299,3 +299,16 @@ def test_other_held_out_measures_have_their_unit_step_0_and_gain(tmp_path):
     assert {r["variant"]: r["runs"] for r in table_rows(text, wrong)}["algorithm=ppo"] == "2"
     assert ("Left out: `0`, with fewer than 2 evaluations after step 0 where eval/mean_length_wrong is defined"
             in text.split(wrong, 1)[1])
+
+
+def test_runs_are_listed_in_folder_order_with_every_evaluation(tmp_path):
+    """Job 10 after job 8 (not after job 0), and each run's held-out metric at every
+    evaluation: what its outcome was read from."""
+    root = write_sweep(tmp_path / "runs")
+    (root / "1").rename(root / "10")
+    text = write_report(root, tmp_path / "out").read_text()
+    rows = table_rows(text, "## Runs")
+    assert [r["run"] for r in rows] == ["0", "2", "3", "4", "5", "6", "7", "8", "10"]
+    for row in rows:
+        metrics = [json.loads(line) for line in (root / row["run"] / "metrics.jsonl").read_text().splitlines()]
+        assert row["eval/accuracy by step"] == ", ".join(f"{m['step']}: {m['eval/accuracy']:.4f}" for m in metrics)
