@@ -51,6 +51,7 @@ from grpo_lab.analysis.stats import (
     per_run_pair_table,
     problem_column,
     problem_outcomes,
+    run_series,
     seeds_column,
     start_values,
     summary_table,
@@ -490,15 +491,11 @@ def _runs_section(frame: pd.DataFrame, finals: pd.DataFrame, metric: str, outcom
     runs = finals.sort_values("run", key=lambda column: column.map(order)).reset_index(drop=True)
     runs = runs.rename(columns={"final": f"{metric} ({outcome})"})
     if metric.startswith("eval/"):
-        runs[f"{metric} by step"] = [_evaluations_of(frame, run, metric) for run in runs["run"]]
+        by_step = {run: ", ".join(f"{int(x)}: {v:.4f}" for x, v in zip(series["x"], series["value"]))
+                   for run, series in run_series(frame, metric).groupby("run")}
+        runs[f"{metric} by step"] = runs["run"].map(by_step)
     runs["settings"] = [_settings_of(frame, run) for run in runs["run"]]
     return ["## Runs", "", markdown_table(runs), ""]
-
-
-def _evaluations_of(frame: pd.DataFrame, run: str, metric: str) -> str:
-    """``0: 0.8906, 5: 0.8594, 10: 1.0000``: the run's ``metric`` at each step it was recorded."""
-    rows = frame[(frame["run"] == run) & (frame["metric"] == metric)].sort_values("step")
-    return ", ".join(f"{int(step)}: {value:.4f}" for step, value in zip(rows["step"], rows["value"]))
 
 
 def _settings_of(frame: pd.DataFrame, run: str) -> str:

@@ -255,15 +255,18 @@ def _check_rollout_precision(rollout: Any) -> None:
                           f"rollout.importance_sampling_max={high}, or null for no floor")
 
 
+def _listed_steps(key: str, steps: Any, max_steps: int, before_training: str) -> None:
+    """Steps listed for something done after a step: 1 .. trainer.max_steps."""
+    for step in steps:
+        if not 1 <= step <= max_steps:
+            raise ConfigError(f"{key} has {step}; allowed: steps 1 .. trainer.max_steps={max_steps} "
+                              f"({before_training})")
+
+
 def _check_eval(ev: Any, max_steps: int) -> None:
     """Held-out evaluation's settings (grpo_lab/eval/evaluator.py)."""
     _at_least("eval.batch_size", ev.batch_size, 1)
-    for step in ev.steps:
-        if not 1 <= step <= max_steps:
-            raise ConfigError(
-                f"eval.steps has {step}; allowed: steps 1 .. trainer.max_steps={max_steps} "
-                "(eval.at_start=true scores the untrained policy)"
-            )
+    _listed_steps("eval.steps", ev.steps, max_steps, "eval.at_start=true scores the untrained policy")
     if ev.num_examples is not None and ev.num_examples < 1:
         raise ConfigError(f"eval.num_examples={ev.num_examples} must be >= 1, or null for the whole held-out set")
     _at_least("eval.every", ev.every, 0)
@@ -278,12 +281,7 @@ def _check_probe(cfg: Any) -> None:
     _at_least("probe.num_batches", probe.num_batches, 2)
     _at_least("probe.every", probe.every, 0)
     max_steps = cfg.trainer.max_steps
-    for step in probe.steps:
-        if not 1 <= step <= max_steps:
-            raise ConfigError(
-                f"probe.steps has {step}; allowed: steps 1 .. trainer.max_steps={max_steps} "
-                "(probe.at_start=true probes the untrained policy)"
-            )
+    _listed_steps("probe.steps", probe.steps, max_steps, "probe.at_start=true probes the untrained policy")
     on = probe.every or probe.steps or probe.at_start
     if on and cfg.trainer.mixed_precision == "fp16":
         raise ConfigError(

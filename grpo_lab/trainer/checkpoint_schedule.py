@@ -1,4 +1,6 @@
-"""When the loop writes a checkpoint: by steps, by wall-clock minutes, and at the end.
+"""When the loop writes a checkpoint: by steps, by wall-clock minutes, and at the end;
+and the rule held-out evaluation and the gradient probe share (every N steps, and listed
+steps).
 
 A step count alone bounds the loss of a hard kill in steps, whose cost varies by orders
 of magnitude between a CPU smoke run and a GPU run on a large model; minutes bound it in
@@ -9,6 +11,11 @@ from __future__ import annotations
 
 import time
 from typing import Any, Callable
+
+
+def every_or_listed(schedule: Any, step: int) -> bool:
+    """Whether ``step`` is due under ``schedule.every`` (0: never) or ``schedule.steps``."""
+    return bool(schedule.every and step % schedule.every == 0) or step in set(schedule.steps)
 
 
 class CheckpointSchedule:

@@ -60,6 +60,7 @@ from grpo_lab.engine.forward import TrainForward
 from grpo_lab.engine.kl_term import KLTerm
 from grpo_lab.engine.update import UpdateBatch, policy_update
 from grpo_lab.rollout.batch import RolloutBatch
+from grpo_lab.trainer.checkpoint_schedule import every_or_listed
 from grpo_lab.trainer.data import PromptSampler
 from grpo_lab.trainer.rng import capture_rng, restore_rng
 from grpo_lab.trainer.rollout_rounds import sample_step
@@ -84,11 +85,6 @@ def probe_row_seeds(seed: int, step: int, batch: int, rows: Iterable[int]) -> li
 def probe_prompt_seed(seed: int, step: int, batch: int) -> int:
     """The seed of probe batch ``batch``'s own prompt sampler at ``step``."""
     return int(np.random.SeedSequence([PROMPT_STREAM, seed, step, batch]).generate_state(1)[0])
-
-
-def probe_due(probe_cfg: Any, step: int) -> bool:
-    """Whether the probe runs after step ``step`` (every ``probe.every``, and ``probe.steps``)."""
-    return bool(probe_cfg.every and step % probe_cfg.every == 0) or step in set(probe_cfg.steps)
 
 
 class GradientCapture(torch.optim.Optimizer):
@@ -141,7 +137,7 @@ class GradientProbe:
         return bool(self.cfg.at_start)
 
     def due(self, step: int) -> bool:
-        return probe_due(self.cfg, step)
+        return every_or_listed(self.cfg, step)  # probe.every, and probe.steps
 
     def measure(self, step: int) -> dict[str, float]:
         """The ``probe/...`` metrics at the current parameters (``step``: the updates so far)."""

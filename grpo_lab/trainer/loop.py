@@ -70,7 +70,7 @@ from grpo_lab.trainer.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from grpo_lab.trainer.checkpoint_schedule import CheckpointSchedule
+from grpo_lab.trainer.checkpoint_schedule import CheckpointSchedule, every_or_listed
 from grpo_lab.trainer.data import PromptSampler
 from grpo_lab.trainer.grad_probe import GradientProbe
 from grpo_lab.trainer.metrics import (
@@ -537,8 +537,7 @@ class Trainer:
         """Whether held-out evaluation is due after ``step`` (every ``eval.every`` steps,
         after ``eval.steps``, and at the end)."""
         ev = self.cfg.eval
-        return (bool(ev.every and step % ev.every == 0) or step in set(ev.steps)
-                or (ev.at_end and step == self.cfg.trainer.max_steps))
+        return every_or_listed(ev, step) or (ev.at_end and step == self.cfg.trainer.max_steps)
 
     def summary(self) -> dict[str, Any]:
         rewards = [m["reward"] for m in self.history]
