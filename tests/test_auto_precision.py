@@ -8,7 +8,7 @@ import subprocess
 import pytest
 import yaml
 
-from grpo_lab.config.auto_precision import BF16_PATH, FP32, auto_choice, resolve_auto_precision
+from grpo_lab.config.auto_precision import BF16_PATH, FP32, GPU_AUTOCAST, auto_choice, resolve_auto_precision
 from grpo_lab.tracking.manifest import cpu_bf16_flags
 from tests.conftest import PIN_PRECISION, TINY, TRAIN_CMD, compose_config
 
@@ -41,12 +41,28 @@ def test_bf16_units_choose_the_bf16_path_and_none_fp32():
     ("model.lora.enabled=true", "model.lora.enabled=true"),
     ("trainer.dtype=bfloat16", "trainer.dtype=bfloat16"),
     ("rollout.backend=vllm", "rollout.backend=vllm"),
-    ("trainer.device=cuda", "trainer.device=cuda"),
 ])
 def test_settings_the_bf16_path_was_not_measured_in_keep_fp32(override, reason):
     """Multi-turn episodes and fsdp take no rollout copy, vLLM has its own dtype; LoRA,
     low-precision weights and GPUs were not part of the measurements auto rests on."""
     assert auto_choice(auto(override), ["avx512_bf16"]) == (FP32, f"fp32 ({reason})")
+
+
+def test_a_gpu_with_bf16_trains_under_autocast_over_float32_weights():
+    """As verl, OpenRLHF and TRL's bf16=True over fp32 weights: bf16 weights would round
+    away most updates (tests/trainer/test_precision.py), and the rollout copy was not
+    measured on a GPU."""
+    assert auto_choice(auto("trainer.device=cuda"), [], gpu_bf16=True) == (
+        GPU_AUTOCAST, "bf16 autocast over float32 weights (GPU)")
+    assert GPU_AUTOCAST == {"rollout.dtype": None, "trainer.mixed_precision": "bf16"}
+    # Every GPU file: trainer=gpu's weights are auto (float32 when trained).
+    for overrides in (["trainer=gpu"], ["experiment=tools"], ["experiment=gsm8k_qwen1_5b"], ["experiment=algo_zoo"]):
+        cfg = auto(*overrides)
+        assert cfg.trainer.dtype == "auto" and auto_choice(cfg, [], gpu_bf16=True)[0] == GPU_AUTOCAST, overrides
+    # Named 16-bit weights, or a GPU without bf16: fp32's values (and the start warns of the first).
+    assert auto_choice(auto("trainer.device=cuda", "trainer.dtype=bfloat16"), [], gpu_bf16=True) == (
+        FP32, "fp32 (trainer.dtype=bfloat16)")
+    assert auto_choice(auto("trainer.device=cuda:1"), ["avx512_bf16"]) == (FP32, "fp32 (a GPU without bf16)")
 
 
 def test_resolving_replaces_only_the_marks_and_says_why(monkeypatch):

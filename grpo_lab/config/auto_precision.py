@@ -17,8 +17,15 @@ measured:
   can sample from a copy, but its accuracy there was not measured; fsdp does not take a
   rollout copy; a rollout engine has its own dtype).
 
-Anywhere else (a GPU, a CPU without bf16 units, LoRA, ...) the marks become fp32's values:
-no rollout copy, no autocast, what the runs did before ``auto`` existed.
+On a GPU with bf16 (device ``cuda``, or ``auto`` where CUDA is available) and float32 (or
+``auto``) weights: bf16 autocast over fp32 master weights, sampling from the training
+model, as verl, OpenRLHF and TRL's ``bf16=True`` over fp32 weights train; the weights
+stay float32 because bf16 weights lose most updates at RL's learning rates
+(trainer/precision.py, ``lost_update_warning``). The bf16 rollout copy was not measured
+on a GPU, so auto does not take it there.
+
+Anywhere else (a CPU without bf16 units, LoRA, ...) the marks become fp32's values: no
+rollout copy, no autocast, what the runs did before ``auto`` existed.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from grpo_lab.tracking.manifest import cpu_bf16_flags
 AUTO = "auto"
 BF16_PATH = {"rollout.dtype": "bfloat16", "trainer.mixed_precision": "bf16"}
 FP32 = {"rollout.dtype": None, "trainer.mixed_precision": "no"}
+GPU_AUTOCAST = {"rollout.dtype": None, "trainer.mixed_precision": "bf16"}
 
 
 def _runs_on_cpu(device: str) -> bool:
@@ -40,6 +48,16 @@ def _runs_on_cpu(device: str) -> bool:
     import torch
 
     return not torch.cuda.is_available()
+
+
+def _runs_on_cuda(device: str) -> bool:
+    return device.startswith("cuda") or (device == AUTO and not _runs_on_cpu(device))
+
+
+def gpu_bf16_supported() -> bool:
+    import torch
+
+    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
 
 
 def bf16_excluded_by(cfg: Any) -> str | None:
@@ -56,9 +74,17 @@ def bf16_excluded_by(cfg: Any) -> str | None:
     return next((reason for reason, present in reasons.items() if present), None)
 
 
-def auto_choice(cfg: Any, cpu_flags: list[str]) -> tuple[dict[str, Any], str]:
-    """(the values for the marked keys, why): the bf16 path when the CPU has bf16 units
-    (``cpu_flags``) and the config allows it, else fp32's."""
+def auto_choice(cfg: Any, cpu_flags: list[str], gpu_bf16: bool = False) -> tuple[dict[str, Any], str]:
+    """(the values for the marked keys, why): on a GPU with bf16 (``gpu_bf16``), bf16
+    autocast over float32 weights; on a CPU, the bf16 path when it has bf16 units
+    (``cpu_flags``) and the config allows it; else fp32's."""
+    trainer = cfg.trainer
+    if _runs_on_cuda(str(trainer.device)):
+        if trainer.dtype not in (AUTO, "float32"):
+            return FP32, f"fp32 (trainer.dtype={trainer.dtype})"
+        if not gpu_bf16:
+            return FP32, "fp32 (a GPU without bf16)"
+        return GPU_AUTOCAST, "bf16 autocast over float32 weights (GPU)"
     excluded = bf16_excluded_by(cfg)
     if excluded is not None:
         return FP32, f"fp32 ({excluded})"
@@ -74,7 +100,7 @@ def resolve_auto_precision(cfg: Any) -> str | None:
     marked = [key for key in BF16_PATH if _get(cfg, key) == AUTO]
     if not marked:
         return None
-    values, why = auto_choice(cfg, cpu_bf16_flags())
+    values, why = auto_choice(cfg, cpu_bf16_flags(), gpu_bf16_supported())
     for key in marked:
         section, name = key.split(".")
         cfg[section][name] = values[key]

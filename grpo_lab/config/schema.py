@@ -325,7 +325,9 @@ class TrainerConfig:
     seed: int = 0
     # auto (cuda when available) | cpu | cuda | cuda:N.
     device: str = "auto"
-    # auto (bfloat16 on a GPU that has it, else float32) | float32 | bfloat16 | float16.
+    # Weights' dtype: auto (float32; a frozen LoRA base in bfloat16 on a GPU that has it)
+    # | float32 | bfloat16 | float16. 16-bit weights trained in place lose most updates at
+    # RL's learning rates (warned at the start); precision=auto adds bf16 autocast on a GPU.
     dtype: str = "auto"
     # CPU threads for torch; null keeps torch's default.
     num_threads: Optional[int] = None

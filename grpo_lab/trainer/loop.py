@@ -83,6 +83,7 @@ from grpo_lab.trainer.precision import (
     attention_implementation,
     autocast_attention,
     describe_precision,
+    lost_update_warning,
     precision_line,
 )
 from grpo_lab.trainer.rng import sample_seeds
@@ -129,8 +130,12 @@ class Trainer:
                                  strategy=trainer_cfg.distributed)
         # With several processes each takes the device accelerate assigns it (cuda:<local rank>).
         self.device = self.parallel.device if self.parallel.world_size > 1 else device
-        # Mixed precision keeps float32 master weights; autocast does the rest.
-        dtype = "float32" if trainer_cfg.mixed_precision != "no" and trainer_cfg.dtype == "auto" else trainer_cfg.dtype
+        # auto: trained weights in float32, since in 16 bits most updates at RL's learning
+        # rates round away (precision.lost_update_warning); autocast computes in bf16 over
+        # them. A LoRA base is frozen (peft keeps the adapters float32): bf16 on a GPU.
+        dtype = trainer_cfg.dtype
+        if dtype == "auto" and not cfg.model.lora.enabled:
+            dtype = "float32"
         self.dtype = resolve_dtype(dtype, self.device)
 
         # Everything that can fail on user input is built before the model is loaded.
@@ -182,6 +187,9 @@ class Trainer:
         # What the policy loss trains, DDP-wrapped with several processes (or sharded in
         # place under fsdp); generation and the no-grad passes use self.policy directly.
         self.train_module = self.parallel.prepare_model(TrainForward(self.policy, self.algorithm.value_head))
+        warning = lost_update_warning(self.train_module.parameters(), trainer_cfg.lr)
+        if warning is not None:  # said with the precision line, and recorded in the manifest
+            self.precision["warning"] = warning
         self.optimizer = self.parallel.prepare_optimizer(build_optimizer(self.train_module.parameters(), trainer_cfg))
         self.scheduler = build_scheduler(self.optimizer, trainer_cfg, trainer_cfg.max_steps * updates_per_step)
         self.update_generator = torch.Generator().manual_seed(trainer_cfg.seed + 1)
@@ -412,6 +420,8 @@ class Trainer:
             if self.parallel.is_main:  # the mix a run optimizes and its numerics, stated before it starts
                 say(self.rewards.describe(), sys.stdout)
                 say(precision_line(self.precision), sys.stdout)
+                if "warning" in self.precision:
+                    say(f"warning: {self.precision['warning']}", level=logging.WARNING)
                 if self.warm_start is not None:
                     say(self.warm_start.line(cfg.warm_start.demonstrations), sys.stdout)
             if cfg.eval.at_start and self.start_step == 0 and self.evaluates:

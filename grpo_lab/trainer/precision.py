@@ -77,12 +77,12 @@ def describe_precision(cfg: Any, weights_dtype: torch.dtype, attention: str | No
 def _auto_choice(cfg: Any, flags: list[str]) -> str | None:
     """What precision=auto chose and why, when the run was launched with it (Hydra's
     choice of the precision group); None otherwise."""
-    from grpo_lab.config.auto_precision import auto_choice
+    from grpo_lab.config.auto_precision import auto_choice, gpu_bf16_supported
     from grpo_lab.tracking.run_identity import current_hydra_job
 
     if current_hydra_job().choices.get("precision") != "auto":
         return None
-    return auto_choice(cfg, flags)[1]
+    return auto_choice(cfg, flags, gpu_bf16_supported())[1]
 
 
 def precision_line(described: dict[str, Any]) -> str:
@@ -90,3 +90,25 @@ def precision_line(described: dict[str, Any]) -> str:
     chosen = f"precision=auto chose {described['auto']}; " if described.get("auto") else ""
     return (f"precision: {chosen}training {described['training']}; sampling from {described['sampling']}; "
             f"sampler correction {described['correction']}; CPU bf16 units: {cpu}")
+
+
+# Significant bits (the implicit one included) of the 16-bit floats a model can be trained in.
+SIGNIFICAND_BITS = {torch.bfloat16: 8, torch.float16: 11}
+
+
+def lost_update_warning(trainable: Iterable[torch.nn.Parameter], lr: float) -> str | None:
+    """A warning when trained weights are 16-bit floats, None otherwise. Rounding to the
+    nearest 16-bit value drops any change below half a unit in the last place: a step of
+    lr leaves every weight of magnitude >= 2**(bits + 1) * lr where it was (bf16: 512 * lr),
+    so at RL's learning rates almost nothing moves. Measured on the embedded model, one
+    AdamW step changed 0.4% of bf16 weights at lr 1e-6 (4% at 2e-5), all of fp32's.
+    Optimizers step by about lr (Adam: at most about lr), hence the bound."""
+    dtypes = {p.dtype for p in trainable if p.requires_grad and p.dtype in SIGNIFICAND_BITS}
+    if not dtypes:
+        return None
+    coarsest = min(dtypes, key=SIGNIFICAND_BITS.__getitem__)
+    name = str(coarsest).removeprefix("torch.")
+    frozen_above = 2 ** (SIGNIFICAND_BITS[coarsest] + 1) * lr
+    return (f"trainer.dtype={name} trains {name} weights in place: a step of lr={lr:g} is rounded away for every "
+            f"weight of magnitude >= {frozen_above:.2g}, so most weights never change; trainer.dtype=float32 keeps "
+            "float32 master weights (precision=auto adds bf16 autocast on a GPU)")

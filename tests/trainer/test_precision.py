@@ -1,5 +1,7 @@
 """Mixed precision and gradient checkpointing: options that change how, not what, is computed."""
 
+import json
+
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -7,6 +9,7 @@ from safetensors.torch import load_file
 from grpo_lab.errors import ConfigError
 from grpo_lab.trainer import Trainer
 from grpo_lab.trainer.checkpoint import list_checkpoints
+from grpo_lab.trainer.precision import lost_update_warning
 from tests.trainer.test_train_tiny import LENGTH_REWARD
 
 
@@ -97,3 +100,40 @@ def test_fp16_overflow_steps_are_the_scalers_business_not_a_divergence(tiny_conf
     assert all(m["nonfinite/skipped_updates"] == 0 for m in trainer.history)
     assert scaler.get_scale() < 2.0**127
     assert any(not torch.equal(a, b) for a, b in zip(before, trainer.policy.parameters()))
+
+
+def _share_changed(before, model):
+    changed = sum(int((p.detach() != b).sum()) for p, b in zip(model.parameters(), before))
+    return changed / sum(b.numel() for b in before)
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
+def test_weights_trained_in_bf16_lose_most_updates_and_the_run_says_so(tiny_config, dtype):
+    """One AdamW step at lr 1e-6 (trainer=gpu's lr) rounds away in bf16 weights: the run
+    warns, in the manifest too; float32 weights all move and nothing is said."""
+    trainer = Trainer(tiny_config(*LENGTH_REWARD, f"trainer.dtype={dtype}", "trainer.lr=1e-6",
+                                  "trainer.max_steps=1", "logger=local"))
+    before = [p.detach().clone() for p in trainer.policy.parameters()]
+    trainer.train()
+    share = _share_changed(before, trainer.policy)
+    if dtype == "bfloat16":
+        assert share < 0.05, share
+        warning = trainer.precision["warning"]
+        assert "trainer.dtype=bfloat16 trains bfloat16 weights in place" in warning
+        assert "magnitude >= 0.00051" in warning and "trainer.dtype=float32" in warning
+    else:
+        assert share > 0.95, share
+        assert "warning" not in trainer.precision
+    recorded = json.loads((trainer.output_dir / "manifest.json").read_text())["precision"]
+    assert recorded.get("warning") == trainer.precision.get("warning")
+
+
+def test_the_lost_update_warning_reads_only_trained_weights():
+    frozen = torch.nn.Parameter(torch.zeros(2, dtype=torch.bfloat16), requires_grad=False)
+    adapter = torch.nn.Parameter(torch.zeros(2))  # peft keeps LoRA adapters float32
+    assert lost_update_warning([frozen, adapter], 1e-6) is None
+    half = torch.nn.Parameter(torch.zeros(2, dtype=torch.float16))
+    assert "trainer.dtype=float16" in lost_update_warning([adapter, half], 1e-5)
+    # The coarser type is the one named: bf16 keeps 8 significant bits, fp16 11.
+    bf16 = torch.nn.Parameter(torch.zeros(2, dtype=torch.bfloat16))
+    assert "trainer.dtype=bfloat16" in lost_update_warning([half, bf16], 1e-5)
