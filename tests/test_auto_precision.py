@@ -56,7 +56,7 @@ def test_a_gpu_with_bf16_trains_under_autocast_over_float32_weights():
         GPU_AUTOCAST, "bf16 autocast over float32 weights (GPU)")
     assert GPU_AUTOCAST == {"rollout.dtype": None, "trainer.mixed_precision": "bf16"}
     # Every GPU file: trainer=gpu's weights are auto (float32 when trained).
-    for overrides in (["trainer=gpu"], ["experiment=tools"], ["experiment=gsm8k_qwen1_5b"], ["experiment=algo_zoo"]):
+    for overrides in (["trainer=gpu"], ["experiment=tools_gpu"], ["experiment=gsm8k_qwen1_5b"], ["experiment=algo_zoo"]):
         cfg = auto(*overrides)
         assert cfg.trainer.dtype == "auto" and auto_choice(cfg, [], gpu_bf16=True)[0] == GPU_AUTOCAST, overrides
     # Named 16-bit weights, or a GPU without bf16: fp32's values (and the start warns of the first).

@@ -67,7 +67,8 @@ def _leaves(cfg, prefix=""):
     return out
 
 
-@pytest.mark.parametrize("name", ["grpo_vs_ppo", "grpo_vs_ppo_cpu", "grpo_vs_ppo_bf16_cpu", "sparse_reward_cpu"])
+@pytest.mark.parametrize("name", ["grpo_vs_ppo", "grpo_vs_ppo_cpu", "grpo_vs_ppo_bf16_cpu", "grpo_vs_ppo_gpu",
+                                  "sparse_reward_cpu", "sparse_reward_gpu"])
 def test_matched_grpo_and_ppo_differ_only_in_the_advantage_source(name):
     """arm=grpo vs arm=ppo_matched: the composed configs differ in algorithm.name alone
     (group-relative advantages vs a critic through GAE); PPO as practiced adds its
@@ -299,14 +300,46 @@ def test_sparse_rewards_are_scored_on_products_of_two_digit_operands():
 
 def test_gpu_tool_experiment_keeps_the_cpu_questions_with_a_larger_model():
     cpu = compose_with_hydra(["experiment=tools_cpu"])
-    gpu = compose_with_hydra(["experiment=tools"])
+    gpu = compose_with_hydra(["experiment=tools_gpu"])
     assert gpu.hydra.sweeper.params.arm == cpu.hydra.sweeper.params.arm == "tool,no_tool,tool_bonus"
     assert OmegaConf.to_container(gpu.comparison) == OmegaConf.to_container(cpu.comparison)
     assert dict(gpu.reward.weights) == dict(cpu.reward.weights)
     assert gpu.model.path == "Qwen/Qwen2.5-1.5B-Instruct" and gpu.trainer.device == "cuda"
     assert gpu.task.min_operand == 100 and gpu.trainer.max_steps > cpu.trainer.max_steps
-    tool = compose_with_hydra(["experiment=tools", "arm=tool"])
+    tool = compose_with_hydra(["experiment=tools_gpu", "arm=tool"])
     assert tool.rollout.environment == "calculator" and tool.warm_start.demonstrations == "calculator"
+
+
+# Each registered CPU experiment and its GPU version (same question, arms and analysis).
+GPU_VERSIONS = [("grpo_vs_ppo_bf16_cpu", "grpo_vs_ppo_gpu"), ("adv_norm_cpu", "adv_norm_gpu"),
+                ("dr_grpo_length_cpu", "dr_grpo_length_gpu"), ("sparse_reward_cpu", "sparse_reward_gpu"),
+                ("tools_cpu", "tools_gpu")]
+
+
+@pytest.mark.parametrize("cpu_name, gpu_name", GPU_VERSIONS)
+def test_gpu_versions_keep_the_registered_design(cpu_name, gpu_name):
+    """The GPU file asks the CPU file's question: its arms (grpo_vs_ppo_gpu adds PPO as
+    practiced back), comparison, reward and probe, with a larger model on a GPU in
+    precision=auto (bf16 autocast over float32 weights there); every arm is a valid job,
+    and the internal pilot's seeds (100, 101) stay out of the confirmatory ones."""
+    from grpo_lab.config.validate import validate_config
+
+    cpu, gpu = compose_with_hydra([f"experiment={cpu_name}"]), compose_with_hydra([f"experiment={gpu_name}"])
+    cpu_params, gpu_params = cpu.hydra.sweeper.params, gpu.hydra.sweeper.params
+    assert list(gpu_params) == list(cpu_params)  # the same axes, seeds outer
+    arm_key = list(cpu_params)[1]
+    assert set(str(cpu_params[arm_key]).split(",")) <= set(str(gpu_params[arm_key]).split(","))
+    assert OmegaConf.to_container(gpu.comparison) == OmegaConf.to_container(cpu.comparison)
+    assert dict(gpu.reward.weights) == dict(cpu.reward.weights)
+    assert bool(gpu.probe.steps) == bool(cpu.probe.steps) and gpu.probe.at_start == cpu.probe.at_start
+    assert gpu.trainer.device == "cuda" and gpu.model.path.startswith("Qwen/")
+    assert (gpu.rollout.dtype, gpu.trainer.mixed_precision, gpu.trainer.dtype) == ("auto", "auto", "auto")
+    assert gpu.trainer.max_steps in gpu.eval.steps + [gpu.trainer.max_steps] and gpu.eval.at_start
+    seeds = {int(s) for s in str(gpu_params["trainer.seed"]).split(",")}
+    assert len(seeds) >= 5 and not seeds & {100, 101}
+    for arm in str(gpu_params[arm_key]).split(","):
+        # No GPU here: the config check would refuse trainer.device=cuda.
+        validate_config(compose_with_hydra([f"experiment={gpu_name}", f"{arm_key}={arm}", "trainer.device=cpu"]))
 
 
 @pytest.mark.parametrize("name", ["grpo_vs_ppo_cpu", "algo_zoo_cpu", "tldr_cpu", "report_example"])
