@@ -285,7 +285,8 @@ def _secondary_section(frame: pd.DataFrame, metric: str, settings: Comparison) -
                                                     needed]]
         lines += [f"### Also held out: {other} ({unit})", "", markdown_table(table), ""]
         if finals.attrs["left_out"]:
-            lines += [f"Left out: {', '.join(f'`{r}`' for r in finals.attrs['left_out'])}, with fewer than "
+            left_out = [run for run in dict.fromkeys(frame["run"]) if run in set(finals.attrs["left_out"])]
+            lines += [f"Left out: {', '.join(f'`{r}`' for r in left_out)}, with fewer than "
                       f"{settings.last_k} evaluations after step 0 where {other} is defined (for a length: "
                       "no answer of that kind).", ""]
         if not pairs.empty:

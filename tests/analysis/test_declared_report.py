@@ -304,11 +304,17 @@ def test_other_held_out_measures_have_their_unit_step_0_and_gain(tmp_path):
 def test_runs_are_listed_in_folder_order_with_every_evaluation(tmp_path):
     """Job 10 after job 8 (not after job 0), and each run's held-out metric at every
     evaluation: what its outcome was read from."""
-    root = write_sweep(tmp_path / "runs")
+    root = write_sweep(tmp_path / "runs", comparison={"outcome": "last_k", "last_k": 2})
     (root / "1").rename(root / "10")
+    for run in root.iterdir():  # 2 and 10 have no wrong answer at the last evaluation
+        rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        for row in rows:
+            row["eval/mean_length_wrong"] = None if row is rows[-1] and run.name in ("2", "10") else 20.0
+        (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     text = write_report(root, tmp_path / "out").read_text()
     rows = table_rows(text, "## Runs")
     assert [r["run"] for r in rows] == ["0", "2", "3", "4", "5", "6", "7", "8", "10"]
+    assert "Left out: `2`, `10`, with fewer than 2 evaluations" in text
     for row in rows:
         metrics = [json.loads(line) for line in (root / row["run"] / "metrics.jsonl").read_text().splitlines()]
         assert row["eval/accuracy by step"] == ", ".join(f"{m['step']}: {m['eval/accuracy']:.4f}" for m in metrics)
