@@ -91,6 +91,22 @@ def test_two_training_steps_in_bf16(device, device_config, precision):
     assert any(not torch.equal(before[k], after[k]) for k in before)  # the updates moved the weights
 
 
+def test_the_gpu_preset_trains_float32_weights_that_a_step_at_its_lr_moves(device, device_config):
+    """trainer=gpu with precision=auto (what every GPU experiment file composes): float32
+    weights, bf16 autocast on a GPU, and one step at the preset's lr of 1e-6 changes the
+    layers' weights, which in bf16 it would mostly leave where they were."""
+    trainer = Trainer(device_config("run", "trainer=gpu", f"trainer.device={device.type}", "precision=auto",
+                                    "trainer.lr=1e-6", "trainer.max_steps=1"))
+    if device.type == "cuda":
+        assert (trainer.cfg.trainer.mixed_precision, trainer.cfg.rollout.dtype) == ("bf16", None)
+    layers = {k: v for k, v in _weights(trainer.policy).items() if ".layers." in k}
+    assert {v.dtype for v in layers.values()} == {torch.float32} and "warning" not in trainer.precision
+    trainer.train()
+    after = trainer.policy.state_dict()
+    changed = sum(int((after[k] != v).sum()) for k, v in layers.items())
+    assert changed / sum(v.numel() for v in layers.values()) > 0.9
+
+
 def test_checkpoint_written_and_resumed_gives_the_uninterrupted_run(device, device_config):
     """2 steps, then the same run resumed to 4, equals 4 steps straight: weights,
     optimizer state and RNG streams restored on the device. Eager attention: fused
