@@ -285,7 +285,7 @@ def _secondary_section(frame: pd.DataFrame, metric: str, settings: Comparison) -
                                                     needed]]
         lines += [f"### Also held out: {other} ({unit})", "", markdown_table(table), ""]
         if finals.attrs["left_out"]:
-            left_out = [run for run in dict.fromkeys(frame["run"]) if run in set(finals.attrs["left_out"])]
+            left_out = sorted(finals.attrs["left_out"], key=_folder_order(frame).__getitem__)
             lines += [f"Left out: {', '.join(f'`{r}`' for r in left_out)}, with fewer than "
                       f"{settings.last_k} evaluations after step 0 where {other} is defined (for a length: "
                       "no answer of that kind).", ""]
@@ -484,11 +484,16 @@ def _paired_per_run(runs: pd.DataFrame, labels: dict[str, str]) -> list[str]:
     return lines
 
 
+def _folder_order(frame: pd.DataFrame) -> dict[str, int]:
+    """Each run's place in the folder's order (job 2 before job 10), as the frame holds them."""
+    return {run: i for i, run in enumerate(dict.fromkeys(frame["run"]))}
+
+
 def _runs_section(frame: pd.DataFrame, finals: pd.DataFrame, metric: str, outcome: str) -> list[str]:
     """One row per run, in the folder's order (job 2 before job 10): its outcome, for a
     held-out metric its value at every evaluation (what the outcome was read from), and
     the settings it was run with."""
-    order = {run: i for i, run in enumerate(dict.fromkeys(frame["run"]))}
+    order = _folder_order(frame)
     runs = finals.sort_values("run", key=lambda column: column.map(order)).reset_index(drop=True)
     runs = runs.rename(columns={"final": f"{metric} ({outcome})"})
     if metric.startswith("eval/"):
