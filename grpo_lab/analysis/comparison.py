@@ -73,8 +73,8 @@ def comparison_from(values: Mapping[str, Any], declared: Sequence[str] = (),
     alpha, power = _number("alpha", merged["alpha"]), _number("power", merged["power"])
     if not 0 < alpha < 0.5:
         raise ValueError(f"comparison.alpha={alpha!r} must lie in (0, 0.5)")
-    if not 0 < power < 1:
-        raise ValueError(f"comparison.power={power!r} must lie in (0, 1)")
+    if not 0.5 <= power < 1:
+        raise ValueError(f"comparison.power={power!r} must lie in [0.5, 1)")
     margin = merged["margin"]
     if margin is not None:
         margin = _number("margin", margin)

@@ -228,9 +228,10 @@ def how_to_read(settings: Comparison, points: bool, family: int = 1) -> str:
     if settings.margin is not None:
         delta = in_units(settings.margin, points)
         if settings.reference:
+            # The pessimistic end of A - B is its low end when higher is better, its high end when lower is.
+            bound = f"`{low}`) is above -{delta}" if settings.higher_is_better else f"`{high}`) is below +{delta}"
             items.append(f"**A non-inferior to B within {delta}**: A may be worse than the reference B, but by less "
-                         f"than {delta}: even the pessimistic end of the {level2} interval (`{low}`) is above "
-                         f"-{delta}{holm_clause}.")
+                         f"than {delta}: even the pessimistic end of the {level2} interval ({bound}{holm_clause}.")
         items.append(f"**equivalent within ±{delta}**: A and B differ by less than {delta} either way: the whole "
                      f"{level2} interval (`{low}` to `{high}`) lies between -{delta} and +{delta} (two one-sided "
                      f"tests{holm_clause}).")
@@ -281,8 +282,9 @@ def _secondary_section(frame: pd.DataFrame, metric: str, settings: Comparison) -
         if not starts.empty:
             table = table.merge(starts, on="variant", how="left")
         needed = seeds_column(settings.power)
-        pairs = pair_table(finals, settings.power)[["A", "B", "A - B", "ci_low", "ci_high", "A wins", "verdict",
-                                                    needed]]
+        # Lengths and rates have no "better" direction: the counts say where the value was higher.
+        pairs = pair_table(finals, settings.power).rename(columns={"A wins": "A higher"})[
+            ["A", "B", "A - B", "ci_low", "ci_high", "A higher", "verdict", needed]]
         lines += [f"### Also held out: {other} ({unit})", "", markdown_table(table), ""]
         if finals.attrs["left_out"]:
             left_out = sorted(finals.attrs["left_out"], key=_folder_order(frame).__getitem__)
@@ -291,7 +293,7 @@ def _secondary_section(frame: pd.DataFrame, metric: str, settings: Comparison) -
                       "no answer of that kind).", ""]
         if not pairs.empty:
             lines += [markdown_table(pairs), ""]
-        gains = gain_table(frame, finals, other, settings.power)
+        gains = gain_table(frame, finals, other, settings.power).rename(columns={"runs gained": "runs higher"})
         if not gains.empty:
             lines += ["Against step 0, per variant:", "", markdown_table(gains), ""]
     if lines:

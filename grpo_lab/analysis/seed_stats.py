@@ -33,9 +33,10 @@ import warnings
 from typing import Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 from scipy import stats
 
-from grpo_lab.analysis.verdicts import seeds_for_power
+from grpo_lab.analysis.verdicts import no_spread, seeds_for_power
 
 CONFIDENCE = 0.95
 BOOTSTRAP_RESAMPLES = 5000
@@ -98,6 +99,28 @@ def probability_of_improvement(a: Sequence[float], b: Sequence[float]) -> float:
     return float(stats.mannwhitneyu(x, y).statistic) / (len(x) * len(y))
 
 
+def by_seed(runs: pd.DataFrame, column: str) -> dict[str, dict[int, float]]:
+    """``{variant: {seed: value of column}}`` from one row per run. Two runs of a variant
+    with the same seed are refused: a pair over seeds would keep one of them silently
+    (two sweeps copied into one folder, or a swept key missing from the variant)."""
+    twice = runs[runs.duplicated(["variant", "seed"], keep=False)]
+    if not twice.empty:
+        first = twice.iloc[0]
+        names = ", ".join(str(r) for r in twice[(twice["variant"] == first["variant"])
+                                                & (twice["seed"] == first["seed"])]["run"])
+        raise ValueError(f"variant {first['variant']!r} has more than one run with seed {first['seed']} "
+                         f"({names}): pairs over seeds need one run per seed and variant; compare one sweep "
+                         "at a time, or name the key that differs between them as a variant key (--by)")
+    return {v: dict(zip(g["seed"], g[column])) for v, g in runs.groupby("variant", sort=False)}
+
+
+def finite_mean(values: Mapping[int, float]) -> float:
+    """The mean of the finite values (NaN when none): a run without a value does not
+    decide which arm is listed first."""
+    data = _finite(list(values.values()))
+    return float(data.mean()) if len(data) else math.nan
+
+
 def verdict(low: float, high: float, a: str = "A", b: str = "B") -> str:
     if math.isnan(low) or math.isnan(high):
         return "cannot tell (too few runs)"
@@ -118,14 +141,6 @@ def seeds_needed(differences: Sequence[float], power: float = SEEDS_POWER) -> fl
     if len(data) < 2:
         return math.nan
     return seeds_for_power(float(data.std(ddof=1)), float(data.mean()), alpha=1 - CONFIDENCE, power=power)
-
-
-def no_spread(values: np.ndarray) -> bool:
-    """Whether values differ by rounding alone (0.5 + 0.1 - 0.5 is not exactly 0.1): a
-    t-test on them would divide by a standard deviation of rounding noise (scipy warns of
-    catastrophic cancellation) and report an interval of nothing but that noise."""
-    scale = max(1.0, float(np.abs(values).max()))
-    return float(np.ptp(values)) <= 1e-9 * scale
 
 
 def compare_pair(a: Mapping[int, float], b: Mapping[int, float], power: float = SEEDS_POWER

@@ -24,6 +24,7 @@ import math
 
 import pandas as pd
 
+from grpo_lab.analysis.seed_stats import by_seed
 from grpo_lab.analysis.verdicts import holm
 
 COLLAPSE_DROP = 0.05  # accuracy (a fraction): 5 points below the run's step 0
@@ -93,7 +94,7 @@ def stability_pairs(runs: pd.DataFrame, reference: str | None = None, alpha: flo
     """Each variant against ``reference`` (every pair when None), over the seeds both ran:
     unstable runs of each, the discordant pairs, McNemar's exact p (Holm-corrected over
     the pairs when there are several) and the verdict."""
-    by_variant = {v: dict(zip(g["seed"], g["unstable"])) for v, g in runs.groupby("variant", sort=False)}
+    by_variant = by_seed(runs, "unstable")
     variants = sorted(by_variant)
     if reference is not None and reference in by_variant:
         pairs = [(v, reference) for v in variants if v != reference]

@@ -38,7 +38,9 @@ from grpo_lab.analysis.comparison import Comparison
 from grpo_lab.analysis.frame import with_variants
 from grpo_lab.analysis.seed_stats import (
     SEEDS_POWER,
+    by_seed,
     compare_pair,
+    finite_mean,
     probability_of_improvement,
     summarize,
     verdict,
@@ -259,8 +261,8 @@ def pair_table(finals: pd.DataFrame, power: float = SEEDS_POWER) -> pd.DataFrame
     which that verdict would reach ``power`` if the observed difference and spread held
     (``seed_stats.seeds_needed``), as a label: a count, "> 10000", "no difference
     observed", or "–" (unpaired)."""
-    by_variant = {v: dict(zip(g["seed"], g["final"])) for v, g in finals.groupby("variant", sort=False)}
-    means = {v: np.mean(list(d.values())) for v, d in by_variant.items()}
+    by_variant = by_seed(finals, "final")
+    means = {v: finite_mean(d) for v, d in by_variant.items()}
     needed = seeds_column(power)
     rows = []
     for first, second in itertools.combinations(sorted(by_variant, key=lambda v: (-means[v], v)), 2):
@@ -454,8 +456,8 @@ def verdict_table(finals: pd.DataFrame, comparison: Comparison, metric: str, ana
     narrow_low, narrow_high = narrow_columns(comparison.alpha)
     needed_column = seeds_column(comparison.power)
     margin_column = f"seeds for the margin at {100 * comparison.power:.0f}% power"
-    by_variant = {v: dict(zip(g["seed"], g["final"])) for v, g in finals.groupby("variant", sort=False)}
-    means = {v: float(np.mean(list(d.values()))) for v, d in by_variant.items()}
+    by_variant = by_seed(finals, "final")
+    means = {v: finite_mean(d) for v, d in by_variant.items()}
     pairs = comparison_pairs(list(by_variant), means, reference, comparison.higher_is_better)
     planning_alpha = comparison.alpha / max(1, len(pairs))
 
@@ -636,7 +638,7 @@ def per_run_pair_table(runs: pd.DataFrame, column: str, alpha: float = 0.05) -> 
     # value was the higher one (more memory is not a win).
     pairs = pairs.rename(columns={"A wins": "A higher"})
     if len(pairs) > 1:
-        by_variant = {v: dict(zip(g["seed"], g["final"])) for v, g in finals.groupby("variant")}
+        by_variant = by_seed(finals, "final")
         raw = [_superiority_p(by_variant[a], by_variant[b]) for a, b in zip(pairs["A"], pairs["B"])]
         adjusted = holm(raw)
         pairs["p (Holm)"] = adjusted

@@ -91,14 +91,14 @@ class StudentT:
 
     def p_greater(self, value: float) -> float:
         """One-sided p-value of H0 ``difference <= value`` against ``> value``."""
-        if self.se == 0.0:
-            return 0.0 if self.mean > value else 1.0
+        if self.se == 0.0:  # a difference on the bound itself, up to round-off, is H0
+            return 0.0 if self.mean > value and not on_bound(self.mean, value) else 1.0
         return float(stats.t.sf((self.mean - value) / self.se, self.df))
 
     def p_less(self, value: float) -> float:
         """One-sided p-value of H0 ``difference >= value`` against ``< value``."""
         if self.se == 0.0:
-            return 0.0 if self.mean < value else 1.0
+            return 0.0 if self.mean < value and not on_bound(self.mean, value) else 1.0
         return float(stats.t.cdf((self.mean - value) / self.se, self.df))
 
 
@@ -121,13 +121,29 @@ class Bootstrap:
 
 Difference = StudentT | Bootstrap
 
+ROUND_OFF = 1e-9  # relative: 0.45 - 0.50 is -0.04999999999999999, which is -0.05
+
+
+def on_bound(value: float, bound: float) -> bool:
+    """Whether ``value`` equals ``bound`` up to float round-off."""
+    return abs(value - bound) <= ROUND_OFF * max(1.0, abs(bound))
+
+
+def no_spread(values: np.ndarray) -> bool:
+    """Whether values differ by rounding alone (0.5 + 0.1 - 0.5 is not exactly 0.1): a
+    t-test on them would divide by a standard deviation of rounding noise (scipy warns of
+    catastrophic cancellation) and report an interval of nothing but that noise."""
+    scale = max(1.0, float(np.abs(values).max()))
+    return float(np.ptp(values)) <= ROUND_OFF * scale
+
 
 def paired_t(differences: Sequence[float]) -> StudentT:
     """The paired-t distribution of the mean of per-seed differences (>= 2 of them)."""
     d = np.asarray(differences, dtype=float)
     if len(d) < 2 or not np.all(np.isfinite(d)):
         raise ValueError(f"differences={list(d)} must be at least 2 finite values")
-    return StudentT(float(d.mean()), float(d.std(ddof=1) / math.sqrt(len(d))), len(d) - 1)
+    se = 0.0 if no_spread(d) else float(d.std(ddof=1) / math.sqrt(len(d)))
+    return StudentT(float(d.mean()), se, len(d) - 1)
 
 
 def welch_t(a: Sequence[float], b: Sequence[float]) -> StudentT:
@@ -236,8 +252,8 @@ def seeds_for_power(sd: float, gain: float, hypothesis: str = SUPERIORITY, margi
         raise ValueError(f"hypothesis={hypothesis!r} must be one of {', '.join(HYPOTHESES)}")
     if not 0 < alpha < 0.5:
         raise ValueError(f"alpha={alpha!r} must lie in (0, 0.5)")
-    if not 0 < power < 1:
-        raise ValueError(f"power={power!r} must lie in (0, 1)")
+    if not 0.5 <= power < 1:  # below 0.5 the t-quantile sum is not monotone in n
+        raise ValueError(f"power={power!r} must lie in [0.5, 1)")
     if math.isnan(sd) or math.isnan(gain):
         return math.nan
     if hypothesis == SUPERIORITY:
@@ -249,8 +265,9 @@ def seeds_for_power(sd: float, gain: float, hypothesis: str = SUPERIORITY, margi
             q, effect = power, gain + margin
         else:
             q, effect = (1 - (1 - power) / 2 if gain == 0 else power), margin - abs(gain)
-    # An effect below a billionth of the spread is float round-off (0.1 - 0.15 + 0.05): none.
-    if effect <= 1e-9 * sd:
+    # An effect below a billionth of the problem's scale is float round-off (0.1 - 0.15 +
+    # 0.05, or a difference exactly on the margin): none, whatever the spread.
+    if effect <= ROUND_OFF * max(sd, abs(gain), margin or 0.0):
         return math.inf
     if sd == 0:
         return 2.0

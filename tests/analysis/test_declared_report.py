@@ -293,7 +293,7 @@ def test_other_held_out_measures_have_their_unit_step_0_and_gain(tmp_path):
         assert float(gain["gain"]) == pytest.approx(end - start, abs=1e-4)
         # Every run gained the same 0.375: no spread, so the interval is the gain itself.
         assert float(gain["ci_low"]) == pytest.approx(0.375, abs=1e-4)
-        assert gain["verdict"] == "outcome > step 0" and gain["runs gained"] == "3/3"
+        assert gain["verdict"] == "outcome > step 0" and gain["runs higher"] == "3/3"  # lengths and rates: no "better" side
     # A measure undefined at an evaluation leaves that run out of its table, said so, not refused.
     wrong = "### Also held out: eval/mean_length_wrong (tokens)"
     assert {r["variant"]: r["runs"] for r in table_rows(text, wrong)}["algorithm=ppo"] == "2"
@@ -318,3 +318,14 @@ def test_runs_are_listed_in_folder_order_with_every_evaluation(tmp_path):
     for row in rows:
         metrics = [json.loads(line) for line in (root / row["run"] / "metrics.jsonl").read_text().splitlines()]
         assert row["eval/accuracy by step"] == ", ".join(f"{m['step']}: {m['eval/accuracy']:.4f}" for m in metrics)
+
+
+def test_how_to_read_names_the_pessimistic_end_of_the_interval_for_each_direction():
+    from grpo_lab.analysis.report import how_to_read
+
+    higher = how_to_read(comparison_from({"reference": "b", "margin": 5.0, "hypothesis": "non_inferiority"}), False)
+    lower = how_to_read(comparison_from({"reference": "b", "margin": 5.0, "hypothesis": "non_inferiority",
+                                         "higher_is_better": False}), False)
+    # Lower is better (lengths): A is worse when A - B is high, so the bound to read is the high one.
+    assert "interval (`ci90_low`) is above -5" in higher and "ci90_high`) is below" not in higher
+    assert "interval (`ci90_high`) is below +5" in lower and "ci90_low`) is above" not in lower

@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from grpo_lab.analysis.frame import RunRecord, runs_frame
@@ -316,3 +317,21 @@ def test_gain_over_step_0_is_paired_over_each_variants_seeds():
     assert (up["runs gained"], up["verdict"]) == ("3/3", "outcome > step 0")
     assert flat["gain"] == pytest.approx(0.0167, abs=1e-4) and flat["verdict"] == "not distinguishable at 95%"
     assert up["ci_low"] > 0 > flat["ci_low"]
+
+
+def test_a_run_without_a_value_does_not_decide_which_arm_is_listed_first():
+    # x's mean over its finite values is 0.55, y's 0.75: y is the better arm, listed as A.
+    finals = pd.DataFrame([{"run": f"{v}{s}", "variant": v, "seed": s, "steps": 10, "final": x}
+                           for v, vals in {"x": (0.5, math.nan, 0.6), "y": (0.7, 0.8, 0.75)}.items()
+                           for s, x in enumerate(vals)])
+    row = pair_table(finals).iloc[0]
+    assert (row["A"], row["B"]) == ("y", "x")
+    assert row["A - B"] == pytest.approx(0.175)  # over the two seeds both have
+
+
+def test_two_runs_of_a_variant_with_one_seed_are_refused_not_silently_paired():
+    finals = pd.DataFrame([{"run": r, "variant": v, "seed": s, "steps": 10, "final": x}
+                           for r, v, s, x in [("a0", "a", 0, 0.5), ("a0-again", "a", 0, 0.9), ("a1", "a", 1, 0.6),
+                                              ("b0", "b", 0, 0.4), ("b1", "b", 1, 0.5)]])
+    with pytest.raises(ValueError, match=r"variant 'a' has more than one run with seed 0 \(a0, a0-again\)"):
+        pair_table(finals)

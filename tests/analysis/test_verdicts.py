@@ -204,3 +204,26 @@ def test_problem_level_interval_is_narrower_when_problem_difficulty_is_shared():
     assert problem_cover >= seed_cover and problem_cover >= 0.95
     unshared_problem_width = results[False][0][0]
     assert unshared_problem_width > 1.3 * problem_width
+
+
+def test_a_difference_exactly_on_the_margin_is_no_verdict_whatever_the_rounding():
+    # 0.45 - 0.50 is -0.04999999999999999 in floats: the null "A is 5 points worse" holds
+    # with equality, so neither non-inferiority nor equivalence may be declared, and no
+    # number of seeds would change that.
+    for a, b in ((0.45, 0.50), (0.35, 0.40)):
+        for spread in ((0.0, 0.0, 0.0), (0.0, 0.02, -0.02)):  # no spread; every seed exactly -5 points
+            d = [(a + s) - (b + s) for s in spread]
+            superiority, non_inferiority, equivalence = verdicts(d)
+            assert non_inferiority == "cannot tell (A observed more than 5 points worse)", (a, spread)
+            assert equivalence == "cannot tell (observed difference beyond ±5 points)", (a, spread)
+            assert paired_t(d).se == 0.0
+    assert seeds_for_power(1e-17, -0.05 + 1e-18, NON_INFERIORITY, 0.05) == math.inf
+    assert StudentT(0.05 + 1e-18, 0.0, 2).p_greater(0.05) == 1.0
+    assert StudentT(0.0501, 0.0, 2).p_greater(0.05) == 0.0
+
+
+def test_power_below_one_half_is_refused():
+    # Below 0.5 the t-quantile sum is not monotone in n: the search would answer 53-881
+    # where 2 seeds already suffice.
+    with pytest.raises(ValueError, match=r"power=0.3 must lie in \[0.5, 1\)"):
+        seeds_for_power(0.1, 0.05, SUPERIORITY, power=0.3)
