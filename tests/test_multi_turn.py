@@ -9,6 +9,7 @@ import re
 import pytest
 import torch
 
+from grpo_lab.algos.gae import token_level_rewards
 from grpo_lab.config.validate import validate_config
 from grpo_lab.engine.forward import batched_logprobs
 from grpo_lab.envs import Environment, Step
@@ -80,6 +81,10 @@ def test_two_turn_trajectory_is_masked_token_by_token(tiny):
     assert batch.env_mask[0].tolist() == [0, 0, 0, *[1] * n, 0, 0]
     assert batch.attention_mask[0].tolist() == [1] * (3 + 5 + n)
     assert [m["role"] for m in batch.completions[0]] == ["assistant", "user", "assistant"]
+    # PPO's outcome reward lands on the model's last token (the EOS of its second turn),
+    # not on the token at position "number of model tokens - 1", inside the feedback.
+    rewards = token_level_rewards(torch.tensor([1.0]), batch.completion_mask)
+    assert rewards[0].nonzero().flatten().tolist() == [3 + n + 1]
 
 
 def test_log_probs_of_a_multi_turn_batch_equal_one_forward_pass_per_episode(tiny):

@@ -117,6 +117,13 @@ def test_arm_settings_in_range_pass():
     (["algorithm.entropy_coef=-0.01"], r"^algorithm.entropy_coef=-0.01 must be >= 0"),
     (["trainer.max_grad_norm=-1"], r"^trainer.max_grad_norm=-1.0 must be >= 0"),
     (["trainer.warmup_steps=-3"], r"^trainer.warmup_steps=-3 must be >= 0$"),
+    # An episode's model tokens add up over its turns: read against one turn's limit, a
+    # 3-turn episode was penalized with no turn truncated.
+    (["rollout.environment=calculator", "reward.overlong_buffer=8"],
+     r"^reward.overlong_buffer=8 does not support rollout.environment=calculator yet"),
+    # A shared value head trains only inside the policy's update: its warm-up trained nothing.
+    (["algorithm=ppo", "algorithm.critic.mode=shared", "algorithm.critic.warmup_steps=2"],
+     r"^algorithm.critic.warmup_steps=2 needs algorithm.critic.mode=separate \(got shared\)"),
     (["advantage=pass_at_k", "advantage.pass_threshold=-0.5"], r"^advantage.pass_threshold=-0.5 must be >= 0"),
     # All weights 0: the run trained on a constant 0 (empty weights were already refused).
     (["reward.weights.correctness_lenient=0", "reward.weights.format=0"],

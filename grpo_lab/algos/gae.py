@@ -14,8 +14,11 @@ import torch
 
 
 def last_token_index(mask: torch.Tensor) -> torch.Tensor:
-    """Index of the last 1 in each row of a right-padded 0/1 mask, ``[B]``."""
-    return (mask.sum(dim=1).long() - 1).clamp(min=0)
+    """Index of the last 1 in each row of a 0/1 mask, ``[B]`` (0 for a row without one).
+    Not the count of 1s: a multi-turn completion has the environment's tokens masked out
+    between the model's turns."""
+    positions = torch.arange(mask.shape[1], device=mask.device)
+    return (mask.long() * positions).argmax(dim=1)
 
 
 def token_level_rewards(
@@ -36,21 +39,24 @@ def gae_advantages(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """GAE(gamma, lambda) (Schulman et al. 2016, arXiv:1506.02438, eq. 16), per token.
 
-    ``delta_t = r_t + gamma * V(s_{t+1}) - V(s_t)``, ``A_t = delta_t + gamma * lam * A_{t+1}``,
-    with ``V = 0`` after the last real token (the episode ends there). Returns
-    ``(advantages, returns)``, both ``[B, T]`` and 0 on padding; ``returns = A + V`` are
-    the value targets.
+    ``delta_t = r_t + gamma * V(s_{t'}) - V(s_t)``, ``A_t = delta_t + gamma * lam * A_{t'}``,
+    where ``t'`` is the next real (mask 1) token and ``V = 0`` after the last one (the
+    episode ends there). Masked tokens are not steps: padding after the end, and in a
+    multi-turn completion the environment's tokens between the model's turns, which the
+    recursion passes over (as verl's multi-turn GAE). Returns ``(advantages, returns)``,
+    both ``[B, T]`` and 0 where masked; ``returns = A + V`` are the value targets.
     """
     mask = mask.float()
     values = values.float() * mask
-    steps = rewards.shape[1]
     advantages = torch.zeros_like(values)
-    running = torch.zeros_like(values[:, 0])
-    for t in reversed(range(steps)):
-        next_mask = mask[:, t + 1] if t + 1 < steps else torch.zeros_like(running)
-        next_value = values[:, t + 1] * next_mask if t + 1 < steps else torch.zeros_like(running)
+    running = torch.zeros_like(values[:, 0])  # A at the next real token
+    next_value = torch.zeros_like(running)  # V at the next real token
+    for t in reversed(range(rewards.shape[1])):
+        m = mask[:, t]
         delta = rewards[:, t] + gamma * next_value - values[:, t]
-        running = delta + gamma * lam * next_mask * running
+        # torch.where, not m * x + (1 - m) * y: a real token's values pass through unrounded.
+        running = torch.where(m > 0, delta + gamma * lam * running, running)
+        next_value = torch.where(m > 0, values[:, t], next_value)
         advantages[:, t] = running
     advantages = advantages * mask
     return advantages, (advantages + values) * mask
@@ -62,17 +68,17 @@ def masked_whiten(
     eps: float = 1e-8,
     sum_over_shards: Callable[[list[float]], list[float]] | None = None,
 ) -> torch.Tensor:
-    """(x - mean) / std over the real tokens of the batch; padding stays 0.
+    """(x - mean) / std over the real tokens of the batch (the unbiased std); padding stays 0.
 
     With the batch split over processes, ``sum_over_shards`` (element-wise sum of a list
     of floats over all of them) makes mean and std those of the whole batch."""
     total = sum_over_shards or (lambda xs: xs)
     mask = mask.float()
     count, value_sum = total([mask.sum().item(), (values * mask).sum().item()])
-    count = max(count, 1.0)
-    mean = value_sum / count
+    mean = value_sum / max(count, 1.0)
     (square_sum,) = total([((values - mean).square() * mask).sum().item()])
-    return (values - mean) * (square_sum / count + eps) ** -0.5 * mask
+    variance = square_sum / max(count - 1.0, 1.0)  # unbiased, as verl's masked_whiten
+    return (values - mean) * (variance + eps) ** -0.5 * mask
 
 
 def clipped_value_loss(

@@ -184,7 +184,7 @@ class CriticConfig:
     mode: str = "separate"
     # Learning rate of the separate critic.
     lr: float = 1e-5
-    # Steps at the start that train only the critic (policy frozen).
+    # Steps at the start that train only the critic (policy frozen); mode=separate only.
     warmup_steps: int = 0
 
 

@@ -119,6 +119,12 @@ def validate_config(cfg: Any) -> None:
             "the sign of advantages and train away from the reward (0 is allowed: a tie gives exactly 0)"
         )
     _at_least("algorithm.critic.warmup_steps", algo.critic.warmup_steps, 0)
+    if algo.critic.warmup_steps > 0 and algo.critic.mode == "shared":
+        raise ConfigError(
+            f"algorithm.critic.warmup_steps={algo.critic.warmup_steps} needs algorithm.critic.mode=separate "
+            "(got shared): a shared value head trains only inside the policy's update, so its warm-up steps "
+            "would train nothing"
+        )
     for key in ("gamma", "lam"):
         if not 0.0 <= algo[key] <= 1.0:
             raise ConfigError(f"algorithm.{key}={algo[key]} must be in [0, 1]")
@@ -326,6 +332,12 @@ def _check_arms(cfg: Any) -> None:
             f"reward.overlong_buffer={cfg.reward.overlong_buffer} must be in [0, rollout.max_new_tokens={max_new}]"
         )
     _at_least("reward.overlong_penalty", cfg.reward.overlong_penalty, 0.0)
+    if cfg.reward.overlong_buffer and cfg.rollout.environment:
+        raise ConfigError(
+            f"reward.overlong_buffer={cfg.reward.overlong_buffer} does not support rollout.environment="
+            f"{cfg.rollout.environment} yet: the penalty reads a completion's length against "
+            "rollout.max_new_tokens, a limit of one turn, and an episode's model tokens add up over its turns"
+        )
     kl = cfg.kl
     if kl.target is not None:
         if kl.placement != "reward" or kl.coef <= 0:

@@ -26,6 +26,23 @@ def test_kl_penalty_spreads_over_real_tokens():
     )
 
 
+def test_multi_turn_gae_passes_over_the_environments_tokens():
+    # A completion of two model turns with the environment's reply (masked) between them:
+    # model tokens 0-2, environment 3-4, model 5-6, padding 7. The outcome reward lands on
+    # token 6, the model's last; the environment's tokens are not steps: with V = 0,
+    # gamma 1, lambda 0.95, A_6 = 1, A_5 = 0.95, A_2 = 0.95^2, A_1 = 0.95^3, A_0 = 0.95^4.
+    mask = torch.tensor([[1, 1, 1, 0, 0, 1, 1, 0]])
+    rewards = token_level_rewards(torch.tensor([1.0]), mask)
+    assert rewards.tolist() == [[0, 0, 0, 0, 0, 0, 1.0, 0]]
+    adv, returns = gae_advantages(rewards, torch.zeros(1, 8), mask, gamma=1.0, lam=0.95)
+    expected = torch.tensor([[0.95**4, 0.95**3, 0.95**2, 0, 0, 0.95, 1.0, 0]])
+    torch.testing.assert_close(adv, expected)
+    # With values, the bootstrap value of token 2 is V(token 5), the model's next state.
+    values = torch.tensor([[0.0, 0.0, 0.0, 7.0, 7.0, 0.5, 0.0, 9.0]])
+    adv, _ = gae_advantages(rewards, values, mask, gamma=1.0, lam=0.0)
+    assert adv[0, 2].item() == pytest.approx(0.5) and adv[0, 5].item() == pytest.approx(-0.5)
+
+
 def test_gae_by_hand_with_padding():
     # Two real tokens, then padding whose value (9) must be ignored.
     rewards = torch.tensor([[0.0, 1.0, 0.0]])
@@ -74,10 +91,13 @@ def test_clipped_value_loss_by_hand():
 
 
 def test_masked_whiten_ignores_padding():
+    # Real tokens 1 and 3: mean 2, unbiased std sqrt(2) (verl's masked_whiten; the biased
+    # std 1 would give -1, +1).
     values = torch.tensor([[1.0, 3.0, 100.0]])
     mask = torch.tensor([[1, 1, 0]])
     white = masked_whiten(values, mask)
-    torch.testing.assert_close(white, torch.tensor([[-1.0, 1.0, 0.0]]), atol=1e-4, rtol=0)
+    half = 2**-0.5
+    torch.testing.assert_close(white, torch.tensor([[-half, half, 0.0]]), atol=1e-4, rtol=0)
 
 
 def test_explained_variance():
