@@ -167,14 +167,32 @@ def check_saved_config(checkpoint: str | os.PathLike, cfg: Any, key: str = "trai
     except (OSError, yaml.YAMLError) as err:
         raise ConfigError(f"{key}: checkpoint {checkpoint} has no readable {CONFIG_FILE} to check this run's "
                           f"config against ({err.__class__.__name__}); resume from a complete checkpoint") from None
+    saved = saved if isinstance(saved, dict) else {}
     allowed = (*MAY_DIFFER, *MAY_DIFFER_ON_RESUME)
-    difference = first_difference(saved if isinstance(saved, dict) else {}, cfg, allowed)
+    difference = first_difference(saved, cfg, allowed)
     if difference is not None:
         name, there, now = difference
         raise ConfigError(
             f"{key}: checkpoint {checkpoint} was saved by a run with {name}={describe_value(there)}, this run "
             f"has {name}={describe_value(now)}; allowed to differ on resume: {', '.join(allowed)}"
         )
+    _check_more_steps(checkpoint, saved, cfg, key)
+
+
+def _check_more_steps(checkpoint: str | os.PathLike, saved: dict, cfg: Any, key: str) -> None:
+    """A resumed run may go on to more steps, but not end before its checkpoint (the
+    folder would hold more steps than its config says), and not change the steps under a
+    learning-rate schedule that decays over them (every later step's rate would differ
+    from a run made with the new count from the start)."""
+    trainer = cfg.trainer
+    step, was = checkpoint_step(checkpoint), (saved.get("trainer") or {}).get("max_steps")
+    if step > trainer.max_steps:
+        raise ConfigError(f"{key}: checkpoint {checkpoint} is at step {step}, past this run's trainer.max_steps="
+                          f"{trainer.max_steps}; resume with trainer.max_steps >= {step}")
+    if was is not None and was != trainer.max_steps and trainer.lr_schedule != "constant":
+        raise ConfigError(f"{key}: checkpoint {checkpoint} was saved by a run of trainer.max_steps={was} with "
+                          f"trainer.lr_schedule={trainer.lr_schedule}, whose learning rate decays over those steps; "
+                          f"resume with trainer.max_steps={was} (only a constant schedule may run to more steps)")
 
 
 def load_policy_weights(policy: torch.nn.Module, folder: str | os.PathLike) -> None:

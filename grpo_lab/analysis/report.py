@@ -353,9 +353,10 @@ def _left_out(unfinished: list[RunRecord]) -> list[str]:
     """The runs left out of the report: their last evaluation is not an end of training."""
     if not unfinished:
         return []
-    runs = ", ".join(f"`{r.run}` (step {last_step(r)} of {r.config['trainer']['max_steps']})" for r in unfinished)
-    return [f"**Left out:** {len(unfinished)} run(s) that have not reached their `trainer.max_steps` "
-            f"(still running, or stopped or failed before the end): {runs}.", ""]
+    runs = ", ".join(f"`{r.run}` (step {last_step(r)} of {r.config['trainer']['max_steps']}"
+                     f"{', ended by an error' if r.summary.get('failed') else ''})" for r in unfinished)
+    return [f"**Left out:** {len(unfinished)} run(s) that have not finished: short of their `trainer.max_steps` "
+            f"(still running, or stopped or failed before the end), or ended by an error: {runs}.", ""]
 
 
 def _outcome_rule(metric: str, settings: Comparison) -> str:

@@ -431,6 +431,8 @@ class Trainer:
                 # The untrained policy's gradient noise, a step-0 record of its own.
                 self.trackers.log_metrics({**self.probe.measure(0), **self.budget.metrics()}, 0)
             if self.start_step > 0 and self.evaluates:
+                if self.parallel.is_main:  # the untrained policy's scores, for the summary's start -> end
+                    self.start_eval = self._recorded_scores(0)
                 self._on_main_with_whole_policy(lambda: self._resumed_evaluation(self.start_step))
             with GracefulStop() as stop:
                 for step in bar:
@@ -470,6 +472,8 @@ class Trainer:
             failed = False
         finally:
             summary = self.summary()
+            if failed:  # an error ended it: not a finished run, even when its records reach max_steps
+                summary["failed"] = True
             try:
                 self.trackers.finish(summary, failed=failed)
             finally:
@@ -517,6 +521,15 @@ class Trainer:
         the step's held-out evaluation. Its scores, when recorded, rejoin the step's
         metrics (for the summary); when they are missing (the evaluation failed, or a
         signal stopped the run first) and an evaluation is due at ``step``, it is done now."""
+        recorded = self._recorded_scores(step)
+        if recorded:
+            if self.history:
+                self.history[-1].update(recorded)
+        elif self._evaluation_due(step) and self.history:
+            self._evaluate(step, checkpointed=True)
+
+    def _recorded_scores(self, step: int) -> dict[str, Any]:
+        """The held-out scores this run's records hold for ``step`` (none: {})."""
         recorded: dict[str, Any] = {}
         for line in self._record_lines():
             try:
@@ -526,11 +539,7 @@ class Trainer:
             if isinstance(record, dict) and record.get("step") == step:
                 # NaN is written as null (grpo_lab/tracking/local.py).
                 recorded.update({k: math.nan if v is None else v for k, v in record.items() if k.startswith("eval/")})
-        if recorded:
-            if self.history:
-                self.history[-1].update(recorded)
-        elif self._evaluation_due(step) and self.history:
-            self._evaluate(step, checkpointed=True)
+        return recorded
 
     def _record_lines(self) -> list[str]:
         path = self.output_dir / "metrics.jsonl"

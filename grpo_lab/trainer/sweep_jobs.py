@@ -3,8 +3,8 @@
 A sweep grows by running it again into the same folder (``hydra.sweep.dir=<folder>``),
 for example with one more seed. Every job of a multirun first looks at its job folder:
 
-- it holds a *finished* run (``summary.json`` without ``stopped_by``, records up to the
-  run's ``trainer.max_steps``) of the same config: the job is skipped, one line says so,
+- it holds a *finished* run (``summary.json`` without ``stopped_by`` or ``failed``, records
+  up to the run's ``trainer.max_steps``) of the same config: the job is skipped, one line says so,
   and not a byte of the folder changes (Hydra rewrites its own ``.hydra/`` as it does
   for every job). The report at the end of the multirun reads it like the others;
 - it holds a finished run of another config: the job is refused in one line naming the
@@ -50,7 +50,8 @@ def read_run_config(folder: str | os.PathLike) -> dict[str, Any] | None:
 
 def finished_run(folder: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """(config, summary) of the finished run in ``folder``, or None. Finished: its
-    ``summary.json`` has no ``stopped_by`` and its records reach its ``trainer.max_steps``."""
+    ``summary.json`` has no ``stopped_by`` nor ``failed`` (an error after the last step's
+    record, in its held-out evaluation say) and its records reach its ``trainer.max_steps``."""
     from grpo_lab.trainer.rollback import recorded_steps
 
     folder = Path(folder)
@@ -59,7 +60,7 @@ def finished_run(folder: str | os.PathLike) -> tuple[dict[str, Any], dict[str, A
     except (OSError, ValueError):
         return None
     config = read_run_config(folder)
-    if not isinstance(summary, dict) or summary.get("stopped_by") or config is None:
+    if not isinstance(summary, dict) or summary.get("stopped_by") or summary.get("failed") or config is None:
         return None
     max_steps = (config.get("trainer") or {}).get("max_steps")
     steps = recorded_steps(folder / "metrics.jsonl")

@@ -58,7 +58,7 @@ def test_report_leaves_out_runs_that_have_not_reached_max_steps(tmp_path):
         _with_max_steps(tmp_path / job, 2)
     text = write_report(tmp_path).read_text()
     assert text.startswith("# Comparison of 2 runs")
-    assert "**Left out:** 1 run(s) that have not reached their `trainer.max_steps`" in text
+    assert "**Left out:** 1 run(s) that have not finished: short of their `trainer.max_steps`" in text
     assert "`2` (step 1 of 2)" in text
     assert "| arm=b | 1 | 0.3000 |" in text  # job 1's final reward only, not job 2's 0.9
 

@@ -104,6 +104,29 @@ def test_extending_a_finished_run(tmp_path):
     assert comparable(read_metrics(tmp_path / "ext")) == comparable(read_metrics(tmp_path / "straight"))
 
 
+def test_a_resume_may_not_end_before_its_checkpoint_nor_stretch_a_decaying_schedule(tmp_path):
+    run = tmp_path / "run"
+    train(config(run, "trainer.max_steps=2", "trainer.lr_schedule=linear"))
+    before = (run / "metrics.jsonl").read_text()
+    # A linear schedule decays over max_steps: run to 4, every later step's rate would
+    # differ from a 4-step run's (0.005 where a 4-step run has 0.0025 at step 3).
+    with pytest.raises(ConfigError, match=r"saved by a run of trainer.max_steps=2 with trainer.lr_schedule=linear"):
+        train(config(run, "trainer.max_steps=4", "trainer.lr_schedule=linear", "trainer.resume=auto"))
+    # Fewer steps than the checkpoint's: the folder would hold 2 steps under a 1-step config.
+    with pytest.raises(ConfigError, match=r"is at step 2, past this run's trainer.max_steps=1; resume with "
+                                          r"trainer.max_steps >= 2"):
+        train(config(run, "trainer.max_steps=1", "trainer.lr_schedule=linear", "trainer.resume=auto"))
+    assert (run / "metrics.jsonl").read_text() == before
+
+
+def test_a_resumed_run_keeps_its_start_of_run_scores_in_the_summary(tmp_path):
+    run, held_out = tmp_path / "run", ["eval.at_start=true", "eval.at_end=true", "eval.num_examples=4"]
+    first = train(config(run, "trainer.max_steps=1", *held_out))
+    resumed = train(config(run, "trainer.max_steps=2", "trainer.resume=auto", *held_out))
+    assert "eval_start/accuracy" in first
+    assert resumed["eval_start/accuracy"] == first["eval_start/accuracy"]  # read back from step 0's record
+
+
 def test_checkpoints_kept_and_resume_paths(tmp_path):
     run = tmp_path / "run"
     train(config(run, "trainer.max_steps=3", "trainer.checkpoint_every=1", "trainer.checkpoint_keep=2"))

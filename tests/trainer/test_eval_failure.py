@@ -7,12 +7,13 @@ import json
 
 import pytest
 
-from grpo_lab.analysis.local import local_records, merge_steps, read_metrics
+from grpo_lab.analysis.local import local_records, merge_steps, reached_max_steps, read_metrics
 from grpo_lab.analysis import load_runs
 from grpo_lab.eval.evaluator import Evaluator
 from grpo_lab.trainer import train
 from grpo_lab.trainer.checkpoint import list_checkpoints
 from grpo_lab.trainer.metrics import measures_machine
+from grpo_lab.trainer.sweep_jobs import finished_run
 
 EVAL = ["eval.num_examples=4", "trainer.checkpoint_every_minutes=0"]
 
@@ -44,6 +45,10 @@ def test_a_failing_final_evaluation_keeps_the_last_step_and_resume_evaluates_it(
     assert [s for s, _ in list_checkpoints(run)] == [2]
     summary = json.loads((run / "summary.json").read_text())
     assert summary["steps"] == 2 and summary["budget/optimizer_steps"] == 2
+    # Its records reach max_steps, but the last evaluation is missing: not a finished run
+    # (a sweep grown over it resumes it; a report leaves it out).
+    assert summary["failed"] is True and finished_run(run) is None
+    assert not reached_max_steps(local_records(run)[0])
     assert (f"grpo-lab: held-out evaluation after step 2 failed; step 2 is recorded and checkpointed; "
             f"trainer.resume=auto continues from it and evaluates it again ({run})") in capsys.readouterr().err
 
@@ -53,6 +58,7 @@ def test_a_failing_final_evaluation_keeps_the_last_step_and_resume_evaluates_it(
     assert [r["step"] for r in written] == [1, 2, 2]
     assert set(written[2]) == {"step", *(k for k in written[2] if k.startswith("eval/"))}
     assert summary["steps"] == 2 and summary["eval/accuracy"] == written[2]["eval/accuracy"]
+    assert "failed" not in json.loads((run / "summary.json").read_text()) and finished_run(run) is not None
     assert not (run / "metrics.superseded.jsonl").exists()
     assert sorted({p["step"] for p in read_metrics(run / "eval_problems.jsonl")}) == [2]
     # Readers see each step once: the history and the tidy frame.
