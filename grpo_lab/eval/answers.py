@@ -3,9 +3,12 @@
 ``math-verify`` (Hugging Face) parses LaTeX and plain expressions into sympy and
 compares them symbolically, so ``1/2`` matches ``0.5``, ``\\boxed{18}`` matches ``18``
 and ``$1,234$`` matches ``1234``, where string matching fails. It finds nothing in
-``<answer>1234</answer>``-style tags, so the tagged content is what we hand it; and
-when it parses nothing (or raises), the last number of the answer is compared
-numerically, as the training rewards do.
+``<answer>1234</answer>``-style tags, so the tagged content is what we hand it. When it
+finds an answer, its verdict stands, right or wrong ("The answer is 8. Check: 3 + 4 = 7"
+is wrong for 7). When it parses nothing (or raises), the final number of the candidate
+(the tagged content, else the whole untagged text: lm-eval-harness's "flexible" reading
+of GSM8K) is compared numerically, as ``correctness_lenient`` does; the tag-only
+rewards (``correctness``, the brief's) score an untagged completion 0.
 
 Two guards keep it from crediting an answer the model never gave:
 - In untagged text math-verify looks only where an answer is announced (``\\boxed{}``,
@@ -14,7 +17,8 @@ Two guards keep it from crediting an answer the model never gave:
   since 60*22 evaluates to the reference 1320.
 - A number is answered by a number: when the reference is a number, an expression
   left uncomputed (``60 * 22``, ``2^3``) is not an answer, even inside the tags; a
-  written fraction (``1/2``, ``-3/4``) is.
+  written fraction (``1/2``, ``-3/4``) is. The numeric fallback keeps the same rule:
+  the last number of ``6 - 3`` or ``0 + 7`` is an operand, not an answer.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import functools
 import logging
 from typing import Any, Mapping
 
-from grpo_lab.rewards.answers import extract_last_number, extract_tagged_answer, numbers_equal
+from grpo_lab.rewards.answers import extract_final_number, extract_last_number, extract_tagged_answer, numbers_equal
 
 # math-verify logs every expression it cannot parse at WARNING; that is normal here.
 logging.getLogger("math_verify").setLevel(logging.ERROR)
@@ -31,7 +35,9 @@ logging.getLogger("math_verify").setLevel(logging.ERROR)
 # The checker's name, recorded in every run's manifest.json: a change that can turn a
 # verdict bumps it, and grpo-lab-rescore brings finished runs to it from their records.
 # answers-v1: math-verify over the whole untagged text (credited restated questions).
-ANSWER_CHECKER = "answers-v2"
+# answers-v2: a wrong announced answer fell through to the last number ("The answer is 8.
+#   Check: 3 + 4 = 7" right for 7), and that number could be a restated operand ("0 + 7").
+ANSWER_CHECKER = "answers-v3"
 FIRST_CHECKER = "answers-v1"  # runs recorded before the manifest named its checker
 
 
@@ -87,6 +93,6 @@ def answer_is_correct(completion: str, reference: str) -> bool:
     tagged = extract_tagged_answer(completion)
     candidate = tagged if tagged is not None else completion
     verdict = _math_verify(candidate, str(reference), anchored=tagged is None)
-    if verdict:
-        return True
-    return numbers_equal(extract_last_number(candidate), extract_last_number(str(reference)))
+    if verdict is not None:  # a stated answer decides, right or wrong
+        return verdict
+    return numbers_equal(extract_final_number(candidate), extract_last_number(str(reference)))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-_ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 # A Hermes tool call, or one cut off before its closing tag (grpo_lab/envs/tools.py).
 _TOOL_CALL = re.compile(r"<tool_call>.*?(?:</tool_call>|$)", re.DOTALL)
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
@@ -23,9 +22,12 @@ def completion_text(completion: Any) -> str:
 
 
 def extract_tagged_answer(text: str) -> str | None:
-    """Content of the last ``<answer>...</answer>``, stripped; None when absent."""
-    found = _ANSWER_TAG.findall(text)
-    return found[-1].strip() if found else None
+    """Content of the last ``<answer>...</answer>``, stripped; None when absent. Read back
+    from the last closing tag to the opening tag before it, so a tag left unclosed
+    earlier (``<answer>42</answer`` ... ``<answer>414</answer>``) does not swallow it."""
+    end = text.rfind("</answer>")
+    start = text.rfind("<answer>", 0, end) if end >= 0 else -1
+    return text[start + len("<answer>"):end].strip() if start >= 0 else None
 
 
 def extract_last_number(text: str) -> float | None:
@@ -35,6 +37,28 @@ def extract_last_number(text: str) -> float | None:
         return None
     try:
         return float(found[-1].replace(",", ""))
+    except ValueError:
+        return None
+
+
+# Right before a number: another number and an arithmetic operator ("6 - 3", "60*22").
+_OPERAND_BEFORE = re.compile(r"\d\s*[-+*/×÷^]\s*$")
+_NUMBER_BEFORE = re.compile(r"\d\s*$")
+
+
+def extract_final_number(text: str) -> float | None:
+    """The last number of ``text`` as an answer: None when it is the right operand of an
+    expression left undone (``"6 - 3"``, ``"0 + 7"``, ``"6 -3"``), where the last number
+    is part of the question restated, not a result (``"6 - 3 = 3"`` gives 3)."""
+    found = list(_NUMBER.finditer(text))
+    if not found:
+        return None
+    last = found[-1]
+    before = text[: last.start()]
+    if _OPERAND_BEFORE.search(before) or (last.group().startswith("-") and _NUMBER_BEFORE.search(before)):
+        return None
+    try:
+        return float(last.group().replace(",", ""))
     except ValueError:
         return None
 

@@ -6,6 +6,7 @@ from typing import Any, Sequence
 
 from grpo_lab.rewards.answers import (
     completion_text,
+    extract_final_number,
     extract_last_number,
     extract_tagged_answer,
     numbers_equal,
@@ -20,7 +21,7 @@ def _tagged_score(tagged: str | None, answer: str) -> float:
         return 0.0
     if tagged == str(answer).strip():
         return 2.0
-    if numbers_equal(extract_last_number(tagged), extract_last_number(str(answer))):
+    if numbers_equal(extract_final_number(tagged), extract_last_number(str(answer))):
         return 1.5
     return 0.0
 
@@ -30,7 +31,8 @@ def correctness(
     prompts: Sequence[Any], completions: Sequence[Any], answer: Sequence[str], **kwargs: Any
 ) -> list[float]:
     """The brief's correctness: the ``<answer>`` content scores 2.0 on an exact match,
-    1.5 when numerically equal (``"5.0"`` vs ``"5"``), 0.0 otherwise or untagged."""
+    1.5 when its final number is numerically equal (``"5.0"`` vs ``"5"``; not the question
+    restated, ``"0 + 5"``), 0.0 otherwise or untagged."""
     return [
         _tagged_score(extract_tagged_answer(completion_text(c)), a)
         for c, a in zip(completions, answer)
@@ -50,7 +52,7 @@ def correctness_lenient(
         tagged = extract_tagged_answer(text)
         if tagged is not None:
             scores.append(_tagged_score(tagged, a))
-        elif numbers_equal(extract_last_number(text), extract_last_number(str(a))):
+        elif numbers_equal(extract_final_number(text), extract_last_number(str(a))):
             scores.append(1.0)
         else:
             scores.append(0.0)

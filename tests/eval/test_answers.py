@@ -16,6 +16,10 @@ from grpo_lab.eval.evaluator import pass_at_k, sampled_metrics
     ("So the final answer is 1/2.", "0.5"),    # announced, untagged
     ("<answer>\\frac{3}{4}</answer>", "0.75"),
     ("5 apples", "5"),
+    ("So 20 + 14 = 34", "34"),                  # a computation's result is an answer ...
+    ("So 7 - 10 = -3", "-3"),
+    # ... and a tag left unclosed earlier does not swallow the last answer.
+    ("<answer>42</answer</tool_call><reasoning>414</reasoning>\n<answer>414</answer>", "414"),
 ])
 def test_right_answers(completion, reference):
     assert answer_is_correct(completion, reference)
@@ -34,6 +38,15 @@ def test_right_answers(completion, reference):
     ("The answer is 60 * 22", "1320"),
     ("<answer>60 * 22</answer>", "1320"),
     ("<answer>2^3</answer>", "8"),
+    # answers-v3: the numeric fallback's final number is no operand of an expression left
+    # undone (the question restated: its last operand equals the answer of 0 + a, b - a) ...
+    ("6 - 3", "3"),
+    ("<answer>0 + 7</answer>", "7"),
+    ("we simply add the numbers together: 8 + 4 = ", "4"),
+    ("1 + 8 is 1 + 9.", "9"),
+    ("6 -3", "-3"),
+    # ... and an announced answer that math-verify reads decides, though a later number is right.
+    ("The answer is 5.\n\nIn mathematics, 0 + 3 is 3", "3"),
 ])
 def test_wrong_answers(completion, reference):
     assert not answer_is_correct(completion, reference)
