@@ -96,7 +96,7 @@ def test_unknown_fault_policy():
 
 def test_the_question_restated_earns_no_correctness():
     # The last operand of "0 + 7" or "9 - 2" is the answer: copying the question into the
-    # tag paid 1.5 (about 32 of the 882 problems of operands 0-20 can be farmed so).
+    # tag paid 1.5 (32 of the 882 problems of operands 0-20: 0 + a and 2b - b).
     completions = chat("<answer>0 + 7</answer>", "<answer>9 - 2</answer>", "<answer>2 + 5 = 7</answer>")
     assert correctness(None, completions, answer=["7"] * 3) == [0.0, 0.0, 1.5]
     assert correctness_lenient(None, chat("0 + 7", "<answer>0 + 7</answer>", "so 0 + 7 = 7"),
