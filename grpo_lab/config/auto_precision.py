@@ -11,7 +11,7 @@ measured:
 - on a CPU with bf16 units (``avx512_bf16`` or ``amx_bf16``): the default run's step in
   0.56x fp32's time (bench/precision.py, AMD EPYC with avx512_bf16), and held-out accuracy
   non-inferior (experiments/results/precision_cpu: bf16 - fp32 +4.75 points, 95% +1.19 to
-  +8.32, 9 seeds, rescored with answers-v2);
+  +8.32, 9 seeds, answers-v3, rescored 2026-12-05);
 - with full fine-tuning of fp32 (or ``auto``) weights, single-turn rollouts from the HF
   backend and no fsdp sharding, the setting of those measurements (multi-turn episodes
   can sample from a copy, but its accuracy there was not measured; fsdp does not take a
