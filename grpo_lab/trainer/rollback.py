@@ -8,8 +8,11 @@ takes ``metrics.jsonl`` to be one run, so before the trackers open it for append
   ``metrics.jsonl`` / ``samples.jsonl`` so each step appears once, and kept in
   ``<name>.superseded.jsonl`` rather than deleted. The superseded copy is written before
   the main file is replaced, so a crash in between duplicates lines, never drops them.
+  Resumed from an older checkpoint than its newest, the run's later checkpoints are
+  renamed ``checkpoints/superseded-step_<N>``: ``resume=auto`` must not go back to them.
 - Starting fresh in a folder that holds an earlier run (killed before its first
-  checkpoint, or ``trainer.resume`` not set): that run's files are renamed to
+  checkpoint, or ``trainer.resume`` not set), or resuming another folder's checkpoint
+  into it: that run's files are renamed to
   ``<stem>.set-aside-<n><suffix>`` (manifest, checkpoints and the W&B run id included: the new
   run is a new W&B run and ``resume=auto`` never picks the earlier run's checkpoint),
   and one line says so. Nothing a run wrote is deleted.
@@ -35,6 +38,7 @@ RECORD_FILES = ("metrics.jsonl", "samples.jsonl", PROBLEMS_FILE)
 RUN_FILES = (*RECORD_FILES, *(n.replace(".jsonl", ".superseded.jsonl") for n in RECORD_FILES), "summary.json",
              "config.yaml", MANIFEST_FILE, RUN_ID_FILE, CHECKPOINT_DIR)
 _SET_ASIDE = re.compile(r"\.set-aside-(\d+)(\.|$)")
+SUPERSEDED_PREFIX = "superseded-"  # a checkpoint of steps a resumed run redid
 
 
 def _step_of(line: str) -> int | None:
@@ -109,26 +113,61 @@ def set_aside_earlier_run(output_dir: str | os.PathLike) -> tuple[int, list[Path
     return n, moved
 
 
+def supersede_later_checkpoints(output_dir: str | os.PathLike, step: int) -> list[Path]:
+    """Renames this run's checkpoints after ``step`` to ``superseded-step_<N>``: a run
+    resumed from an older checkpoint redoes those steps, and ``resume=auto`` must never
+    go back to the abandoned branch (nor keep-pruning count it). Returns the new paths."""
+    moved = []
+    for later, folder in list_checkpoints(output_dir):
+        if later > step:
+            target = folder.with_name(f"{SUPERSEDED_PREFIX}{folder.name}")
+            if target.exists():  # an earlier abandoned branch of the same step
+                target = _set_aside_name(target, 1 + sum(1 for _ in folder.parent.glob(f"{target.name}*")))
+            os.replace(folder, target)
+            moved.append(target)
+    return moved
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path.resolve().is_relative_to(folder.resolve())
+
+
 def one_run_per_folder(output_dir: str | os.PathLike, resume_from: str | os.PathLike | None) -> None:
-    """Before the trackers open the record files: rewinds them to the checkpoint being
-    resumed from, or sets an earlier run aside on a fresh start (with one line on stderr)."""
-    if resume_from is not None:
+    """Before the trackers open the record files: rewinds them (and this run's later
+    checkpoints) to the checkpoint being resumed from, or sets an earlier run aside on a
+    fresh start or when resuming another folder's checkpoint (with one line on stderr)."""
+    folder = Path(output_dir)
+    if resume_from is not None and _inside(Path(resume_from), folder / CHECKPOINT_DIR):
         step = checkpoint_step(resume_from)
         moved = rewind_records(output_dir, step)
         later = f"; later records moved to *.superseded.jsonl ({sum(moved.values())} lines)" if any(moved.values()) else ""
+        branches = supersede_later_checkpoints(output_dir, step)
+        if branches:
+            later += f"; later checkpoints renamed {SUPERSEDED_PREFIX}step_<N> ({len(branches)})"
         say(f"resuming from step {step} ({resume_from}){later}")
         return
-    folder = Path(output_dir)
     if not folder.is_dir():
+        if resume_from is not None:
+            say(f"resuming from step {checkpoint_step(resume_from)} of another run's checkpoint ({resume_from})")
         return
     steps = recorded_steps(folder / "metrics.jsonl")
     checkpoints = [s for s, _ in list_checkpoints(folder)]
     set_aside = set_aside_earlier_run(folder)
+    if resume_from is not None:
+        start = f"resuming from step {checkpoint_step(resume_from)} of another run's checkpoint ({resume_from})"
+    else:
+        start = "starting fresh"
     if set_aside is None:
+        if resume_from is not None:
+            say(start)
         return
     n, _ = set_aside
     what = f"steps {min(steps)}-{max(steps)} recorded" if steps else "no step recorded"
-    why = (f"checkpoint step {checkpoints[-1]}, but trainer.resume is not set (auto would continue it)"
-           if checkpoints else "no checkpoint to resume from")
-    say(f"{folder} holds an earlier run ({what}, {why}); starting fresh, its files are renamed "
+    if resume_from is not None:
+        why = "a checkpoint of another folder is resumed into it"
+    elif checkpoints:
+        why = f"checkpoint step {checkpoints[-1]}, but trainer.resume is not set (auto would continue it)"
+    else:
+        why = "no checkpoint to resume from"
+    say(f"{folder} holds an earlier run ({what}, {why}); {start}, its files are renamed "
         f"*.set-aside-{n}*, not deleted", level=logging.WARNING)

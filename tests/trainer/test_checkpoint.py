@@ -127,6 +127,30 @@ def test_a_resumed_run_keeps_its_start_of_run_scores_in_the_summary(tmp_path):
     assert resumed["eval_start/accuracy"] == first["eval_start/accuracy"]  # read back from step 0's record
 
 
+def test_resuming_an_older_checkpoint_supersedes_the_later_ones(tmp_path):
+    run = tmp_path / "run"
+    train(config(run, "trainer.max_steps=4", "trainer.checkpoint_every=2"))
+    first_step_4 = (run / "checkpoints" / "step_00000004" / "trainer_state.pt").read_bytes()
+    train(config(run, "trainer.max_steps=4", "trainer.checkpoint_every=2",
+                 f"trainer.resume={run / 'checkpoints' / 'step_00000002'}"))
+    # Steps 3-4 redone once; the abandoned step 4 is kept aside where resume=auto never looks.
+    assert [r["step"] for r in read_metrics(run)] == [1, 2, 3, 4]
+    assert [s for s, _ in list_checkpoints(run)] == [2, 4]
+    assert (run / "checkpoints" / "superseded-step_00000004" / "trainer_state.pt").read_bytes() == first_step_4
+
+
+def test_resuming_another_folders_checkpoint_sets_this_folders_run_aside(tmp_path):
+    source, target = tmp_path / "source", tmp_path / "target"
+    train(config(source, "trainer.max_steps=2", "trainer.checkpoint_every=2"))
+    train(config(target, "trainer.max_steps=2", "trainer.seed=7"))  # another run in the target folder
+    summary = train(config(target, "trainer.max_steps=4", f"trainer.resume={source / 'checkpoints' / 'step_00000002'}"))
+    # The target's own seed-7 run is renamed, not mixed with the continuation of the source.
+    assert [r["step"] for r in read_metrics(target)] == [3, 4] and summary["steps"] == 4  # the source's history goes on
+    aside = (target / "metrics.set-aside-1.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in aside] == [1, 2]
+    assert [s for s, _ in list_checkpoints(target)] == [4]
+
+
 def test_checkpoints_kept_and_resume_paths(tmp_path):
     run = tmp_path / "run"
     train(config(run, "trainer.max_steps=3", "trainer.checkpoint_every=1", "trainer.checkpoint_keep=2"))
