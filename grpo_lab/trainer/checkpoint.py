@@ -86,6 +86,9 @@ def _trainer_state(trainer: Any, step: int) -> dict[str, Any]:
         "kl": trainer.kl.state_dict(),
         # The warm-started weights the KL reference was copied from (None: no warm start).
         "warm_start_digest": trainer.warm_start.digest if trainer.warm_start is not None else None,
+        # Rows and SHA-256 of the training (and held-out) data: the sampler's saved order
+        # indexes these rows, and a file edited between runs changes no config key.
+        "data": trainer.data_fingerprints(),
     }
 
 
@@ -192,6 +195,7 @@ def load_checkpoint(trainer: Any, folder: str | os.PathLike) -> int:
     """Restores a trainer built from the same config to the saved step; returns it."""
     folder = Path(folder)
     state = torch.load(folder / STATE_FILE, map_location="cpu", weights_only=True)
+    _check_data(trainer, folder, state.get("data") or {})  # older checkpoints: not recorded
     _check_warm_start(trainer, folder, state.get("warm_start_digest"))
     sharded_optimizers = (folder / OPTIMIZER_DIR).is_dir()
     if trainer.parallel.sharded and not sharded_optimizers:
@@ -223,6 +227,25 @@ def load_checkpoint(trainer: Any, folder: str | os.PathLike) -> int:
     trainer.kl.load_state_dict(state.get("kl", {}))
     restore_rng(state["rng"], _generators(trainer))
     return int(state["step"])
+
+
+_DATA_KEYS = {"train": ("training", "task.path or the task's settings"),
+              "heldout": ("held-out", "the held-out task's path or settings")}
+
+
+def _check_data(trainer: Any, folder: Path, saved: dict[str, Any]) -> None:
+    """Refuses to resume a checkpoint saved by a run of other data (ConfigError, one line)."""
+    current = trainer.data_fingerprints()
+    for key, was in saved.items():
+        now = current.get(key)
+        if was is None or now is None or was == now:
+            continue
+        which, keys = _DATA_KEYS.get(key, (key, "the data"))
+        raise ConfigError(
+            f"trainer.resume: checkpoint {folder} was saved by a run whose {which} data had {was['rows']} rows "
+            f"(sha256 {was['sha256'][:12]}), this run's has {now['rows']} (sha256 {now['sha256'][:12]}): the "
+            f"data changed ({keys}); resume with the data it was trained on, or start a new run"
+        )
 
 
 def _check_warm_start(trainer: Any, folder: Path, saved: str | None) -> None:

@@ -63,7 +63,7 @@ from grpo_lab.tasks import build_task
 from grpo_lab.tracking import build_trackers
 from grpo_lab.tracking.base import Trackers
 from grpo_lab.tracking.budget import Budget
-from grpo_lab.tracking.manifest import build_manifest
+from grpo_lab.tracking.manifest import build_manifest, dataset_entry
 from grpo_lab.tracking.run_identity import current_hydra_job
 from grpo_lab.trainer.checkpoint import (
     check_checkpoint_folder,
@@ -199,6 +199,7 @@ class Trainer:
         self.history: list[dict[str, float]] = []
         self.budget = Budget()
         self.start_eval: dict[str, float] = {}  # held-out scores before training (eval.at_start)
+        self._data_fingerprints: dict[str, Any] | None = None
         self.stopped_by: str | None = None  # the signal that ended the run early
         # Held-out evaluation runs on the main process (the others wait at the next step;
         # under fsdp they first gather the policy whole with it, see _evaluation);
@@ -544,6 +545,15 @@ class Trainer:
     def _record_lines(self) -> list[str]:
         path = self.output_dir / "metrics.jsonl"
         return path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+
+    def data_fingerprints(self) -> dict[str, Any]:
+        """Rows and SHA-256 of the training data and (where evaluated) the held-out data,
+        computed once: what a checkpoint records and a resume compares."""
+        if self._data_fingerprints is None:
+            heldout = self.evaluator.dataset if self.evaluator is not None else None
+            self._data_fingerprints = {"train": dataset_entry(self.dataset),
+                                       "heldout": dataset_entry(heldout) if heldout is not None else None}
+        return self._data_fingerprints
 
     def _manifest(self) -> dict[str, Any] | None:
         if not self.parallel.is_main:

@@ -151,6 +151,21 @@ def test_resuming_another_folders_checkpoint_sets_this_folders_run_aside(tmp_pat
     assert [s for s, _ in list_checkpoints(target)] == [4]
 
 
+def test_a_resume_refuses_training_data_that_changed_under_the_same_config(tmp_path):
+    data = tmp_path / "problems.jsonl"
+    rows = [{"question": f"What is {i} + 1?", "answer": f"{i} + 1 = {i + 1}\n#### {i + 1}"} for i in range(12)]
+    data.write_text("\n".join(json.dumps(r) for r in rows))
+    run, task = tmp_path / "run", ["task=gsm8k", f"task.path={data}"]
+    train(config(run, *task, "trainer.max_steps=1"))
+    before = (run / "metrics.jsonl").read_text()
+    rows[3]["answer"] = "#### 5"  # the file edited between the two commands: no config key differs
+    data.write_text("\n".join(json.dumps(r) for r in rows))
+    with pytest.raises(ConfigError, match=r"whose training data had 12 rows \(sha256 [0-9a-f]{12}\), this run's has "
+                                          r"12 \(sha256 [0-9a-f]{12}\): the data changed"):
+        train(config(run, *task, "trainer.max_steps=2", "trainer.resume=auto"))
+    assert (run / "metrics.jsonl").read_text() == before
+
+
 def test_checkpoints_kept_and_resume_paths(tmp_path):
     run = tmp_path / "run"
     train(config(run, "trainer.max_steps=3", "trainer.checkpoint_every=1", "trainer.checkpoint_keep=2"))
