@@ -180,6 +180,31 @@ def is_main_process() -> bool:
     return os.environ.get("RANK", "0") == "0"
 
 
+def refuse_before_hydra_writes(config: Any, folder: str) -> None:
+    """Raises the refusal a run into ``folder`` would meet (a bad value; a checkpoint to
+    resume that another config saved) while the folder's ``.hydra/`` is still the record
+    of the run there: Hydra rewrites it before the run starts, and a refused command
+    must change nothing. The trainer checks both again (this adds no new rule)."""
+    from omegaconf import OmegaConf, open_dict, read_write
+
+    from grpo_lab.checkpoint_folder import resolve_resume
+    from grpo_lab.config.validate import validate_config
+
+    if not (Path(folder) / ".hydra").is_dir():
+        return  # nothing of a run's record to keep
+    job = OmegaConf.create(OmegaConf.to_container(config, resolve=False))
+    with read_write(job), open_dict(job):
+        del job["hydra"]  # as Hydra hands the task its config
+        job.paths.output_dir = folder  # ${hydra:runtime.output_dir}, not set yet
+    try:
+        validate_config(job)
+        resolve_resume(job.trainer.resume, folder, job)
+    except ConfigError:
+        raise
+    except Exception:  # noqa: BLE001 - what cannot be checked here (a resolver of Hydra's) the trainer checks
+        return
+
+
 class LockRunFolder(Callback):
     """Hydra callback (``hydra.callbacks.lock``): a single run locks its run folder
     before Hydra writes ``.hydra/`` into it (``on_run_start``), and releases it when the
@@ -203,8 +228,11 @@ class LockRunFolder(Callback):
             return
         try:
             self.lock = RunFolderLock.acquire(os.path.abspath(str(folder)))
+            refuse_before_hydra_writes(config, str(folder))
         except ConfigError as err:
             print(f"grpo-lab: error: {err}", file=sys.stderr, flush=True)
+            if self.lock is not None:
+                self.lock.release()
             sys.exit(2)
 
     def on_run_end(self, config: Any, **kwargs: Any) -> None:

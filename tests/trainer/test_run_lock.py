@@ -170,3 +170,19 @@ def test_the_lock_is_released_when_building_or_training_fails(tiny_config, tmp_p
         Trainer(tiny_config("reward=correctness", "+reward.functions.bad=tests.helpers:nan_reward",
                             "+reward.weights.bad=1.0")).train()
     assert not run_lock._HELD and (run / LOCK_FILE).read_text() == ""
+
+
+def test_a_refused_command_into_a_run_folder_leaves_hydras_record_of_the_run(tmp_path):
+    out = tmp_path / "run"
+    finish(start(out, "trainer.max_steps=2"))
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != "cli.log"}
+    # A resume with a changed key, and a bad value: each refused in one line, and the
+    # folder's .hydra/ still records the command that made the run (the manifest's rerun).
+    for overrides, message in ((["trainer.resume=auto", "trainer.max_steps=3", "trainer.lr=0.5"],
+                                "was saved by a run with trainer.lr="),
+                               (["trainer.resume=auto", "trainer.lr=-1"], "trainer.lr=-1")):
+        proc = start(out, *overrides)
+        _, stderr = proc.communicate(timeout=300)
+        assert proc.returncode == 2 and message in stderr, stderr[-2000:]
+        after = {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != "cli.log"}
+        assert after == before
