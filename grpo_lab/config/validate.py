@@ -25,6 +25,7 @@ from grpo_lab.envs.demonstrations import DEMONSTRATIONS
 from grpo_lab.engine.kl_term import PLACEMENTS
 from grpo_lab.engine.optim import OPTIMIZERS
 from grpo_lab.errors import ConfigError
+from grpo_lab.eval.heldout_config import heldout_task_config
 from grpo_lab.methods import ALGORITHMS, CRITIC_MODES
 from grpo_lab.rewards.mix import EMPTY_WEIGHTS
 from grpo_lab.rewards.registry import GOAL_REWARDS
@@ -155,6 +156,8 @@ def validate_config(cfg: Any) -> None:
     _check_sharding(cfg)
     _check_coefficients(cfg)
     _check_eval(cfg.eval, cfg.trainer.max_steps)
+    if cfg.eval.every or cfg.eval.steps or cfg.eval.at_end or cfg.eval.at_start:
+        heldout_task_config(cfg)  # refuses a held-out set that is training data
     _check_warm_start(cfg)
 
 

@@ -36,35 +36,18 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import os
 import time
 from typing import Any, Callable, Collection
 
 import torch
-from omegaconf import OmegaConf
 
 from grpo_lab.errors import ConfigError
 from grpo_lab.eval.answers import answer_is_correct
 from grpo_lab.eval.generation import generate_texts
+from grpo_lab.eval.heldout_config import heldout_task_config
 from grpo_lab.tasks import build_task
 
 log = logging.getLogger("grpo_lab")
-
-
-def heldout_task_config(cfg: Any) -> Any:
-    """The ``task`` config of the held-out set: the training task with ``eval.split``,
-    ``eval.path``, seed=task.seed+1, at most ``eval.num_examples`` rows, then ``eval.task``."""
-    task, ev = cfg.task, cfg.eval
-    changes: dict[str, Any] = {"split": ev.split, "seed": task.seed + 1, "num_examples": ev.num_examples}
-    if ev.path:
-        changes["path"] = ev.path
-    elif task.path and os.path.isfile(str(task.path)):
-        raise ConfigError(
-            f"task.path={task.path!r} is a local file, so the held-out set needs its own: "
-            "set eval.path=<held-out .jsonl> (e.g. GSM8K's test.jsonl)"
-        )
-    overrides = OmegaConf.to_container(ev.task, resolve=True) if ev.task else {}
-    return OmegaConf.merge(task, changes, overrides)
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:

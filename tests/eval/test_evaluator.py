@@ -2,11 +2,13 @@
 ``grpo-lab-eval`` on a checkpoint."""
 
 import json
+import re
 
 import pytest
 import torch
 
 from grpo_lab.analysis.local import merge_steps, read_metrics
+from grpo_lab.config.validate import validate_config
 from grpo_lab.errors import ConfigError
 from grpo_lab.eval.cli import evaluate
 from grpo_lab.eval.evaluator import Evaluator, heldout_task_config
@@ -100,6 +102,28 @@ def test_local_gsm8k_file_needs_a_heldout_file(tmp_path):
     cfg = compose_config([*TINY, "task=gsm8k", f"task.path={path}", "eval.at_end=true"])
     with pytest.raises(ConfigError, match="eval.path"):
         heldout_task_config(cfg)
+
+
+@pytest.mark.parametrize("change, key", [
+    (["eval.split=train"], "eval.split='train'"),
+    (["+eval.task.heldout_fraction=0.5"], "eval.task.heldout_fraction=0.5"),
+])
+def test_a_heldout_set_of_training_data_is_refused_before_the_run(tmp_path, change, key):
+    # Validation refuses it, so no run folder is set aside and no tracker opens.
+    cfg = compose_config([*TINY, "eval.at_end=true", f"paths.output_dir={tmp_path / 'run'}", *change])
+    with pytest.raises(ConfigError, match=re.escape(key)):
+        validate_config(cfg)
+    with pytest.raises(ConfigError, match="training"):
+        heldout_task_config(cfg)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_smaller_heldout_fraction_is_a_subset_and_allowed():
+    cfg = compose_config([*TINY, "eval.at_end=true", "+eval.task.heldout_fraction=0.1"])
+    validate_config(cfg)
+    smaller = set(questions(build_task(heldout_task_config(cfg))))
+    full = set(questions(build_task(heldout_task_config(compose_config([*TINY, "eval.at_end=true"])))))
+    assert smaller and smaller < full
 
 
 def questions(dataset):
