@@ -44,7 +44,7 @@ import torch
 from grpo_lab.errors import ConfigError
 from grpo_lab.eval.answers import answer_is_correct
 from grpo_lab.eval.generation import generate_texts
-from grpo_lab.eval.heldout_config import heldout_task_config
+from grpo_lab.eval.heldout_config import heldout_task_config, question_of, without_training_questions
 from grpo_lab.tasks import build_task
 
 log = logging.getLogger("grpo_lab")
@@ -69,11 +69,6 @@ def sampled_metrics(correct: list[list[bool]]) -> dict[str, float]:
     }
     metrics[f"eval/mean@{n}"] = sum(sum(row) / n for row in correct) / len(correct)
     return metrics
-
-
-def question_of(prompt: Any) -> str:
-    """The user's question of a chat prompt (or the plain prompt)."""
-    return prompt[-1]["content"] if isinstance(prompt, list) else str(prompt)
 
 
 def problem_id(question: str) -> str:
@@ -127,7 +122,7 @@ class Evaluator:
             raise ConfigError("eval.greedy=false and eval.num_samples=0 leave nothing to evaluate")
         self.dataset = build_task(heldout_task_config(cfg), path_key="eval.path" if cfg.eval.path else "task.path")
         if training_questions:
-            self.dataset = self._without(training_questions)
+            self.dataset = without_training_questions(self.dataset, training_questions)
         if len(self.dataset) == 0:
             raise ConfigError("the held-out set is empty (eval.num_examples / eval.task)")
         self.by_reward = "answer" not in self.dataset.column_names
@@ -140,16 +135,6 @@ class Evaluator:
         self.last_problems: list[dict[str, Any]] = []
         self.multi_turn = None  # the episode runner, made at the first evaluation with rollout.environment
         self.tool_calls: list[list[bool]] = []  # per problem and episode of the last run: a tool call ran
-
-    def _without(self, training_questions: Collection[str]) -> Any:
-        """The held-out set less every row whose question is also a training question."""
-        seen = set(training_questions)
-        keep = [i for i, p in enumerate(self.dataset["prompt"]) if question_of(p) not in seen]
-        dropped = len(self.dataset) - len(keep)
-        if dropped:
-            log.warning("grpo-lab: %d held-out problems also appear in the training data; "
-                        "evaluating the other %d", dropped, len(keep))
-        return self.dataset.select(keep) if dropped else self.dataset
 
     def evaluate(self, model: Any) -> dict[str, float]:
         """``eval/...`` metrics of ``model`` on the held-out set."""

@@ -3,12 +3,15 @@ to share no data with training (a held-out score over training problems would be
 wrong result)."""
 from __future__ import annotations
 
+import logging
 import os
-from typing import Any
+from typing import Any, Collection
 
 from omegaconf import OmegaConf
 
 from grpo_lab.errors import ConfigError
+
+log = logging.getLogger("grpo_lab")
 
 
 def heldout_task_config(cfg: Any) -> Any:
@@ -44,3 +47,19 @@ def _check_disjoint_from_training(task: Any, heldout: Any) -> None:
             f"eval.task.heldout_fraction={fraction} > task.heldout_fraction={training_fraction}: the "
             f"held-out set would include training problems; allowed: at most {training_fraction}"
         )
+
+
+def question_of(prompt: Any) -> str:
+    """The user's question of a chat prompt (or the plain prompt)."""
+    return prompt[-1]["content"] if isinstance(prompt, list) else str(prompt)
+
+
+def without_training_questions(heldout: Any, training_questions: Collection[str]) -> Any:
+    """The held-out set less every row whose question is also a training question."""
+    seen = set(training_questions)
+    keep = [i for i, p in enumerate(heldout["prompt"]) if question_of(p) not in seen]
+    dropped = len(heldout) - len(keep)
+    if dropped:
+        log.warning("grpo-lab: %d held-out problems also appear in the training data; "
+                    "evaluating the other %d", dropped, len(keep))
+    return heldout.select(keep) if dropped else heldout

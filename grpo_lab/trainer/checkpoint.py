@@ -54,6 +54,7 @@ from grpo_lab.engine import sharding
 from grpo_lab.errors import ConfigError
 from grpo_lab.models.lora import is_lora, lora_state_dict
 from grpo_lab.trainer.rng import capture_rng, restore_rng
+from grpo_lab.trainer.run_data import data_change
 
 __all__ = ["CHECKPOINT_DIR", "check_checkpoint_folder", "checkpoint_name", "list_checkpoints", "load_checkpoint", "save_checkpoint"]
 
@@ -229,23 +230,12 @@ def load_checkpoint(trainer: Any, folder: str | os.PathLike) -> int:
     return int(state["step"])
 
 
-_DATA_KEYS = {"train": ("training", "task.path or the task's settings"),
-              "heldout": ("held-out", "the held-out task's path or settings")}
-
-
 def _check_data(trainer: Any, folder: Path, saved: dict[str, Any]) -> None:
     """Refuses to resume a checkpoint saved by a run of other data (ConfigError, one line)."""
-    current = trainer.data_fingerprints()
-    for key, was in saved.items():
-        now = current.get(key)
-        if was is None or now is None or was == now:
-            continue
-        which, keys = _DATA_KEYS.get(key, (key, "the data"))
-        raise ConfigError(
-            f"trainer.resume: checkpoint {folder} was saved by a run whose {which} data had {was['rows']} rows "
-            f"(sha256 {was['sha256'][:12]}), this run's has {now['rows']} (sha256 {now['sha256'][:12]}): the "
-            f"data changed ({keys}); resume with the data it was trained on, or start a new run"
-        )
+    change = data_change(saved, trainer.data_fingerprints())
+    if change is not None:
+        raise ConfigError(f"trainer.resume: checkpoint {folder} was saved by a run whose {change}; "
+                          "resume with the data it was trained on, or start a new run")
 
 
 def _check_warm_start(trainer: Any, folder: Path, saved: str | None) -> None:

@@ -63,7 +63,7 @@ from grpo_lab.tasks import build_task
 from grpo_lab.tracking import build_trackers
 from grpo_lab.tracking.base import Trackers
 from grpo_lab.tracking.budget import Budget
-from grpo_lab.tracking.manifest import build_manifest, dataset_entry
+from grpo_lab.tracking.manifest import build_manifest
 from grpo_lab.tracking.run_identity import current_hydra_job
 from grpo_lab.trainer.checkpoint import (
     check_checkpoint_folder,
@@ -89,6 +89,7 @@ from grpo_lab.trainer.precision import (
 from grpo_lab.trainer.rng import sample_seeds
 from grpo_lab.trainer.rollback import one_run_per_folder
 from grpo_lab.trainer.rollout_rounds import Scored, add_overlong_penalty, sample_step
+from grpo_lab.trainer.run_data import fingerprints
 from grpo_lab.trainer.sampling_memory import check_sampling_fits
 from grpo_lab.trainer.signals import GracefulStop
 from grpo_lab.trainer.warm_start import warm_start
@@ -551,8 +552,7 @@ class Trainer:
         computed once: what a checkpoint records and a resume compares."""
         if self._data_fingerprints is None:
             heldout = self.evaluator.dataset if self.evaluator is not None else None
-            self._data_fingerprints = {"train": dataset_entry(self.dataset),
-                                       "heldout": dataset_entry(heldout) if heldout is not None else None}
+            self._data_fingerprints = fingerprints(self.dataset, heldout)
         return self._data_fingerprints
 
     def _manifest(self) -> dict[str, Any] | None:

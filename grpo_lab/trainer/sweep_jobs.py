@@ -6,7 +6,8 @@ for example with one more seed. Every job of a multirun first looks at its job f
 - it holds a *finished* run (``summary.json`` without ``stopped_by`` or ``failed``, records
   up to the run's ``trainer.max_steps``) of the same config: the job is skipped, one line says so,
   and not a byte of the folder changes (Hydra rewrites its own ``.hydra/`` as it does
-  for every job). The report at the end of the multirun reads it like the others;
+  for every job). The report at the end of the multirun reads it like the others. If
+  the data changed since (the fingerprints in its ``manifest.json``), the job is refused;
 - it holds a finished run of another config: the job is refused in one line naming the
   folder and the first key that differs; nothing is changed;
 - it holds a run that stopped (a signal, a crash, ``kill -9``): the job continues it from
@@ -36,6 +37,7 @@ from grpo_lab.errors import ConfigError
 
 SUMMARY_FILE = "summary.json"
 RUN_CONFIG_FILE = "config.yaml"  # the resolved config the trackers write at the start
+MANIFEST_FILE = "manifest.json"  # what the run ran on: code, machine, data fingerprints
 
 
 def read_run_config(folder: str | os.PathLike) -> dict[str, Any] | None:
@@ -67,6 +69,26 @@ def finished_run(folder: str | os.PathLike) -> tuple[dict[str, Any], dict[str, A
     if not isinstance(max_steps, int) or not steps or max(steps) < max_steps:
         return None
     return config, summary
+
+
+def _check_same_data(folder: Path, cfg: Any) -> None:
+    """Refuses to count a finished run of the same config whose data changed since (a
+    local file edited, a hub dataset revised): its manifest's fingerprints against the
+    data this job would use. A run without them (older records) is not compared."""
+    from grpo_lab.trainer.run_data import config_fingerprints, data_change
+
+    try:
+        saved = json.loads((folder / MANIFEST_FILE).read_text(encoding="utf-8")).get("data")
+    except (OSError, ValueError, AttributeError):
+        return
+    if not isinstance(saved, dict):
+        return
+    change = data_change(saved, config_fingerprints(cfg))
+    if change is not None:
+        raise ConfigError(
+            f"{folder} holds a finished run of this config whose {change}; nothing was changed. A sweep "
+            "counts runs of one data set: run it into a new hydra.sweep.dir, or move that folder away"
+        )
 
 
 # -- a multirun job -------------------------------------------------------------------
@@ -119,6 +141,7 @@ def plan_job(cfg: Any, folder: str | os.PathLike) -> JobPlan:
                 f"{describe_value(now)} in this job); nothing was changed. Allowed to differ: "
                 f"{', '.join(MAY_DIFFER)}; run this sweep into a new hydra.sweep.dir, or move that folder away"
             )
+        _check_same_data(folder, cfg)
         return JobPlan("skip", summary=summary)
     if cfg.trainer.resume is None:
         cfg.trainer.resume = "auto"  # a stopped job continues; the trainer records the setting

@@ -18,6 +18,7 @@ from grpo_lab.trainer import Trainer, train
 from grpo_lab.trainer import checkpoint as ckpt
 from grpo_lab.trainer.metrics import measures_machine
 from grpo_lab.trainer.checkpoint import list_checkpoints, load_checkpoint
+from grpo_lab.trainer.sweep_jobs import plan_job
 from tests.conftest import TINY, compose_config
 
 # One thread: on a shared CPU, torch's thread pool contending with other processes
@@ -164,6 +165,32 @@ def test_a_resume_refuses_training_data_that_changed_under_the_same_config(tmp_p
                                           r"12 \(sha256 [0-9a-f]{12}\): the data changed"):
         train(config(run, *task, "trainer.max_steps=2", "trainer.resume=auto"))
     assert (run / "metrics.jsonl").read_text() == before
+
+
+def test_a_sweep_does_not_count_a_finished_run_whose_data_changed(tmp_path):
+    # A grown sweep skips a finished job of the same config; it must not count one that
+    # ran on other data (a local file edited between sittings): training or held-out.
+    def write(path, rows):
+        path.write_text("\n".join(json.dumps({"question": f"What is {i} + {k}?", "answer": f"#### {i + k}"})
+                                  for i, k in rows))
+    train_file, test_file = tmp_path / "train.jsonl", tmp_path / "test.jsonl"
+    write(train_file, [(i, 1) for i in range(12)])
+    write(test_file, [(i, 2) for i in range(4)])
+    run = tmp_path / "run"
+    task = ["task=gsm8k", f"task.path={train_file}", f"eval.path={test_file}", "eval.at_end=true",
+            "trainer.max_steps=1"]
+    train(config(run, *task))
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    assert plan_job(config(run, *task), run).action == "skip"
+    write(train_file, [(i, 1) for i in range(11)])
+    with pytest.raises(ConfigError, match=rf"{run} holds a finished run of this config whose training data had 12 "
+                                          r"rows \(sha256 [0-9a-f]{12}\), this run's has 11"):
+        plan_job(config(run, *task), run)
+    write(train_file, [(i, 1) for i in range(12)])
+    write(test_file, [(i, 3) for i in range(4)])
+    with pytest.raises(ConfigError, match="whose held-out data had 4 rows"):
+        plan_job(config(run, *task), run)
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
 
 
 def test_checkpoints_kept_and_resume_paths(tmp_path):
