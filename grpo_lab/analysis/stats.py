@@ -472,7 +472,9 @@ def verdict_table(finals: pd.DataFrame, comparison: Comparison, metric: str, ana
                        for h in hypotheses})
         raw.append(_p_values(difference, hypotheses, comparison.margin, comparison.direction))
         reasons.append(why)
-        row = {"A": first, "B": second, "seeds": len(matched) if len(matched) >= 2 else min(len(a), len(b)),
+        # Runs that give the outcome (a run without it, NaN, is in no interval).
+        finite_runs = min(sum(math.isfinite(v) for v in a.values()), sum(math.isfinite(v) for v in b.values()))
+        row = {"A": first, "B": second, "seeds": len(matched) if len(matched) >= 2 else finite_runs,
                "problems": problems or "–", "A - B": math.nan, "ci_low": math.nan, "ci_high": math.nan}
         if difference is not None:
             row["A - B"] = difference.estimate

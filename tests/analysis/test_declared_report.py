@@ -329,3 +329,16 @@ def test_how_to_read_names_the_pessimistic_end_of_the_interval_for_each_directio
     # Lower is better (lengths): A is worse when A - B is high, so the bound to read is the high one.
     assert "interval (`ci90_low`) is above -5" in higher and "ci90_high`) is below" not in higher
     assert "interval (`ci90_high`) is below +5" in lower and "ci90_low`) is above" not in lower
+
+
+def test_an_unmatched_pairs_seed_count_leaves_out_runs_without_the_outcome():
+    # Seeds do not match (Welch's interval); one run of each arm has no outcome (NaN):
+    # the row counts the runs its interval rests on, 2, not the 3 that ran.
+    import pandas as pd
+
+    finals = pd.DataFrame([{"run": f"{v}{s}", "variant": v, "seed": s, "steps": 10, "final": x}
+                           for v, seeds, vals in [("a", (0, 1, 2), (0.5, np.nan, 0.6)),
+                                                  ("b", (10, 11, 12), (0.3, 0.4, np.nan))]
+                           for s, x in zip(seeds, vals)])
+    row = verdict_table(finals, comparison_from({"reference": "b"}), "eval/accuracy", reference="b").iloc[0]
+    assert row["seeds"] == 2 and row["A - B"] == pytest.approx(0.55 - 0.35)
