@@ -25,12 +25,12 @@ from grpo_lab.envs.demonstrations import DEMONSTRATIONS
 from grpo_lab.engine.kl_term import PLACEMENTS
 from grpo_lab.engine.optim import OPTIMIZERS
 from grpo_lab.errors import ConfigError
-from grpo_lab.eval.heldout_config import heldout_task_config
 from grpo_lab.methods import ALGORITHMS, CRITIC_MODES
 from grpo_lab.rewards.mix import EMPTY_WEIGHTS
 from grpo_lab.rewards.registry import GOAL_REWARDS
 from grpo_lab.rollout.base import ROLLOUT_BACKENDS
 from grpo_lab.rollout.weight_copy import ROLLOUT_COPY_DTYPES
+from grpo_lab.tasks.heldout import heldout_task_config
 
 # trainer.progress_bar: the training bar (true), none (false), or also the libraries' own
 # bars while the run is set up (all).

@@ -44,8 +44,8 @@ import torch
 from grpo_lab.errors import ConfigError
 from grpo_lab.eval.answers import answer_is_correct
 from grpo_lab.eval.generation import generate_texts
-from grpo_lab.eval.heldout_config import heldout_task_config, question_of, without_training_questions
 from grpo_lab.tasks import build_task
+from grpo_lab.tasks.heldout import heldout_task_config, question_of, without_training_questions
 
 log = logging.getLogger("grpo_lab")
 

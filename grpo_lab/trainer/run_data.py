@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from grpo_lab.eval.heldout_config import heldout_task_config, question_of, without_training_questions
+from grpo_lab.tasks.heldout import heldout_task_config, question_of, without_training_questions
 from grpo_lab.tracking.manifest import dataset_entry
 
 # What each fingerprint covers, and the keys that name its data.
