@@ -3,6 +3,7 @@ the SLURM launcher renders to the job submitit would submit."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 
@@ -352,7 +353,7 @@ def test_experiments_run_before_precision_auto_keep_their_float32_config(name):
 
 # Registered sweeps that grow into their committed folders (the pilots and older examples
 # were made by earlier versions of their files, on purpose or before the split by family).
-GROWING = ["grpo_vs_ppo_cpu", "grpo_vs_ppo_bf16_cpu", "precision_cpu", "tools_cpu"]
+GROWING = ["grpo_vs_ppo_cpu", "grpo_vs_ppo_bf16_cpu", "precision_cpu", "tools_cpu", "sparse_reward_cpu"]
 
 
 @pytest.mark.parametrize("name", GROWING)
@@ -364,7 +365,10 @@ def test_committed_jobs_are_what_their_experiment_file_composes_today(name):
 
     from grpo_lab.config.difference import first_difference
     from grpo_lab.config.validate import validate_config
+    from grpo_lab.trainer.run_data import config_fingerprints, data_change
     from tests.conftest import REPO
+
+    data: dict[str, dict] = {}  # fingerprints per task and eval config
 
     jobs = sorted((REPO / "experiments" / "results" / name / "runs").glob("*/config.yaml"))
     assert jobs, name
@@ -376,3 +380,9 @@ def test_committed_jobs_are_what_their_experiment_file_composes_today(name):
         validate_config(cfg)  # as a job does before comparing: precision=auto resolved
         difference = first_difference(yaml.safe_load(saved.read_text()), OmegaConf.to_container(cfg, resolve=True))
         assert difference is None, (saved.parent, difference)
+        # ... and ran on the data composed now (a grown sweep compares the fingerprints).
+        key = json.dumps(OmegaConf.to_container(cfg, resolve=True)["task"], sort_keys=True) + str(cfg.eval)
+        if key not in data:
+            data[key] = config_fingerprints(cfg)
+        recorded = json.loads((saved.parent / "manifest.json").read_text())["data"]
+        assert data_change(recorded, data[key]) is None, saved.parent
