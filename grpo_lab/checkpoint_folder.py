@@ -110,6 +110,8 @@ def checkpoint_damage(folder: str | os.PathLike) -> str | None:
     not the tensors. Checkpoints are written atomically, so damage means a disk fault or
     a copy cut short, not a killed save."""
     folder = Path(folder)
+    if not (folder / POLICY_FILE).is_file():  # every save writes it (the adapters alone with LoRA)
+        return f"{POLICY_FILE} missing"
     for path in sorted(folder.glob("*.safetensors")):
         damage = safetensors_damage(path)
         if damage is not None:

@@ -209,7 +209,10 @@ def load_checkpoint(trainer: Any, folder: str | os.PathLike) -> int:
     for name, module in trainer.algorithm.modules().items():
         path = folder / f"{name}.safetensors"
         if not path.is_file():
-            raise ConfigError(f"checkpoint {folder} has no {name}; algorithm.name differs from the saved run")
+            # The saved config was checked to match this run's, so the file is missing,
+            # not another algorithm's checkpoint.
+            raise ConfigError(f"checkpoint {folder} has no {path.name} (the checkpoint is incomplete); "
+                              "resume from an earlier one (trainer.resume=<its folder>)")
         if trainer.parallel.sharded:
             _load_whole(module, folder, path.name)
         else:

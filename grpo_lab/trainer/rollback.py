@@ -27,7 +27,7 @@ import re
 from pathlib import Path
 
 from grpo_lab.console import say
-from grpo_lab.checkpoint_folder import CHECKPOINT_DIR, checkpoint_step, list_checkpoints
+from grpo_lab.checkpoint_folder import CHECKPOINT_DIR, checkpoint_damage, checkpoint_step, list_checkpoints
 from grpo_lab.tracking.local import PROBLEMS_FILE
 from grpo_lab.tracking.manifest import MANIFEST_FILE
 from grpo_lab.tracking.wandb_tracker import RUN_ID_FILE
@@ -114,12 +114,14 @@ def set_aside_earlier_run(output_dir: str | os.PathLike) -> tuple[int, list[Path
 
 
 def supersede_later_checkpoints(output_dir: str | os.PathLike, step: int) -> list[Path]:
-    """Renames this run's checkpoints after ``step`` to ``superseded-step_<N>``: a run
+    """Renames this run's intact checkpoints after ``step`` to ``superseded-step_<N>``: a run
     resumed from an older checkpoint redoes those steps, and ``resume=auto`` must never
     go back to the abandoned branch (nor keep-pruning count it). Returns the new paths."""
     moved = []
     for later, folder in list_checkpoints(output_dir):
-        if later > step:
+        # A damaged one is set aside as damaged-step_<N> by the next save (its name says
+        # why); resume=auto already passes over it.
+        if later > step and checkpoint_damage(folder) is None:
             target = folder.with_name(f"{SUPERSEDED_PREFIX}{folder.name}")
             if target.exists():  # an earlier abandoned branch of the same step
                 target = _set_aside_name(target, 1 + sum(1 for _ in folder.parent.glob(f"{target.name}*")))

@@ -34,10 +34,10 @@ import yaml
 
 from grpo_lab.config.difference import MAY_DIFFER, describe_value, first_difference
 from grpo_lab.errors import ConfigError
+from grpo_lab.tracking.manifest import MANIFEST_FILE
 
 SUMMARY_FILE = "summary.json"
 RUN_CONFIG_FILE = "config.yaml"  # the resolved config the trackers write at the start
-MANIFEST_FILE = "manifest.json"  # what the run ran on: code, machine, data fingerprints
 
 
 def read_run_config(folder: str | os.PathLike) -> dict[str, Any] | None:

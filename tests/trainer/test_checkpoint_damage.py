@@ -1,4 +1,4 @@
-"""A damaged checkpoint (cut short by a disk fault or a copy) is never loaded: resume
+"""A damaged checkpoint (cut short by a disk fault or a copy, or missing its weights) is never loaded: resume
 passes over it to the one before and says so; named explicitly, it is refused in one
 line; the next save sets it aside so it neither stands for its step nor pushes an intact
 older one out. A checkpoints folder that cannot be written is refused before training."""
@@ -24,14 +24,15 @@ def cut_short(path: Path) -> None:
     os.truncate(path, path.stat().st_size // 2)
 
 
-@pytest.mark.parametrize("torn", ["policy.safetensors", "trainer_state.pt"])
-def test_resume_passes_over_a_damaged_checkpoint_and_equals_an_uninterrupted_run(tmp_path, capsys, torn):
+@pytest.mark.parametrize("torn, damage", [("policy.safetensors", cut_short), ("trainer_state.pt", cut_short),
+                                           ("policy.safetensors", Path.unlink)])
+def test_resume_passes_over_a_damaged_checkpoint_and_equals_an_uninterrupted_run(tmp_path, capsys, torn, damage):
     common = ["trainer.max_steps=3", "trainer.checkpoint_every=1", "trainer.checkpoint_keep=2"]
     train(config(tmp_path / "straight", *common))
     run = tmp_path / "run"
     train(config(run, "trainer.max_steps=2", "trainer.checkpoint_every=1"))
     newest = list_checkpoints(run)[-1][1]
-    cut_short(newest / torn)
+    damage(newest / torn)
     assert checkpoint_damage(newest).startswith(torn)
     capsys.readouterr()
 
@@ -43,7 +44,7 @@ def test_resume_passes_over_a_damaged_checkpoint_and_equals_an_uninterrupted_run
     # The damaged one was set aside, not counted: the two kept are intact.
     assert [s for s, _ in list_checkpoints(run)] == [2, 3]
     assert all(checkpoint_damage(folder) is None for _, folder in list_checkpoints(run))
-    assert (run / "checkpoints" / "damaged-step_00000002" / torn).is_file()
+    assert (run / "checkpoints" / "damaged-step_00000002" / "trainer_state.pt").is_file()
 
 
 def test_a_damaged_checkpoint_named_explicitly_is_refused(tmp_path):
@@ -61,7 +62,7 @@ def test_safetensors_damage_is_read_from_the_header(tmp_path):
     import torch
     from safetensors.torch import save_file
 
-    path = tmp_path / "x.safetensors"
+    path = tmp_path / "policy.safetensors"
     save_file({"w": torch.ones(64)}, str(path))
     (tmp_path / "trainer_state.pt").write_bytes(b"")
     torch.save({"a": 1}, tmp_path / "trainer_state.pt")
