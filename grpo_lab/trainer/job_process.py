@@ -23,11 +23,14 @@ it is gone, sends the training SIGTERM: the run checkpoints (when checkpoints ar
 from __future__ import annotations
 
 import contextlib
+import json
+import logging
 import multiprocessing
 import os
 import signal
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
@@ -120,6 +123,10 @@ def train_in_fresh_process(cfg: DictConfig) -> dict[str, Any]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+    if child.exitcode is not None and child.exitcode < 0:
+        _record_killed(cfg, child.pid, signal.Signals(-child.exitcode))
+        if not outlived(launcher):
+            sys.exit(128 - child.exitcode)
     if outlived(launcher):
         # Nobody is left to collect this job's result, and a joblib worker would idle on
         # (about 400 MB each) waiting for jobs that will never come: it ends with its job.
@@ -127,6 +134,28 @@ def train_in_fresh_process(cfg: DictConfig) -> dict[str, Any]:
     if child.exitcode != 0 or summary is None:
         sys.exit(child.exitcode or 1)
     return summary
+
+
+def _record_killed(cfg: DictConfig, pid: int | None, killer: signal.Signals) -> None:
+    """A training process ended by a signal it cannot handle (SIGKILL, sent by the
+    kernel's out-of-memory killer among others) wrote no summary, and the sweep would end
+    with nothing said: one line names the job and the signal, and ``summary.json`` marks
+    the run failed (a grown sweep continues it; a report leaves it out)."""
+    from grpo_lab.trainer.rollback import recorded_steps
+    from grpo_lab.trainer.sweep_jobs import SUMMARY_FILE, job_label
+
+    folder = Path(cfg.paths.output_dir)
+    steps = recorded_steps(folder / "metrics.jsonl")
+    last = max(steps) if steps else None
+    summary = {"steps": last or 0, "failed": True, "killed_by": killer.name, "output_dir": str(folder)}
+    with contextlib.suppress(OSError):
+        (folder / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    why = (" (the kernel's out-of-memory killer sends it when memory runs out: see dmesg; fewer jobs at once, "
+           "hydra.launcher.n_jobs, or a smaller trainer.micro_batch_size need less)") if killer == signal.SIGKILL else ""
+    where = f"its records end at step {last}" if last is not None else "it recorded no step"
+    say(f"{job_label(cfg)}: its training process (pid {pid}) was killed by {killer.name}{why}; {where} in "
+        f"{folder}, marked failed in {SUMMARY_FILE}; run the sweep again to continue it (from its newest "
+        "checkpoint, or from its start without one)", level=logging.ERROR)
 
 
 @contextlib.contextmanager
