@@ -45,6 +45,9 @@ class RunRecord:
     problems: list[dict[str, Any]] = field(default_factory=list)
     # The answer checker that scored its held-out verdicts (manifest.json; None: not recorded).
     answer_checker: str | None = None
+    # (code, machine) of each process that made it, first sitting first (manifest.json:
+    # a resumed run has several); empty when not recorded.
+    made_by: list[tuple[str, str]] = field(default_factory=list)
 
     def value_of(self, key: str) -> str | None:
         """What ``key`` was in this run: its override, else the group's chosen option,

@@ -107,6 +107,7 @@ def _seed(config: dict[str, Any], overrides: list[str]) -> int | None:
 def read_run(run_dir: Path, label: str) -> RunRecord:
     overrides = [str(o) for o in _read_yaml(run_dir / ".hydra" / "overrides.yaml") or []]
     config = _config(run_dir)
+    manifest = _manifest(run_dir)
     summary_path = run_dir / "summary.json"
     return RunRecord(
         run=label,
@@ -117,14 +118,33 @@ def read_run(run_dir: Path, label: str) -> RunRecord:
         choices=_choices(run_dir),
         config=config,
         problems=read_metrics(run_dir / PROBLEMS_FILE) if (run_dir / PROBLEMS_FILE).exists() else [],
-        answer_checker=_answer_checker(run_dir),
+        answer_checker=recorded_checker(manifest) if manifest is not None else None,
+        made_by=made_by(manifest),
     )
 
 
-def _answer_checker(run_dir: Path) -> str | None:
-    """The checker named in the run's manifest.json (the first one when it names none)."""
+def _manifest(run_dir: Path) -> dict[str, Any] | None:
     path = run_dir / MANIFEST_FILE
-    return recorded_checker(json.loads(path.read_text(encoding="utf-8"))) if path.is_file() else None
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) else None
+
+
+def made_by(manifest: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """(code, machine) of each sitting a manifest records: the grpo-lab commit (its
+    version outside a git checkout) and the GPU, or else the CPU, it ran on."""
+    if manifest is None:
+        return []
+    sittings = []
+    for sitting in [*manifest.get("earlier", []), manifest]:
+        code = sitting.get("grpo_lab") or {}
+        hardware = sitting.get("hardware") or {}
+        gpus = (hardware.get("gpu") or {}).get("names") or []
+        sittings.append((f"`{code['commit'][:7]}`" if code.get("commit") else f"version {code.get('version')}",
+                         ", ".join(sorted(set(gpus))) if gpus else str(hardware.get("cpu"))))
+    return sittings
 
 
 def local_records(root: str | os.PathLike) -> list[RunRecord]:

@@ -130,6 +130,7 @@ def write_report(source: str | os.PathLike, out_dir: str | os.PathLike | None = 
     lines = _header(source, metric, keys, table, settings, reference) + _left_out(unfinished)
     if metric.startswith("eval/") and checker is not None:
         lines += [_checker_line(checker, source), ""]
+    lines += _made_by_line(finished)
     lines += [f"## Outcome: {metric}", "", _outcome_rule(metric, settings), "", markdown_table(table), ""]
     lines += _verdict_section(finals, settings, metric, reference, outcomes, no_problems)
     lines += _gain_section(frame, finals, metric, settings)
@@ -340,6 +341,32 @@ def _answer_checker(finished: list[RunRecord]) -> str | None:
         raise ValueError(f"runs were scored by different answer checkers ({found}); bring them all to "
                          f"{ANSWER_CHECKER} with grpo-lab-rescore <folder>")
     return next(iter(by_checker), None)
+
+
+def _made_by_line(finished: list[RunRecord]) -> list[str]:
+    """Which code made the runs, on which machines: a sweep grown over several sittings
+    may mix them, and its timings and memory then compare across machines."""
+    code: dict[str, list[str]] = {}
+    machines: dict[str, list[str]] = {}
+    for record in finished:
+        for made, machine in dict.fromkeys(record.made_by):
+            code.setdefault(made, []).append(record.run)
+            machines.setdefault(machine, []).append(record.run)
+    if not code:
+        return []
+
+    def listed(found: dict[str, list[str]]) -> str:
+        if len(found) == 1:
+            return next(iter(found))
+        return ", ".join(f"{name} ({_run_list(runs)})" for name, runs in found.items())
+
+    return [f"Made by grpo-lab at {listed(code)}, on {listed(machines)}"
+            + ("; timings and memory come from different machines." if len(machines) > 1 else "."), ""]
+
+
+def _run_list(runs: list[str]) -> str:
+    runs = list(dict.fromkeys(runs))
+    return ", ".join(runs[:8]) + (f" and {len(runs) - 8} more" if len(runs) > 8 else "")
 
 
 def _checker_line(checker: str, source: Path) -> str:

@@ -342,3 +342,23 @@ def test_an_unmatched_pairs_seed_count_leaves_out_runs_without_the_outcome():
                            for s, x in zip(seeds, vals)])
     row = verdict_table(finals, comparison_from({"reference": "b"}), "eval/accuracy", reference="b").iloc[0]
     assert row["seeds"] == 2 and row["A - B"] == pytest.approx(0.55 - 0.35)
+
+
+def test_the_report_names_the_code_and_machines_that_made_the_runs(tmp_path):
+    # A sweep grown over sittings: jobs 0-4 at one commit on one CPU, the rest at
+    # another, and job 8 resumed on a second machine (its manifest keeps the first sitting).
+    root = write_sweep(tmp_path / "runs")
+
+    def sitting(commit, cpu):
+        return {"grpo_lab": {"commit": commit * 40}, "hardware": {"cpu": cpu, "gpu": {"names": []}}}
+    for job in range(9):
+        manifest = sitting("a" if job < 5 else "b", "CPU One")
+        if job == 8:
+            manifest = {**sitting("b", "CPU Two"), "earlier": [manifest]}
+        (root / str(job) / "manifest.json").write_text(json.dumps(manifest))
+    text = write_report(root).read_text()
+    assert ("Made by grpo-lab at `aaaaaaa` (0, 1, 2, 3, 4), `bbbbbbb` (5, 6, 7, 8), on CPU One (0, 1, 2, 3, 4, 5, 6, 7 "
+            "and 1 more), CPU Two (8); timings and memory come from different machines.") in text
+    for job in range(9):
+        (root / str(job) / "manifest.json").write_text(json.dumps(sitting("a", "CPU One")))
+    assert "Made by grpo-lab at `aaaaaaa`, on CPU One.\n" in write_report(root).read_text()
