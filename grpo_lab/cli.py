@@ -74,6 +74,8 @@ def main(cfg: DictConfig) -> float | None:
             say(f"{job_label(cfg)} stopped in {cfg.paths.output_dir}: continuing it", sys.stdout)
     if trains_in_fresh_process(cfg):  # a multirun job: its costs must be its own
         summary = train_in_fresh_process(cfg)
+        if summary is None:  # its training process was killed: said and recorded, the sweep goes on
+            return None
     else:
         quiet_library_bars(cfg.trainer.progress_bar)
         with exit_on_user_error("grpo-lab", records=cfg.paths.output_dir):

@@ -29,6 +29,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -44,10 +45,41 @@ SWEEP_PROCESS_ENV = "GRPO_LAB_SWEEP_PID"
 
 class SweepProcess(Callback):
     """Hydra callback (``hydra.callbacks.sweep_process``): names the sweep's launching
-    process to its jobs, before any worker starts (see the module docstring)."""
+    process to its jobs, before any worker starts (see the module docstring); at the end
+    (after the report), exits 128 + the signal when a job's training process was killed."""
+
+    def __init__(self) -> None:
+        self.started = 0.0
 
     def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
         os.environ[SWEEP_PROCESS_ENV] = str(os.getpid())
+        self.started = time.time()
+
+    def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
+        killed = killed_jobs(Path(config.hydra.sweep.dir), since=self.started)
+        if killed:
+            jobs = ", ".join(f"{folder.name} ({name})" for folder, name in killed)
+            say(f"the training process of {len(killed)} job(s) was killed: {jobs}; marked failed in their "
+                "summary.json; run the sweep again to continue them", level=logging.ERROR)
+            sys.exit(128 + signal.Signals[killed[0][1]].value)
+
+
+def killed_jobs(sweep_dir: Path, since: float) -> list[tuple[Path, str]]:
+    """(job folder, signal name) of each job of ``sweep_dir`` whose training process was
+    killed since ``since`` (time.time()), from its summary.json."""
+    from grpo_lab.trainer.sweep_jobs import SUMMARY_FILE
+
+    killed = []
+    for path in sorted(sweep_dir.glob(f"*/{SUMMARY_FILE}")):
+        try:
+            if path.stat().st_mtime < since:
+                continue
+            summary = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(summary, dict) and summary.get("killed_by") in signal.Signals.__members__:
+            killed.append((path.parent, summary["killed_by"]))
+    return killed
 
 
 def launching_parent() -> int | None:
@@ -92,10 +124,12 @@ def _train_child(cfg: DictConfig, hydra_root: Any, results: Any, command: str) -
     results.send(summary)
 
 
-def train_in_fresh_process(cfg: DictConfig) -> dict[str, Any]:
+def train_in_fresh_process(cfg: DictConfig) -> dict[str, Any] | None:
     """Runs ``train(cfg)`` in a spawned process and returns its summary. The child's
     exit status becomes this process's (a one-line user error stays exit 2); SIGTERM
-    is passed on to the child, which checkpoints and stops as a run in place would."""
+    is passed on to the child, which checkpoints and stops as a run in place would. A
+    child killed by a signal it cannot handle (SIGKILL) gives None: the job is recorded
+    as failed and said, and the sweep goes on to its other jobs."""
     from hydra.core.hydra_config import HydraConfig
 
     from grpo_lab.tracking.manifest import launch_command
@@ -123,10 +157,11 @@ def train_in_fresh_process(cfg: DictConfig) -> dict[str, Any]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-    if child.exitcode is not None and child.exitcode < 0:
+    if child.exitcode is not None and child.exitcode < 0 and not outlived(launcher):
+        # Said and recorded; the other jobs go on, and the sweep's exit status says it at
+        # the end (SweepProcess.on_multirun_end).
         _record_killed(cfg, child.pid, signal.Signals(-child.exitcode))
-        if not outlived(launcher):
-            sys.exit(128 - child.exitcode)
+        return None
     if outlived(launcher):
         # Nobody is left to collect this job's result, and a joblib worker would idle on
         # (about 400 MB each) waiting for jobs that will never come: it ends with its job.
@@ -154,8 +189,8 @@ def _record_killed(cfg: DictConfig, pid: int | None, killer: signal.Signals) -> 
            "hydra.launcher.n_jobs, or a smaller trainer.micro_batch_size need less)") if killer == signal.SIGKILL else ""
     where = f"its records end at step {last}" if last is not None else "it recorded no step"
     say(f"{job_label(cfg)}: its training process (pid {pid}) was killed by {killer.name}{why}; {where} in "
-        f"{folder}, marked failed in {SUMMARY_FILE}; run the sweep again to continue it (from its newest "
-        "checkpoint, or from its start without one)", level=logging.ERROR)
+        f"{folder}, marked failed in {SUMMARY_FILE}; the sweep goes on to its other jobs; run it again to "
+        "continue this one (from its newest checkpoint, or from its start without one)", level=logging.ERROR)
 
 
 @contextlib.contextmanager
