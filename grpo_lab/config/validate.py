@@ -30,7 +30,7 @@ from grpo_lab.rewards.mix import EMPTY_WEIGHTS
 from grpo_lab.rewards.registry import GOAL_REWARDS
 from grpo_lab.rollout.base import ROLLOUT_BACKENDS
 from grpo_lab.rollout.weight_copy import ROLLOUT_COPY_DTYPES
-from grpo_lab.tasks.heldout import heldout_task_config
+from grpo_lab.tasks.heldout import evaluates, heldout_task_config
 
 # trainer.progress_bar: the training bar (true), none (false), or also the libraries' own
 # bars while the run is set up (all).
@@ -156,7 +156,7 @@ def validate_config(cfg: Any) -> None:
     _check_sharding(cfg)
     _check_coefficients(cfg)
     _check_eval(cfg.eval, cfg.trainer.max_steps)
-    if cfg.eval.every or cfg.eval.steps or cfg.eval.at_end or cfg.eval.at_start:
+    if evaluates(cfg):
         heldout_task_config(cfg)  # refuses a held-out set that is training data
     _check_warm_start(cfg)
 

@@ -14,6 +14,12 @@ from grpo_lab.errors import ConfigError
 log = logging.getLogger("grpo_lab")
 
 
+def evaluates(cfg: Any) -> bool:
+    """Whether a run of ``cfg`` scores a held-out set at all."""
+    ev = cfg.eval
+    return bool(ev.every or ev.steps or ev.at_end or ev.at_start)
+
+
 def heldout_task_config(cfg: Any) -> Any:
     """The ``task`` config of the held-out set: the training task with ``eval.split``,
     ``eval.path``, seed=task.seed+1, at most ``eval.num_examples`` rows, then ``eval.task``."""

@@ -60,6 +60,7 @@ from grpo_lab.rewards.mix import RewardMix
 from grpo_lab.rollout.base import build_rollout_backend
 from grpo_lab.run_lock import RunFolderLock
 from grpo_lab.tasks import build_task
+from grpo_lab.tasks.heldout import evaluates
 from grpo_lab.tracking import build_trackers
 from grpo_lab.tracking.base import Trackers
 from grpo_lab.tracking.budget import Budget
@@ -205,7 +206,7 @@ class Trainer:
         # Held-out evaluation runs on the main process (the others wait at the next step;
         # under fsdp they first gather the policy whole with it, see _evaluation);
         # problems that are also training questions are left out of the held-out set.
-        self.evaluates = bool(cfg.eval.every or cfg.eval.steps or cfg.eval.at_end or cfg.eval.at_start)
+        self.evaluates = evaluates(cfg)
         self.evaluator = (
             Evaluator(cfg, self.tokenizer, self.device,
                       training_questions={question_of(p) for p in self.dataset["prompt"]},

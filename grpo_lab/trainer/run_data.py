@@ -7,18 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from grpo_lab.tasks.heldout import heldout_task_config, question_of, without_training_questions
+from grpo_lab.tasks.heldout import evaluates, heldout_task_config, question_of, without_training_questions
 from grpo_lab.tracking.manifest import dataset_entry
 
 # What each fingerprint covers, and the keys that name its data.
 DATA_NAMES = {"train": ("training", "task.path or the task's settings"),
               "heldout": ("held-out", "the held-out task's path or settings")}
-
-
-def evaluates(cfg: Any) -> bool:
-    """Whether the run scores a held-out set at all."""
-    ev = cfg.eval
-    return bool(ev.every or ev.steps or ev.at_end or ev.at_start)
 
 
 def fingerprints(train: Any, heldout: Any | None) -> dict[str, Any]:
