@@ -192,12 +192,14 @@ def launch_command() -> str:
     return os.environ.get(LAUNCH_COMMAND_ENV) or shlex.join(sys.orig_argv)
 
 
-def build_manifest(cfg: Any, output_dir: Path, train_data: Any, heldout_data: Any = None,
+def build_manifest(cfg: Any, output_dir: Path, fingerprints: dict[str, Any],
                    overrides: list[str] | None = None, precision: dict[str, Any] | None = None) -> dict[str, Any]:
-    """``precision``: what the run computes in which dtype (grpo_lab/trainer/precision.py)."""
-    data = {"task": cfg.task.name, "train": dataset_entry(train_data)}
-    if heldout_data is not None:
-        data["heldout"] = dataset_entry(heldout_data)
+    """``fingerprints``: ``dataset_entry`` of the training data and of the held-out data
+    (None when not evaluated), as the checkpoints record them; ``precision``: what the
+    run computes in which dtype (grpo_lab/trainer/precision.py)."""
+    data = {"task": cfg.task.name, "train": fingerprints["train"]}
+    if fingerprints.get("heldout") is not None:
+        data["heldout"] = fingerprints["heldout"]
     from grpo_lab.eval.answers import ANSWER_CHECKER
 
     rerun = rerun_command(output_dir)

@@ -559,8 +559,7 @@ class Trainer:
     def _manifest(self) -> dict[str, Any] | None:
         if not self.parallel.is_main:
             return None
-        heldout = self.evaluator.dataset if self.evaluator is not None else None
-        return build_manifest(self.cfg, self.output_dir, self.dataset, heldout, current_hydra_job().overrides,
+        return build_manifest(self.cfg, self.output_dir, self.data_fingerprints(), current_hydra_job().overrides,
                               self.precision)
 
     def _evaluation_due(self, step: int) -> bool:
