@@ -58,15 +58,24 @@ class SweepProcess(Callback):
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
         killed = killed_jobs(Path(config.hydra.sweep.dir), since=self.started)
         if killed:
-            jobs = ", ".join(f"{folder.name} ({name})" for folder, name in killed)
+            jobs = ", ".join(f"{folder.name} ({name})" for folder, name, _ in killed)
             say(f"the training process of {len(killed)} job(s) was killed: {jobs}; marked failed in their "
                 "summary.json; run the sweep again to continue them", level=logging.ERROR)
-            sys.exit(128 + signal.Signals[killed[0][1]].value)
+            sys.exit(128 + killed[0][2])
 
 
-def killed_jobs(sweep_dir: Path, since: float) -> list[tuple[Path, str]]:
-    """(job folder, signal name) of each job of ``sweep_dir`` whose training process was
-    killed since ``since`` (time.time()), from its summary.json."""
+def signal_name(signum: int) -> str:
+    """SIGKILL for 9; a number Python has no name for (a realtime signal such as
+    SIGRTMIN+3) is named by its number rather than raising in the path that reports it."""
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+def killed_jobs(sweep_dir: Path, since: float) -> list[tuple[Path, str, int]]:
+    """(job folder, signal name, signal number) of each job of ``sweep_dir`` whose training
+    process was killed since ``since`` (time.time()), from its summary.json."""
     from grpo_lab.trainer.sweep_jobs import SUMMARY_FILE
 
     killed = []
@@ -77,8 +86,8 @@ def killed_jobs(sweep_dir: Path, since: float) -> list[tuple[Path, str]]:
             summary = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        if isinstance(summary, dict) and summary.get("killed_by") in signal.Signals.__members__:
-            killed.append((path.parent, summary["killed_by"]))
+        if isinstance(summary, dict) and isinstance(summary.get("killed_by_signal"), int):
+            killed.append((path.parent, str(summary.get("killed_by")), summary["killed_by_signal"]))
     return killed
 
 
@@ -160,7 +169,7 @@ def train_in_fresh_process(cfg: DictConfig) -> dict[str, Any] | None:
     if child.exitcode is not None and child.exitcode < 0 and not outlived(launcher):
         # Said and recorded; the other jobs go on, and the sweep's exit status says it at
         # the end (SweepProcess.on_multirun_end).
-        _record_killed(cfg, child.pid, signal.Signals(-child.exitcode))
+        _record_killed(cfg, child.pid, -child.exitcode)
         return None
     if outlived(launcher):
         # Nobody is left to collect this job's result, and a joblib worker would idle on
@@ -171,7 +180,7 @@ def train_in_fresh_process(cfg: DictConfig) -> dict[str, Any] | None:
     return summary
 
 
-def _record_killed(cfg: DictConfig, pid: int | None, killer: signal.Signals) -> None:
+def _record_killed(cfg: DictConfig, pid: int | None, signum: int) -> None:
     """A training process ended by a signal it cannot handle (SIGKILL, sent by the
     kernel's out-of-memory killer among others) wrote no summary, and the sweep would end
     with nothing said: one line names the job and the signal, and ``summary.json`` marks
@@ -182,13 +191,15 @@ def _record_killed(cfg: DictConfig, pid: int | None, killer: signal.Signals) -> 
     folder = Path(cfg.paths.output_dir)
     steps = recorded_steps(folder / "metrics.jsonl")
     last = max(steps) if steps else None
-    summary = {"steps": last or 0, "failed": True, "killed_by": killer.name, "output_dir": str(folder)}
+    killer = signal_name(signum)
+    summary = {"steps": last or 0, "failed": True, "killed_by": killer, "killed_by_signal": signum,
+               "output_dir": str(folder)}
     with contextlib.suppress(OSError):
         (folder / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     why = (" (the kernel's out-of-memory killer sends it when memory runs out: see dmesg; fewer jobs at once, "
-           "hydra.launcher.n_jobs, or a smaller trainer.micro_batch_size need less)") if killer == signal.SIGKILL else ""
+           "hydra.launcher.n_jobs, or a smaller trainer.micro_batch_size need less)") if signum == signal.SIGKILL else ""
     where = f"its records end at step {last}" if last is not None else "it recorded no step"
-    say(f"{job_label(cfg)}: its training process (pid {pid}) was killed by {killer.name}{why}; {where} in "
+    say(f"{job_label(cfg)}: its training process (pid {pid}) was killed by {killer}{why}; {where} in "
         f"{folder}, marked failed in {SUMMARY_FILE}; the sweep goes on to its other jobs; run it again to "
         "continue this one (from its newest checkpoint, or from its start without one)", level=logging.ERROR)
 

@@ -171,7 +171,28 @@ def test_a_job_whose_training_process_is_killed_says_so_and_the_sweep_goes_on(tm
     assert f"in {killed}, marked failed in summary.json; the sweep goes on" in line and "Traceback" not in stderr
     summary = json.loads((killed / "summary.json").read_text())
     assert summary["failed"] is True and summary["killed_by"] == "SIGKILL" and summary["steps"] >= 2
+    assert summary["killed_by_signal"] == 9
     assert finished_run(killed) is None  # a grown sweep runs it again
     assert finished_run(after) is not None  # the next job ran to its end
     assert ("grpo-lab: the training process of 1 job(s) was killed: 0 (SIGKILL); marked failed in their "
             "summary.json; run the sweep again to continue them") in stderr.splitlines()
+
+
+def test_a_signal_without_a_python_name_is_named_by_its_number_and_sets_the_exit_status(tmp_path):
+    """A realtime signal (SIGRTMIN+3) has no member in signal.Signals: naming it used to
+    raise in the very path that reports the killed job."""
+    import signal
+
+    from grpo_lab.trainer.job_process import killed_jobs, signal_name
+
+    realtime = signal.SIGRTMIN + 3
+    assert signal_name(9) == "SIGKILL" and signal_name(realtime) == f"signal {realtime}"
+    for job, (name, number) in {"0": ("SIGKILL", 9), "1": (f"signal {realtime}", realtime)}.items():
+        (tmp_path / job).mkdir()
+        (tmp_path / job / "summary.json").write_text(json.dumps(
+            {"failed": True, "killed_by": name, "killed_by_signal": number}))
+    (tmp_path / "2").mkdir()
+    (tmp_path / "2" / "summary.json").write_text(json.dumps({"failed": True}))  # an error, not a kill
+    assert killed_jobs(tmp_path, since=0.0) == [(tmp_path / "0", "SIGKILL", 9),
+                                                (tmp_path / "1", f"signal {realtime}", realtime)]
+    assert killed_jobs(tmp_path, since=time.time() + 60) == []
