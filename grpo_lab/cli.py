@@ -46,6 +46,19 @@ def _sweep_dir() -> str:
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def main(cfg: DictConfig) -> float | None:
+    from grpo_lab.trainer.sweep_jobs import in_multirun
+
+    if not in_multirun():
+        return run(cfg)
+    from grpo_lab.trainer.job_failures import failure_ends_this_job_only
+
+    with failure_ends_this_job_only(cfg):
+        return run(cfg)
+    return None  # this job failed: said and recorded; the sweep goes on (trainer/job_failures.py)
+
+
+def run(cfg: DictConfig) -> float | None:
+    """One run, or one job of a multirun: its outcome for sweepers that optimize one."""
     from grpo_lab.config.validate import validate_config
 
     with exit_on_user_error("grpo-lab", records=cfg.paths.output_dir):

@@ -52,8 +52,10 @@ def planned_jobs(config: Any) -> tuple[list[list[str]], set[str]] | None:
     return jobs, swept
 
 
-def job_problem(config: Any, overrides: list[str]) -> str | None:
-    """Why the job with ``overrides`` would be refused (one line), or None."""
+def job_problem(config: Any, overrides: list[str], num: int) -> str | None:
+    """Why job ``num``, with ``overrides``, would be refused (one line), or None: a bad
+    value, or a job folder that holds a finished run of another config (a sweep run again
+    with a changed value into the old folder would otherwise refuse every job in turn)."""
     from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException
     from omegaconf import open_dict, read_write
@@ -61,13 +63,17 @@ def job_problem(config: Any, overrides: list[str]) -> str | None:
 
     from grpo_lab.config.validate import validate_config
     from grpo_lab.errors import ConfigError
+    from grpo_lab.trainer.sweep_jobs import refuse_another_configs_run
 
     try:
         job = GlobalHydra.instance().config_loader().load_sweep_config(master_config=config,
                                                                        sweep_overrides=list(overrides))
         with read_write(job), open_dict(job):
+            job.hydra.job.num = num  # as the launcher sets it: the job folder may name it
+            folder = Path(str(job.hydra.sweep.dir)) / str(job.hydra.sweep.subdir)
             del job["hydra"]  # as the launcher hands the job its config
         validate_config(job)
+        refuse_another_configs_run(job, folder)
     except ConfigError as err:
         return str(err)
     except (HydraException, OmegaConfBaseException) as err:  # an option or value that does not compose
@@ -111,7 +117,7 @@ class CheckSweepJobs(Callback):
             return
         jobs, swept = planned
         refused = [(num, job, problem) for num, job in enumerate(jobs)
-                   for problem in [job_problem(config, job)] if problem is not None]
+                   for problem in [job_problem(config, job, num)] if problem is not None]
         if not refused:
             return
         num, job, problem = refused[0]

@@ -46,7 +46,8 @@ SWEEP_PROCESS_ENV = "GRPO_LAB_SWEEP_PID"
 class SweepProcess(Callback):
     """Hydra callback (``hydra.callbacks.sweep_process``): names the sweep's launching
     process to its jobs, before any worker starts (see the module docstring); at the end
-    (after the report), exits 128 + the signal when a job's training process was killed."""
+    (after the report), names the jobs that failed and exits with the first one's status
+    (job_failures.py)."""
 
     def __init__(self) -> None:
         self.started = 0.0
@@ -56,12 +57,11 @@ class SweepProcess(Callback):
         self.started = time.time()
 
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
-        killed = killed_jobs(Path(config.hydra.sweep.dir), since=self.started)
-        if killed:
-            jobs = ", ".join(f"{folder.name} ({name})" for folder, name, _ in killed)
-            say(f"the training process of {len(killed)} job(s) was killed: {jobs}; marked failed in their "
-                "summary.json; run the sweep again to continue them", level=logging.ERROR)
-            sys.exit(128 + killed[0][2])
+        from grpo_lab.trainer.job_failures import report_failed_jobs
+
+        status = report_failed_jobs(Path(config.hydra.sweep.dir), since=self.started)
+        if status is not None:
+            sys.exit(status)
 
 
 def signal_name(signum: int) -> str:
@@ -71,24 +71,6 @@ def signal_name(signum: int) -> str:
         return signal.Signals(signum).name
     except ValueError:
         return f"signal {signum}"
-
-
-def killed_jobs(sweep_dir: Path, since: float) -> list[tuple[Path, str, int]]:
-    """(job folder, signal name, signal number) of each job of ``sweep_dir`` whose training
-    process was killed since ``since`` (time.time()), from its summary.json."""
-    from grpo_lab.trainer.sweep_jobs import SUMMARY_FILE
-
-    killed = []
-    for path in sorted(sweep_dir.glob(f"*/{SUMMARY_FILE}")):
-        try:
-            if path.stat().st_mtime < since:
-                continue
-            summary = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if isinstance(summary, dict) and isinstance(summary.get("killed_by_signal"), int):
-            killed.append((path.parent, str(summary.get("killed_by")), summary["killed_by_signal"]))
-    return killed
 
 
 def launching_parent() -> int | None:
@@ -185,6 +167,7 @@ def _record_killed(cfg: DictConfig, pid: int | None, signum: int) -> None:
     kernel's out-of-memory killer among others) wrote no summary, and the sweep would end
     with nothing said: one line names the job and the signal, and ``summary.json`` marks
     the run failed (a grown sweep continues it; a report leaves it out)."""
+    from grpo_lab.trainer.job_failures import record_failed_job
     from grpo_lab.trainer.rollback import recorded_steps
     from grpo_lab.trainer.sweep_jobs import SUMMARY_FILE, job_label
 
@@ -199,6 +182,7 @@ def _record_killed(cfg: DictConfig, pid: int | None, signum: int) -> None:
     why = (" (the kernel's out-of-memory killer sends it when memory runs out: see dmesg; fewer jobs at once, "
            "hydra.launcher.n_jobs, or a smaller trainer.micro_batch_size need less)") if signum == signal.SIGKILL else ""
     where = f"its records end at step {last}" if last is not None else "it recorded no step"
+    record_failed_job(cfg, 128 + signum, f"killed by {killer}")
     say(f"{job_label(cfg)}: its training process (pid {pid}) was killed by {killer}{why}; {where} in "
         f"{folder}, marked failed in {SUMMARY_FILE}; the sweep goes on to its other jobs; run it again to "
         "continue this one (from its newest checkpoint, or from its start without one)", level=logging.ERROR)

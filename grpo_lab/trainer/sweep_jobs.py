@@ -112,6 +112,23 @@ def job_label(cfg: Any) -> str:
     return f"job {job.num} ({what})" if job.num is not None else f"run ({what})"
 
 
+def refuse_another_configs_run(cfg: Any, folder: Path) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The finished run in the job ``folder`` (config, summary), or None; ConfigError when
+    that run is of another config than the job ``cfg`` (the sweep's check runs it for
+    every job before the first starts, sweep_check.py)."""
+    finished = finished_run(folder)
+    if finished is not None:
+        difference = first_difference(finished[0], cfg)
+        if difference is not None:
+            key, there, now = difference
+            raise ConfigError(
+                f"{folder} holds a finished run of another config ({key}: {describe_value(there)} there, "
+                f"{describe_value(now)} in this job); nothing was changed. Allowed to differ: "
+                f"{', '.join(MAY_DIFFER)}; run this sweep into a new hydra.sweep.dir, or move that folder away"
+            )
+    return finished
+
+
 @dataclass
 class JobPlan:
     """What a multirun job does: ``skip`` (``summary`` is the finished run's),
@@ -130,19 +147,10 @@ def plan_job(cfg: Any, folder: str | os.PathLike) -> JobPlan:
     from grpo_lab.checkpoint_folder import resolve_resume
 
     folder = Path(folder)
-    finished = finished_run(folder)
+    finished = refuse_another_configs_run(cfg, folder)
     if finished is not None:
-        saved, summary = finished
-        difference = first_difference(saved, cfg)
-        if difference is not None:
-            key, there, now = difference
-            raise ConfigError(
-                f"{folder} holds a finished run of another config ({key}: {describe_value(there)} there, "
-                f"{describe_value(now)} in this job); nothing was changed. Allowed to differ: "
-                f"{', '.join(MAY_DIFFER)}; run this sweep into a new hydra.sweep.dir, or move that folder away"
-            )
         _check_same_data(folder, cfg)
-        return JobPlan("skip", summary=summary)
+        return JobPlan("skip", summary=finished[1])
     if cfg.trainer.resume is None:
         cfg.trainer.resume = "auto"  # a stopped job continues; the trainer records the setting
     checkpoint = resolve_resume(cfg.trainer.resume, folder, cfg)

@@ -101,12 +101,16 @@ def test_a_sweep_grown_from_two_to_three_seeds(tmp_path):
     assert again.stdout.count("already finished") == 6
     assert {n: run_files(jobs[n]) for n in range(6)} == before
 
-    # Another config into the same folder: refused at job 0 in one line, nothing changed.
+    # Another config into the same folder: refused before any job starts, in one line naming
+    # job 0 and counting the others; nothing changed.
     other = multirun(sweep, "0,1,2", "trainer.lr=5e-3")
     assert other.returncode == 2
     (line,) = [x for x in other.stderr.splitlines() if x.strip()]
-    assert line.startswith(f"grpo-lab: error: {jobs[0]} holds a finished run of another config "
-                           "(trainer.lr: 0.01 there, 0.005 in this job); nothing was changed")
+    assert line.startswith("grpo-lab: error: job 0 (")
+    assert (f"): {jobs[0]} holds a finished run of another config (trainer.lr: 0.01 there, 0.005 in this job); "
+            "nothing was changed") in line
+    assert line.endswith("; no job was started (6 of the 6 jobs would be refused)")
+    assert not (sweep / "failed_jobs.jsonl").exists()
     assert {n: run_files(jobs[n]) for n in range(6)} == before
 
 

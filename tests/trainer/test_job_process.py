@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.conftest import TINY, TRAIN_CMD
+from tests.conftest import REPO, TINY, TRAIN_CMD
 
 # Job 0 is a much larger model than job 1: run in one process, job 1 would report job 0's
 # peak (peak RSS never goes down).
@@ -174,25 +174,56 @@ def test_a_job_whose_training_process_is_killed_says_so_and_the_sweep_goes_on(tm
     assert summary["killed_by_signal"] == 9
     assert finished_run(killed) is None  # a grown sweep runs it again
     assert finished_run(after) is not None  # the next job ran to its end
-    assert ("grpo-lab: the training process of 1 job(s) was killed: 0 (SIGKILL); marked failed in their "
-            "summary.json; run the sweep again to continue them") in stderr.splitlines()
+    assert (f"grpo-lab: 1 job(s) of this sweep failed: 0 (killed by SIGKILL); the other jobs ran. Their errors are "
+            f"above and in {sweep / 'failed_jobs.jsonl'}; run the sweep again into the same folder to continue them "
+            "(finished jobs are skipped)") in stderr.splitlines()
 
 
-def test_a_signal_without_a_python_name_is_named_by_its_number_and_sets_the_exit_status(tmp_path):
+def test_a_signal_without_a_python_name_is_named_by_its_number():
     """A realtime signal (SIGRTMIN+3) has no member in signal.Signals: naming it used to
     raise in the very path that reports the killed job."""
     import signal
 
-    from grpo_lab.trainer.job_process import killed_jobs, signal_name
+    from grpo_lab.trainer.job_process import signal_name
 
-    realtime = signal.SIGRTMIN + 3
-    assert signal_name(9) == "SIGKILL" and signal_name(realtime) == f"signal {realtime}"
-    for job, (name, number) in {"0": ("SIGKILL", 9), "1": (f"signal {realtime}", realtime)}.items():
-        (tmp_path / job).mkdir()
-        (tmp_path / job / "summary.json").write_text(json.dumps(
-            {"failed": True, "killed_by": name, "killed_by_signal": number}))
-    (tmp_path / "2").mkdir()
-    (tmp_path / "2" / "summary.json").write_text(json.dumps({"failed": True}))  # an error, not a kill
-    assert killed_jobs(tmp_path, since=0.0) == [(tmp_path / "0", "SIGKILL", 9),
-                                                (tmp_path / "1", f"signal {realtime}", realtime)]
-    assert killed_jobs(tmp_path, since=time.time() + 60) == []
+    assert signal_name(9) == "SIGKILL" and signal_name(signal.SIGRTMIN + 3) == f"signal {signal.SIGRTMIN + 3}"
+
+
+@pytest.mark.parametrize("launcher", ["basic", "local_parallel"])
+def test_a_failed_job_ends_that_job_alone(tmp_path, launcher):
+    """A job's fault (exit 3) used to end the sweep: the basic launcher started no later
+    job, and the joblib launcher killed the other job's training mid-run without a word.
+    Now the other job runs to its end, and the sweep names the failed job and exits 3."""
+    from grpo_lab.trainer.job_failures import failed_jobs
+    from grpo_lab.trainer.sweep_jobs import finished_run
+
+    sweep = tmp_path / "sweep"
+    tiny = [o for o in TINY if not o.startswith("trainer.max_steps=")]
+    result = subprocess.run(
+        [*TRAIN_CMD, "-m", *tiny, "trainer.max_steps=6", "reward=correctness", "+reward.weights.extra=1.0",
+         "+reward.functions.extra=tests.helpers:nan_reward,tests.helpers:completion_length_reward",
+         f"hydra/launcher={launcher}", "~hydra.callbacks.report", f"hydra.sweep.dir={sweep}"],
+        cwd=tmp_path, env={**os.environ, "WANDB_MODE": "disabled", "PYTHONPATH": str(REPO)},
+        capture_output=True, text=True, timeout=600)
+    assert result.returncode == 3, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert any(x.startswith("grpo-lab: error: reward function 'extra' returned nan") for x in lines), lines
+    assert any(x.startswith("grpo-lab: job 0 (seed 0, +reward.functions.extra=tests.helpers\\:nan_reward) failed "
+                            "(exit 3, a fault during its run: records kept); the sweep goes on") for x in lines), lines
+    assert (f"grpo-lab: 1 job(s) of this sweep failed: 0 (a fault during its run: records kept); the other jobs ran. "
+            f"Their errors are above and in {sweep / 'failed_jobs.jsonl'}; run the sweep again into the same folder "
+            "to continue them (finished jobs are skipped)") in lines
+    assert json.loads((sweep / "0" / "summary.json").read_text())["failed"] is True
+    assert finished_run(sweep / "1")[1]["steps"] == 6  # the other job ran to its end
+    assert [(e["job"], e["status"]) for e in failed_jobs(sweep, since=0.0)] == [(0, 3)]
+
+
+def test_the_record_of_failed_jobs_keeps_each_jobs_latest_failure_since_the_sweep_started(tmp_path):
+    from grpo_lab.trainer.job_failures import FAILED_JOBS_FILE, failed_jobs
+
+    entries = [{"job": 2, "status": 3, "time": 10.0}, {"job": 1, "status": 137, "time": 5.0},
+               {"job": 2, "status": 2, "time": 20.0}, {"job": 0, "status": 3, "time": 1.0}]
+    (tmp_path / FAILED_JOBS_FILE).write_text("".join(json.dumps(e) + "\n" for e in entries) + '{"job": 4, "sta')
+    assert failed_jobs(tmp_path, since=5.0) == [entries[1], entries[2]]  # a line cut short is left out
+    assert failed_jobs(tmp_path / "none", since=0.0) == []
