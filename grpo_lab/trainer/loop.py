@@ -493,8 +493,10 @@ class Trainer:
 
     def _start_evaluation(self) -> None:
         self.start_eval = self.evaluator.evaluate(self.policy)
-        self.trackers.log_metrics({**self.start_eval, **self.budget.metrics()}, 0)
+        # The per-problem lines first, the scores line last: the scores mark a complete
+        # evaluation (a run killed in between is evaluated again on resume: rollback.py).
         self.trackers.log_problems(self.evaluator.last_problems, 0)
+        self.trackers.log_metrics({**self.start_eval, **self.budget.metrics()}, 0)
 
     def _evaluate(self, step: int, checkpointed: bool) -> None:
         """Held-out evaluation after ``step``, whose record (and checkpoint when one was
@@ -516,8 +518,8 @@ class Trainer:
                 level=logging.ERROR)
             raise
         self.history[-1].update(scores)
+        self.trackers.log_problems(self.evaluator.last_problems, step)  # before the scores, as above
         self.trackers.log_metrics(scores, step)
-        self.trackers.log_problems(self.evaluator.last_problems, step)
 
     def _resumed_evaluation(self, step: int) -> None:
         """A run resumed from the checkpoint of ``step``: that checkpoint was saved before

@@ -48,18 +48,40 @@ def _step_of(line: str) -> int | None:
         return None  # a torn last line from a killed run, or a record without a step
 
 
+def _evaluated_steps(metrics_lines: list[str]) -> set[int]:
+    """Steps whose held-out scores line (``eval/*`` keys) is among ``metrics_lines``."""
+    steps = set()
+    for line in metrics_lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and isinstance(record.get("step"), int) and any(
+                str(k).startswith("eval/") for k in record):
+            steps.add(record["step"])
+    return steps
+
+
 def rewind_records(output_dir: str | os.PathLike, step: int) -> dict[str, int]:
     """Keeps the records of steps ``<= step`` in each record file; returns how many
-    lines each file gave up."""
+    lines each file gave up. An evaluation's per-problem lines are written before its
+    scores line (trainer/loop.py): problem lines of a step without a scores line are an
+    evaluation cut short by a kill, and go too (the resumed run evaluates that step again)."""
     moved: dict[str, int] = {}
-    for name in RECORD_FILES:
+    evaluated: set[int] | None = None
+    for name in RECORD_FILES:  # metrics.jsonl first: it says which evaluations completed
         path = Path(output_dir) / name
         if not path.is_file():
             continue
         keep, drop = [], []
         for line in path.read_text(encoding="utf-8").splitlines(keepends=True):
             record_step = _step_of(line)
-            (keep if record_step is not None and record_step <= step else drop).append(line)
+            kept = record_step is not None and record_step <= step
+            if name == PROBLEMS_FILE and evaluated is not None:
+                kept = kept and record_step in evaluated
+            (keep if kept else drop).append(line)
+        if name == "metrics.jsonl":
+            evaluated = _evaluated_steps(keep)
         if not drop:
             continue
         superseded = path.with_name(path.stem + ".superseded.jsonl")

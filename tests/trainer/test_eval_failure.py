@@ -90,3 +90,31 @@ def test_a_failing_evaluation_mid_run_checkpoints_its_step_and_the_resumed_run_e
     assert comparable(merge_steps(read_metrics(run / "metrics.jsonl"))) == \
         comparable(merge_steps(read_metrics(tmp_path / "straight" / "metrics.jsonl")))
     assert resumed["eval/accuracy"] == straight["eval/accuracy"] and resumed["steps"] == 3
+
+
+def test_an_evaluation_cut_short_by_a_kill_is_done_again_on_resume(tiny_config, tmp_path):
+    """A kill -9 in the middle of writing an evaluation's per-problem lines: the problem
+    lines are written before the scores line, so the scores' absence marks the cut; resume
+    moves the partial problem lines aside and evaluates the step again. (With the scores
+    written first, the resumed run took the evaluation as done and its step kept a part
+    of its problems.)"""
+    run = tmp_path / "run"
+    overrides = [*EVAL, "eval.at_end=true", "eval.at_start=true"]
+    first = train(tiny_config(*overrides))
+    problems = read_metrics(run / "eval_problems.jsonl")
+    assert [p["step"] for p in problems] == [0] * 4 + [2] * 4
+    metrics_lines = (run / "metrics.jsonl").read_text().splitlines(keepends=True)
+    # The state a kill after the second of step 2's problem lines leaves.
+    (scores,) = [i for i, line in enumerate(metrics_lines)
+                 if json.loads(line)["step"] == 2 and "eval/accuracy" in json.loads(line)]
+    assert scores == len(metrics_lines) - 1  # the scores line came last
+    (run / "metrics.jsonl").write_text("".join(metrics_lines[:scores]))
+    cut = (run / "eval_problems.jsonl").read_text().splitlines(keepends=True)[:6]
+    (run / "eval_problems.jsonl").write_text("".join(cut))
+    (run / "summary.json").unlink()
+
+    resumed = train(tiny_config(*overrides, "trainer.resume=auto"))
+    assert [p["step"] for p in read_metrics(run / "eval_problems.jsonl")] == [0] * 4 + [2] * 4
+    assert [p["step"] for p in read_metrics(run / "eval_problems.superseded.jsonl")] == [2, 2]
+    assert read_metrics(run / "eval_problems.jsonl")[4:] == problems[4:]  # greedy: the same evaluation
+    assert resumed["eval/accuracy"] == first["eval/accuracy"] and finished_run(run) is not None
