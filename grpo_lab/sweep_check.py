@@ -69,11 +69,11 @@ def job_problem(config: Any, overrides: list[str], num: int) -> str | None:
         job = GlobalHydra.instance().config_loader().load_sweep_config(master_config=config,
                                                                        sweep_overrides=list(overrides))
         with read_write(job), open_dict(job):
-            job.hydra.job.num = num  # as the launcher sets it: the job folder may name it
-            folder = Path(str(job.hydra.sweep.dir)) / str(job.hydra.sweep.subdir)
+            folder = _job_folder(job, num)
             del job["hydra"]  # as the launcher hands the job its config
         validate_config(job)
-        refuse_another_configs_run(job, folder)
+        if folder is not None:
+            refuse_another_configs_run(job, folder)
     except ConfigError as err:
         return str(err)
     except (HydraException, OmegaConfBaseException) as err:  # an option or value that does not compose
@@ -83,6 +83,19 @@ def job_problem(config: Any, overrides: list[str], num: int) -> str | None:
                   for lines in [[x.strip() for x in str(e).splitlines() if x.strip()]] if lines]
         return ": ".join(firsts) or type(err).__name__
     return None
+
+
+def _job_folder(job: Any, num: int) -> Path | None:
+    """Job ``num``'s folder as the launcher will name it, or None when its name needs
+    what only the launcher sets (``hydra.sweep.subdir`` naming ``hydra.job.id``, whose
+    form differs between launchers): that folder is then checked when its job starts."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    job.hydra.job.num = num  # as every launcher sets it
+    try:
+        return Path(str(job.hydra.sweep.dir)) / str(job.hydra.sweep.subdir)
+    except OmegaConfBaseException:
+        return None
 
 
 def finished_job_hydra_files(sweep_dir: Path) -> dict[Path, dict[str, bytes]]:

@@ -49,3 +49,19 @@ def test_a_good_sweep_runs_every_job(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir()) == ["0", "1"]
     assert all((tmp_path / "sweep" / job / "metrics.jsonl").read_text() for job in ("0", "1"))
+
+
+def test_a_job_folder_named_by_what_only_the_launcher_sets_is_left_to_the_job():
+    """hydra.sweep.subdir naming hydra.job.id (its form differs between launchers) cannot
+    be named before the launch: the check of that folder waits for its job instead of
+    refusing the sweep."""
+    from omegaconf import OmegaConf, open_dict
+
+    from grpo_lab.sweep_check import _job_folder
+
+    job = OmegaConf.create({"hydra": {"job": {"num": "???", "id": "???"},
+                                      "sweep": {"dir": "multirun/x", "subdir": "${hydra.job.id}"}}})
+    with open_dict(job):
+        assert _job_folder(job, 3) is None
+        job.hydra.sweep.subdir = "${hydra.job.num}"
+        assert str(_job_folder(job, 3)) == "multirun/x/3"
