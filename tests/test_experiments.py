@@ -354,7 +354,7 @@ def test_experiments_run_before_precision_auto_keep_their_float32_config(name):
 # Registered sweeps that grow into their committed folders (the pilots and older examples
 # were made by earlier versions of their files, on purpose or before the split by family).
 GROWING = ["grpo_vs_ppo_cpu", "grpo_vs_ppo_bf16_cpu", "precision_cpu", "tools_cpu", "sparse_reward_cpu",
-           "dr_grpo_length_cpu"]
+           "dr_grpo_length_cpu", "adv_norm_cpu"]
 
 
 @pytest.mark.parametrize("name", GROWING)
