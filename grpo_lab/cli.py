@@ -49,15 +49,15 @@ def main(cfg: DictConfig) -> float | None:
     from grpo_lab.trainer.sweep_jobs import in_multirun
 
     if not in_multirun():
-        return run(cfg)
+        return run(cfg, multirun=False)
     from grpo_lab.trainer.job_failures import failure_ends_this_job_only
 
     with failure_ends_this_job_only(cfg):
-        return run(cfg)
+        return run(cfg, multirun=True)
     return None  # this job failed: said and recorded; the sweep goes on (trainer/job_failures.py)
 
 
-def run(cfg: DictConfig) -> float | None:
+def run(cfg: DictConfig, multirun: bool) -> float | None:
     """One run, or one job of a multirun: its outcome for sweepers that optimize one."""
     from grpo_lab.config.validate import validate_config
 
@@ -73,9 +73,8 @@ def run(cfg: DictConfig) -> float | None:
         train_in_fresh_process,
         trains_in_fresh_process,
     )
-    from grpo_lab.trainer.sweep_jobs import in_multirun, job_label, plan_job
+    from grpo_lab.trainer.sweep_jobs import job_label, plan_job
 
-    multirun = in_multirun()
     if multirun:  # a job folder may hold this job's run already: a sweep run again, or grown
         with exit_on_user_error("grpo-lab"):
             plan = plan_job(cfg, cfg.paths.output_dir)
