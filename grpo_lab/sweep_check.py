@@ -54,8 +54,9 @@ def planned_jobs(config: Any) -> tuple[list[list[str]], set[str]] | None:
 
 def job_problem(config: Any, overrides: list[str], num: int) -> str | None:
     """Why job ``num``, with ``overrides``, would be refused (one line), or None: a bad
-    value, or a job folder that holds a finished run of another config (a sweep run again
-    with a changed value into the old folder would otherwise refuse every job in turn)."""
+    value, or a job folder that holds a finished run, or a stopped run's checkpoint, of
+    another config (a sweep run again with a changed value into the old folder would
+    otherwise refuse every job in turn, after Hydra rewrote its ``.hydra/``)."""
     from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException
     from omegaconf import open_dict, read_write
@@ -63,7 +64,7 @@ def job_problem(config: Any, overrides: list[str], num: int) -> str | None:
 
     from grpo_lab.config.validate import validate_config
     from grpo_lab.errors import ConfigError
-    from grpo_lab.trainer.sweep_jobs import refuse_another_configs_run
+    from grpo_lab.trainer.sweep_jobs import checkpoint_to_continue, refuse_another_configs_run
 
     try:
         job = GlobalHydra.instance().config_loader().load_sweep_config(master_config=config,
@@ -72,8 +73,8 @@ def job_problem(config: Any, overrides: list[str], num: int) -> str | None:
             folder = _job_folder(job, num)
             del job["hydra"]  # as the launcher hands the job its config
         validate_config(job)
-        if folder is not None:
-            refuse_another_configs_run(job, folder)
+        if folder is not None and refuse_another_configs_run(job, folder) is None:
+            checkpoint_to_continue(job, folder)
     except ConfigError as err:
         return str(err)
     except (HydraException, OmegaConfBaseException) as err:  # an option or value that does not compose

@@ -65,3 +65,23 @@ def test_a_job_folder_named_by_what_only_the_launcher_sets_is_left_to_the_job():
         assert _job_folder(job, 3) is None
         job.hydra.sweep.subdir = "${hydra.job.num}"
         assert str(_job_folder(job, 3)) == "multirun/x/3"
+
+
+def test_a_stopped_job_of_another_config_is_refused_before_any_job_starts(tmp_path):
+    """A stopped job continues from its checkpoint, which must be of its config; one of
+    another config (a sweep run again with a changed value) is refused before Hydra rewrites
+    the job's .hydra/, the record of the command that made the run."""
+    first = multirun(tmp_path, "trainer.lr=1e-5", "trainer.checkpoint_every=1", "logger=local",
+                     "~hydra.callbacks.report")
+    assert first.returncode == 0, first.stderr[-2000:]
+    job = tmp_path / "sweep" / "0"
+    (job / "summary.json").unlink()  # as a kill after the last checkpoint leaves the run
+    hydra_files = {f.name: f.read_bytes() for f in (job / ".hydra").iterdir()}
+    result = multirun(tmp_path, "trainer.lr=2e-5", "trainer.checkpoint_every=1", "logger=local",
+                      "~hydra.callbacks.report")
+    assert result.returncode == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("grpo-lab: error: job 0 (")
+    assert "was saved by a run with trainer.lr=1e-05, this run has trainer.lr=2e-05" in line
+    assert line.endswith("; no job was started")
+    assert {f.name: f.read_bytes() for f in (job / ".hydra").iterdir()} == hydra_files

@@ -129,6 +129,15 @@ def refuse_another_configs_run(cfg: Any, folder: Path) -> tuple[dict[str, Any], 
     return finished
 
 
+def checkpoint_to_continue(cfg: Any, folder: Path) -> Path | None:
+    """The checkpoint a job continues a stopped run of ``folder`` from (None: the job
+    starts); ConfigError when it was saved by another config than the job ``cfg`` (the
+    sweep's check runs it too, sweep_check.py)."""
+    from grpo_lab.checkpoint_folder import resolve_resume
+
+    return resolve_resume(cfg.trainer.resume or "auto", folder, cfg)
+
+
 @dataclass
 class JobPlan:
     """What a multirun job does: ``skip`` (``summary`` is the finished run's),
@@ -144,8 +153,6 @@ def plan_job(cfg: Any, folder: str | os.PathLike) -> JobPlan:
     docstring). Sets ``trainer.resume=auto`` for a job that continues (when it is not set);
     raises ConfigError, changing nothing, for a folder that holds another config's
     finished run or a checkpoint of another config."""
-    from grpo_lab.checkpoint_folder import resolve_resume
-
     folder = Path(folder)
     finished = refuse_another_configs_run(cfg, folder)
     if finished is not None:
@@ -153,5 +160,5 @@ def plan_job(cfg: Any, folder: str | os.PathLike) -> JobPlan:
         return JobPlan("skip", summary=finished[1])
     if cfg.trainer.resume is None:
         cfg.trainer.resume = "auto"  # a stopped job continues; the trainer records the setting
-    checkpoint = resolve_resume(cfg.trainer.resume, folder, cfg)
+    checkpoint = checkpoint_to_continue(cfg, folder)
     return JobPlan("resume" if checkpoint is not None else "start", checkpoint=checkpoint)
