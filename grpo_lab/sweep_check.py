@@ -29,27 +29,20 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 
-BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+from grpo_lab.sweep_plan import BASIC_SWEEPER, expand_sweep
 
 
 def planned_jobs(config: Any) -> tuple[list[list[str]], set[str]] | None:
     """The overrides of every job the basic sweeper will launch, in job order, and the
     keys it sweeps; None for other sweepers."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.override_parser.overrides_parser import OverridesParser
     from omegaconf import OmegaConf
 
     sweeper = config.hydra.sweeper
     if sweeper.get("_target_") != BASIC_SWEEPER:
         return None
-    params = [f"{key}={value}" for key, value in (sweeper.get("params") or {}).items()]
-    arguments = OmegaConf.to_container(config.hydra.overrides.task, resolve=False)
-    parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
-    overrides = parser.parse_overrides([*params, *arguments])
-    swept = {o.key_or_group for o in overrides if o.is_sweep_override()}
-    (jobs,) = BasicSweeper.split_arguments(overrides, None)
-    return jobs, swept
+    return expand_sweep(sweeper.get("params") or {}, OmegaConf.to_container(config.hydra.overrides.task, resolve=False),
+                        GlobalHydra.instance().config_loader())
 
 
 def job_problem(config: Any, overrides: list[str], num: int) -> str | None:

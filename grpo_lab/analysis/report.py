@@ -63,6 +63,7 @@ from grpo_lab.analysis.stats import (
 )
 from grpo_lab.analysis.verdicts import in_units
 from grpo_lab.eval.answers import ANSWER_CHECKER
+from grpo_lab.sweep_plan import MULTIRUN_FILE, planned_job_count
 
 # Training-health metrics shown next to the outcome when the runs have them.
 SIDE_METRICS = ("reward", "reward_std", "advantages/std", "grad_norm", "kl", "entropy",
@@ -128,6 +129,7 @@ def write_report(source: str | os.PathLike, out_dir: str | os.PathLike | None = 
     if not starts.empty:
         table = table.merge(starts, on="variant", how="left")
     lines = _header(source, metric, keys, table, settings, reference) + _left_out(unfinished)
+    lines += _interim(source, len(finished), len(unfinished))
     if metric.startswith("eval/") and checker is not None:
         lines += [_checker_line(checker, source), ""]
     lines += _made_by_line(finished)
@@ -384,6 +386,20 @@ def _left_out(unfinished: list[RunRecord]) -> list[str]:
                      f"{', ended by an error' if r.summary.get('failed') else ''})" for r in unfinished)
     return [f"**Left out:** {len(unfinished)} run(s) that have not finished: short of their `trainer.max_steps` "
             f"(still running, or stopped or failed before the end), or ended by an error: {runs}.", ""]
+
+
+def _interim(source: Path, finished: int, unfinished: int) -> list[str]:
+    """Says so when the sweep in ``source`` planned more jobs than have finished: its
+    verdicts are interim (a registered experiment is decided on all its planned runs)."""
+    planned = planned_job_count(source)
+    if planned is None or finished >= planned:
+        return []
+    return [f"**Interim:** {finished} of the {planned} jobs this sweep planned have finished "
+            f"(`{MULTIRUN_FILE}`: its `hydra.sweeper.params` and command line)"
+            + (f"; {unfinished} of the others are left out above" if unfinished else "")
+            + ". Every verdict below is on the finished runs only. A registered experiment is decided on all "
+              "its planned runs: one read early, and stopped when it looked decided, errs more often than "
+              "its alpha says.", ""]
 
 
 def _outcome_rule(metric: str, settings: Comparison) -> str:

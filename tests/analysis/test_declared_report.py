@@ -362,3 +362,29 @@ def test_the_report_names_the_code_and_machines_that_made_the_runs(tmp_path):
     for job in range(9):
         (root / str(job) / "manifest.json").write_text(json.dumps(sitting("a", "CPU One")))
     assert "Made by grpo-lab at `aaaaaaa`, on CPU One.\n" in write_report(root).read_text()
+
+
+def write_multirun_yaml(root, seeds):
+    """The multirun.yaml Hydra writes at a launch of the basic sweeper over the 3 arms and ``seeds``."""
+    recorded = {"hydra": {"sweeper": {"_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper",
+                                      "params": {"trainer.seed": ",".join(map(str, seeds)),
+                                                 "algorithm": ",".join(ARMS)}},
+                          "overrides": {"task": ["experiment=made_up"]}}}
+    (root / "multirun.yaml").write_text(yaml.safe_dump(recorded))
+
+
+def test_a_report_on_fewer_runs_than_the_sweep_planned_says_its_verdicts_are_interim(tmp_path):
+    """A registered sweep grown over several sittings: a report made before its last job
+    says how many of the planned jobs it holds, so an early look is not read as the verdict."""
+    from grpo_lab.sweep_plan import planned_job_count
+
+    root = write_sweep(tmp_path / "runs", comparison={"reference": "ppo"})
+    write_multirun_yaml(root, range(5))  # 15 jobs planned, 9 here
+    assert planned_job_count(root) == 15
+    text = write_report(root, tmp_path / "out").read_text()
+    (line,) = [x for x in text.splitlines() if x.startswith("**Interim:**")]
+    assert line.startswith("**Interim:** 9 of the 15 jobs this sweep planned have finished")
+    write_multirun_yaml(root, SEEDS)  # all planned jobs are here
+    assert "Interim" not in write_report(root, tmp_path / "out").read_text()
+    (root / "multirun.yaml").write_text("hydra: {sweeper: {_target_: some.OtherSweeper}}\n")
+    assert planned_job_count(root) is None  # an adaptive sweeper plans no job count
