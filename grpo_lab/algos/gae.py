@@ -96,11 +96,23 @@ def clipped_value_loss(
     return 0.5 * torch.max(unclipped_error, clipped_error), clipped_error > unclipped_error
 
 
-def explained_variance(values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor) -> float:
-    """1 - Var(R - V) / Var(R) over real tokens: 1 is a perfect critic, <= 0 a useless one."""
+def explained_variance(
+    values: torch.Tensor,
+    returns: torch.Tensor,
+    mask: torch.Tensor,
+    sum_over_shards: Callable[[list[float]], list[float]] | None = None,
+) -> float:
+    """1 - Var(R - V) / Var(R) over real tokens: 1 is a perfect critic, <= 0 a useless one.
+    ``sum_over_shards``: as in ``masked_whiten``, the whole batch's figure when it is
+    split over processes (a mean of the processes' figures is not that)."""
+    total = sum_over_shards or (lambda xs: xs)
     mask = mask.bool()
-    r, v = returns[mask].float(), values[mask].float()
-    var_r = r.var(unbiased=False)
-    if r.numel() < 2 or var_r <= 0:
+    r, error = returns[mask].double(), (returns - values)[mask].double()
+    count, r_sum, error_sum = total([float(r.numel()), float(r.sum()), float(error.sum())])
+    if count < 2:
         return float("nan")
-    return float(1.0 - (r - v).var(unbiased=False) / var_r)
+    r_mean, error_mean = r_sum / count, error_sum / count
+    r_square, error_square = total([float((r - r_mean).square().sum()), float((error - error_mean).square().sum())])
+    if r_square <= 0:
+        return float("nan")
+    return 1.0 - error_square / r_square  # the counts of both variances cancel

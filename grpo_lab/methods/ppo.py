@@ -127,11 +127,15 @@ class PPO(Algorithm):
         if self.algo.whiten_advantages:
             adv = masked_whiten(adv, mask, sum_over_shards=self.parallel.sum)
         self._critic_seconds = time.perf_counter() - start
+        # Over the whole batch, every process's tokens (the loop averages adv.metrics over
+        # processes, which leaves these as they are).
         real = mask.bool()
+        count, value_sum, return_sum = self.parallel.sum(
+            [float(real.sum()), float(values[real].double().sum()), float(returns[real].double().sum())])
         metrics = {
-            "critic/value_mean": values[real].mean().item(),
-            "critic/returns_mean": returns[real].mean().item(),
-            "critic/explained_variance": explained_variance(values, returns, mask),
+            "critic/value_mean": value_sum / count if count else float("nan"),
+            "critic/returns_mean": return_sum / count if count else float("nan"),
+            "critic/explained_variance": explained_variance(values, returns, mask, self.parallel.sum),
         }
         return Advantages(adv, ValueTargets(returns, values, self.algo.value_clip), metrics)
 

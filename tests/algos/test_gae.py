@@ -107,18 +107,14 @@ def test_explained_variance():
     assert explained_variance(torch.full((1, 4), 2.0), returns, mask) == pytest.approx(0.0)
 
 
-def test_masked_whiten_over_shards_uses_the_whole_batch_statistics():
-    # Two shards whitened in lock-step threads whose sums meet at a barrier, as
-    # processes' all-reduce would: each shard gets its rows of the whole-batch result.
-    torch.manual_seed(0)
-    values = torch.randn(6, 5) * 3 + 1
-    mask = (torch.rand(6, 5) > 0.3).int()
-    shards = [slice(0, 2), slice(2, 6)]  # unequal shares: a per-shard whitening would differ
+def on_two_shards(fn, shards):
+    """``fn(i, sum_over_shards)`` run for shards 0 and 1 in lock-step threads whose sums
+    meet at a barrier, as processes' all-reduce would; their results by shard."""
     barrier = threading.Barrier(2)
     posted: dict[int, list[float]] = {}
-    results: dict[int, torch.Tensor] = {}
+    results: dict[int, object] = {}
 
-    def whiten_shard(i: int) -> None:
+    def run_shard(i: int) -> None:
         def sum_over_shards(xs: list[float]) -> list[float]:
             posted[i] = xs
             barrier.wait()
@@ -126,13 +122,40 @@ def test_masked_whiten_over_shards_uses_the_whole_batch_statistics():
             barrier.wait()
             return summed
 
-        results[i] = masked_whiten(values[shards[i]], mask[shards[i]], sum_over_shards=sum_over_shards)
+        results[i] = fn(shards[i], sum_over_shards)
 
-    threads = [threading.Thread(target=whiten_shard, args=(i,)) for i in range(2)]
+    threads = [threading.Thread(target=run_shard, args=(i,)) for i in range(2)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    return results
+
+
+def test_masked_whiten_over_shards_uses_the_whole_batch_statistics():
+    # Each shard gets its rows of the whole-batch result.
+    torch.manual_seed(0)
+    values = torch.randn(6, 5) * 3 + 1
+    mask = (torch.rand(6, 5) > 0.3).int()
+    shards = [slice(0, 2), slice(2, 6)]  # unequal shares: a per-shard whitening would differ
+    results = on_two_shards(lambda rows, total: masked_whiten(values[rows], mask[rows], sum_over_shards=total),
+                            shards)
     whole = masked_whiten(values, mask)
     torch.testing.assert_close(torch.cat([results[0], results[1]]), whole)
     assert not torch.allclose(masked_whiten(values[:2], mask[:2]), whole[:2])
+
+
+def test_explained_variance_over_shards_is_the_whole_batch_figure():
+    # The critic's explained variance of a batch split over processes: every process
+    # reports the whole batch's, not a mean of the shards' own.
+    torch.manual_seed(1)
+    returns = torch.randn(6, 5) * 2
+    values = returns + torch.randn(6, 5) * torch.arange(6.0)[:, None] * 0.5  # worse rows further down
+    mask = (torch.rand(6, 5) > 0.3).int()
+    shards = [slice(0, 2), slice(2, 6)]
+    results = on_two_shards(lambda rows, total: explained_variance(values[rows], returns[rows], mask[rows], total),
+                            shards)
+    whole = explained_variance(values, returns, mask)
+    assert results[0] == pytest.approx(whole) and results[1] == pytest.approx(whole)
+    own = [explained_variance(values[rows], returns[rows], mask[rows]) for rows in shards]
+    assert abs((own[0] + own[1]) / 2 - whole) > 0.05  # what averaging the shards' figures gave

@@ -125,6 +125,23 @@ def test_sharded_ppo_with_its_critic_matches_one_process_and_resumes(tmp_path):
 
 
 @pytest.mark.slow
+def test_sharded_ppo_with_a_value_head_on_the_policy_matches_one_process(tmp_path):
+    """PPO whose critic is a value head on the policy's trunk (critic.mode=shared): the
+    head is sharded and reduced with the policy, so 2 processes give the one-process
+    records and weights (head included)."""
+    base = [*GLOBAL_STATS, "algorithm=ppo", "algorithm.critic.mode=shared", "algorithm.num_iterations=1",
+            "algorithm.num_minibatches=1", "kl.coef=0.0", "logger=local", "trainer.max_steps=2"]
+    sharded, one = tmp_path / "sharded", tmp_path / "one"
+    _run(2, [*base, FSDP], sharded, tmp_path)
+    _run(1, base, one, tmp_path)
+    compared = [k for k in COMPARED if k != "kl"] + ["critic/value_loss", "critic/value_mean",
+                                                     "critic/returns_mean", "critic/explained_variance"]
+    _same_records(_records(sharded), _records(one), compared)
+    _same_weights(sharded, one)
+    _same_weights(sharded, one, "critic.safetensors")  # the head itself
+
+
+@pytest.mark.slow
 def test_a_signal_to_one_sharded_process_stops_both_after_the_same_step(tmp_path):
     out = tmp_path / "run"
     args = [*TINY, FSDP, "trainer.max_steps=200", "logger=local", f"paths.output_dir={out}"]
