@@ -66,7 +66,7 @@ from grpo_lab.eval.answers import ANSWER_CHECKER
 from grpo_lab.sweep_plan import MULTIRUN_FILE, planned_job_count
 
 # Training-health metrics shown next to the outcome when the runs have them.
-SIDE_METRICS = ("reward", "reward_std", "advantages/std", "grad_norm", "kl", "entropy",
+SIDE_METRICS = ("reward", "reward_std", "reward_group_std", "advantages/std", "grad_norm", "kl", "entropy",
                 "completions/mean_length", "eval/mean_length_wrong")
 DEFAULT_AXES = (STEP, "generated_tokens", "wall_s")
 # Held-out measures compared next to the outcome, with their units: Dr. GRPO's claim is

@@ -30,10 +30,15 @@ def _nan_stats(values: torch.Tensor) -> tuple[float, float]:
 def reward_metrics(
     rewards: torch.Tensor, per_function: dict[str, torch.Tensor], group_size: int
 ) -> dict[str, float]:
-    metrics = {"reward": rewards.mean().item()}
-    if group_size > 1:  # the spread within a prompt's group; one completion per prompt has none
+    metrics = {
+        "reward": rewards.mean().item(),
+        # TRL's reward_std: the spread of the whole batch's rewards (Bessel's std), easy
+        # prompts and hard ones together.
+        "reward_std": rewards.std().item() if rewards.numel() > 1 else 0.0,
+    }
+    if group_size > 1:  # the spread within a prompt's group: what group advantages see
         group_std = rewards.view(-1, group_size).std(dim=1)
-        metrics["reward_std"] = group_std.mean().item()
+        metrics["reward_group_std"] = group_std.mean().item()
         metrics["frac_reward_zero_std"] = (group_std < 1e-6).float().mean().item()
     for name, scores in per_function.items():
         mean, std = _nan_stats(scores)

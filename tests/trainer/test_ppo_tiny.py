@@ -87,4 +87,5 @@ def test_ppo_samples_one_completion_per_prompt(tiny_config):
     last = trainer.history[-1]
     for key in CRITIC_METRICS + ["reward", "loss/policy", "grad_norm"]:
         assert key in last and math.isfinite(last[key]), key
-    assert "reward_std" not in last and "frac_reward_zero_std" not in last  # no group, no spread within one
+    assert "reward_group_std" not in last and "frac_reward_zero_std" not in last  # no group, no spread within one
+    assert last["reward_std"] >= 0  # the batch's spread, as TRL logs it

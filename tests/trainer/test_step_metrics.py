@@ -1,0 +1,24 @@
+"""Per-step reward statistics under TRL's names mean what TRL's mean."""
+
+import pytest
+import torch
+
+from grpo_lab.trainer.metrics import reward_metrics
+
+
+def test_reward_std_is_the_batch_spread_as_in_trl_and_the_group_spread_has_its_own_name():
+    # Four prompts x four completions, binary rewards: an easy prompt, a hard one, two between.
+    rewards = torch.tensor([1, 1, 1, 1, 0, 0, 0, 0, 1, 0, 0, 0, 1, 1, 0, 0], dtype=torch.float32)
+    metrics = reward_metrics(rewards, {}, group_size=4)
+    # TRL (GRPOTrainer._generate_and_score_completions): nanstd(rewards), Bessel's std of all 16.
+    assert metrics["reward_std"] == pytest.approx((7 * 9 / 16 / 15) ** 0.5, rel=1e-6)  # 0.5123
+    # Within each group: 0, 0, 0.5, 0.5774 (Bessel), their mean.
+    assert metrics["reward_group_std"] == pytest.approx((0.5 + (1 / 3) ** 0.5) / 4, rel=1e-6)  # 0.2693
+    assert metrics["frac_reward_zero_std"] == 0.5  # two groups give no signal
+    assert metrics["reward"] == pytest.approx(7 / 16)
+
+
+def test_one_completion_per_prompt_has_a_batch_spread_but_no_group_one():
+    metrics = reward_metrics(torch.tensor([0.0, 1.0, 1.0]), {}, group_size=1)
+    assert metrics["reward_std"] == pytest.approx((1 / 3) ** 0.5)
+    assert "reward_group_std" not in metrics and "frac_reward_zero_std" not in metrics
