@@ -140,9 +140,10 @@ def gspo_loss(
     clipped_ratio = ratio.clamp(1.0 - cfg.epsilon_low, 1.0 + cfg.epsilon_high)
     adv = advantages.expand_as(logp)
     loss = -torch.min(ratio * adv, clipped_ratio * adv)
-    with torch.no_grad():
-        low = (ratio < 1.0 - cfg.epsilon_low) & (adv < 0)
-        high = (ratio > 1.0 + cfg.epsilon_high) & (adv > 0)
+    with torch.no_grad():  # one verdict per completion ([B, 1]): shares of completions, as TRL's
+        s = torch.exp(log_s.clamp(max=10.0))
+        low = (s < 1.0 - cfg.epsilon_low) & (advantages < 0)
+        high = (s > 1.0 + cfg.epsilon_high) & (advantages > 0)
     return loss, _clip_metrics(low, high)
 
 

@@ -93,22 +93,28 @@ class UpdateSettings:
 
 
 class MaskedMeans:
-    """Token-weighted running means of per-token quantities over a whole update."""
+    """Running means over a whole update: of per-token quantities (``[B, T]``) over the
+    real tokens, of per-completion ones (``[B, 1]``: a sequence-level clip, as GSPO's)
+    over the completions that have any (TRL counts those once each, not once a token)."""
 
     def __init__(self) -> None:
         self.sums: dict[str, float] = {}
-        self.count = 0.0
+        self.counts: dict[str, float] = {}
 
     def add(self, mask: torch.Tensor, **values: torch.Tensor) -> None:
-        self.count += float(mask.sum())
+        tokens = mask.float()
+        completions = (tokens.sum(dim=1, keepdim=True) > 0).float()
         for name, value in values.items():
-            self.sums[name] = self.sums.get(name, 0.0) + float((value.detach().float() * mask).sum())
+            weight = completions if value.dim() == 2 and value.shape[1] == 1 else tokens
+            self.sums[name] = self.sums.get(name, 0.0) + float((value.detach().float() * weight).sum())
+            self.counts[name] = self.counts.get(name, 0.0) + float(weight.sum())
 
     def means(self, parallel: Parallel) -> dict[str, float]:
-        """Means over every process's tokens."""
+        """Means over every process's tokens (or completions)."""
         names = sorted(self.sums)
-        *sums, count = parallel.sum([self.sums[n] for n in names] + [self.count])
-        return {name: s / max(count, 1.0) for name, s in zip(names, sums)}
+        totals = parallel.sum([self.sums[n] for n in names] + [self.counts[n] for n in names])
+        sums, counts = totals[:len(names)], totals[len(names):]
+        return {name: s / max(count, 1.0) for name, s, count in zip(names, sums, counts)}
 
 
 class MaskedExtremes:

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 from grpo_lab.algos import aggregate, clipped_surrogate, loss_weights
 from grpo_lab.algos.policy_loss import POLICY_LOSSES, cispo_loss, dual_clip_loss, gspo_loss, sapo_loss
+from grpo_lab.engine.update import MaskedMeans
 
 
 def _surrogate(ratio, adv, eps_low=0.2, eps_high=0.2):
@@ -131,6 +132,14 @@ def test_gspo_clips_the_sequence_ratio_and_ignores_padding():
     torch.testing.assert_close(loss[0], torch.tensor([-1.2, -1.2]))
     torch.testing.assert_close(loss[1, 0], torch.tensor(0.8))
     assert metrics["clip_ratio/high_mean"][0].all() and metrics["clip_ratio/low_mean"][1, 0]
+    # Logged as TRL logs a sequence-level clip: the share of completions, not of tokens
+    # (row 0's two tokens would give 2/3 clipped high, row 1's one token 1/3 low).
+    assert metrics["clip_ratio/high_mean"].shape == (2, 1)
+    means = MaskedMeans()
+    means.add(mask, **metrics)
+    one_process = SimpleNamespace(sum=list)
+    assert means.means(one_process) == {
+        "clip_ratio/high_mean": 0.5, "clip_ratio/low_mean": 0.5, "clip_ratio/region_mean": 1.0}
 
 
 def test_gspo_gradient_uses_the_sequence_ratio_for_every_token():
