@@ -48,12 +48,20 @@ def reward_metrics(
 
 
 def completion_metrics(lengths: torch.Tensor, truncated: torch.Tensor) -> dict[str, float]:
-    """From completion lengths (tokens, EOS included) and 0/1 "hit max_new_tokens" flags."""
+    """From completion lengths (tokens, EOS included) and 0/1 "hit max_new_tokens" flags;
+    the ``*_terminated_length`` ones over the completions that ended by themselves (0 when
+    none did, as TRL)."""
+    terminated = lengths[truncated.to(lengths.device) == 0].float()
+    if terminated.numel() == 0:
+        terminated = torch.zeros(1)
     return {
         "completions/mean_length": lengths.mean().item(),
         "completions/max_length": lengths.max().item(),
         "completions/min_length": lengths.min().item(),
         "completions/clipped_ratio": truncated.float().mean().item(),
+        "completions/mean_terminated_length": terminated.mean().item(),
+        "completions/min_terminated_length": terminated.min().item(),
+        "completions/max_terminated_length": terminated.max().item(),
     }
 
 

@@ -22,3 +22,15 @@ def test_one_completion_per_prompt_has_a_batch_spread_but_no_group_one():
     metrics = reward_metrics(torch.tensor([0.0, 1.0, 1.0]), {}, group_size=1)
     assert metrics["reward_std"] == pytest.approx((1 / 3) ** 0.5)
     assert "reward_group_std" not in metrics and "frac_reward_zero_std" not in metrics
+
+
+def test_terminated_lengths_are_those_of_the_completions_that_ended_by_themselves():
+    from grpo_lab.trainer.metrics import completion_metrics
+
+    metrics = completion_metrics(torch.tensor([3.0, 8.0, 5.0, 8.0]), torch.tensor([0.0, 1.0, 0.0, 1.0]))
+    assert metrics["completions/clipped_ratio"] == 0.5
+    assert (metrics["completions/mean_terminated_length"], metrics["completions/min_terminated_length"],
+            metrics["completions/max_terminated_length"]) == (4.0, 3.0, 5.0)
+    assert metrics["completions/mean_length"] == 6.0
+    none_ended = completion_metrics(torch.tensor([8.0, 8.0]), torch.tensor([1.0, 1.0]))
+    assert none_ended["completions/mean_terminated_length"] == 0.0  # TRL's value for this edge case
