@@ -92,6 +92,32 @@ class UpdateSettings:
         )
 
 
+def _counted(value: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Where ``value`` counts: the real tokens of ``mask`` for a per-token value, the
+    completions that have any for a per-completion one (``[B, 1]``)."""
+    real = mask.bool()
+    return real.any(dim=1, keepdim=True) if value.dim() == 2 and value.shape[1] == 1 else real
+
+
+def per_completion(value: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``[B, 1]``: each completion's mean of a per-token ``value`` over its real tokens (a
+    per-completion value as it is)."""
+    if value.dim() == 2 and value.shape[1] == 1:
+        return value
+    mask = mask.float()
+    return (value.float() * mask).sum(dim=1, keepdim=True) / mask.sum(dim=1, keepdim=True).clamp(min=1.0)
+
+
+def clip_extremes(tracked: dict[str, torch.Tensor], mask: torch.Tensor) -> dict[str, dict[str, torch.Tensor]]:
+    """TRL's ``clip_ratio/high_max`` and ``clip_ratio/low_min``: the largest share of a
+    completion's tokens clipped above, the smallest clipped below (for ``MaskedExtremes.add``)."""
+    highest = {"clip_ratio/high_max": per_completion(tracked["clip_ratio/high_mean"], mask)} \
+        if "clip_ratio/high_mean" in tracked else {}
+    lowest = {"clip_ratio/low_min": per_completion(tracked["clip_ratio/low_mean"], mask)} \
+        if "clip_ratio/low_mean" in tracked else {}
+    return {"highest": highest, "lowest": lowest}
+
+
 class MaskedMeans:
     """Running means over a whole update: of per-token quantities (``[B, T]``) over the
     real tokens, of per-completion ones (``[B, 1]``: a sequence-level clip, as GSPO's)
@@ -102,10 +128,8 @@ class MaskedMeans:
         self.counts: dict[str, float] = {}
 
     def add(self, mask: torch.Tensor, **values: torch.Tensor) -> None:
-        tokens = mask.float()
-        completions = (tokens.sum(dim=1, keepdim=True) > 0).float()
         for name, value in values.items():
-            weight = completions if value.dim() == 2 and value.shape[1] == 1 else tokens
+            weight = _counted(value, mask).float()
             self.sums[name] = self.sums.get(name, 0.0) + float((value.detach().float() * weight).sum())
             self.counts[name] = self.counts.get(name, 0.0) + float(weight.sum())
 
@@ -118,20 +142,19 @@ class MaskedMeans:
 
 
 class MaskedExtremes:
-    """Running maxima and minima over real tokens."""
+    """Running maxima and minima over real tokens (or completions, for ``[B, 1]`` values)."""
 
     def __init__(self) -> None:
         self.highest: dict[str, float] = {}
         self.lowest: dict[str, float] = {}
 
     def add(self, mask: torch.Tensor, highest: dict[str, torch.Tensor], lowest: dict[str, torch.Tensor]) -> None:
-        real = mask.bool()
         for name, value in highest.items():
-            picked = value.detach().float()[real]
+            picked = value.detach().float()[_counted(value, mask)]
             if picked.numel():
                 self.highest[name] = max(self.highest.get(name, -math.inf), float(picked.max()))
         for name, value in lowest.items():
-            picked = value.detach().float()[real]
+            picked = value.detach().float()[_counted(value, mask)]
             if picked.numel():
                 self.lowest[name] = min(self.lowest.get(name, math.inf), float(picked.min()))
 
@@ -270,6 +293,7 @@ def policy_update(
                 per_token, tracked = s.policy_loss(logp=logp, old_logp=old_logp, advantages=batch.advantages[idx],
                                                    mask=mask, cfg=s.loss_cfg)
                 tracked = dict(tracked)
+                extremes.add(mask, **clip_extremes(tracked, mask))
                 if batch.sampling_logp is not None:  # the policy loss only, as TRL
                     is_weights, mismatch = sampling_correction(old_logp, batch.sampling_logp[idx], mask, s, extremes)
                     per_token = per_token * is_weights

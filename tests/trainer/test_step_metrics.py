@@ -34,3 +34,25 @@ def test_terminated_lengths_are_those_of_the_completions_that_ended_by_themselve
     assert metrics["completions/mean_length"] == 6.0
     none_ended = completion_metrics(torch.tensor([8.0, 8.0]), torch.tensor([1.0, 1.0]))
     assert none_ended["completions/mean_terminated_length"] == 0.0  # TRL's value for this edge case
+
+
+def test_clip_extremes_are_trls_most_and_least_clipped_completion():
+    from types import SimpleNamespace
+
+    from grpo_lab.engine.update import MaskedExtremes, clip_extremes
+
+    # Per token: row 0 clips one of its two tokens above, row 1 its only real token (the
+    # pad after it, clipped or not, does not count); row 1 clips below nothing.
+    mask = torch.tensor([[1.0, 1.0], [1.0, 0.0]])
+    tracked = {"clip_ratio/high_mean": torch.tensor([[True, False], [True, True]]),
+               "clip_ratio/low_mean": torch.tensor([[False, True], [False, True]])}
+    extremes = MaskedExtremes()
+    extremes.add(mask, **clip_extremes(tracked, mask))
+    one_process = SimpleNamespace(max=list)
+    assert extremes.extremes(one_process) == {"clip_ratio/high_max": 1.0, "clip_ratio/low_min": 0.0}
+    # A sequence-level clip (GSPO, [B, 1]) is its completions' own share.
+    sequence = {"clip_ratio/high_mean": torch.tensor([[False], [True]])}
+    row_1_empty = torch.tensor([[1.0, 1.0], [0.0, 0.0]])
+    extremes = MaskedExtremes()
+    extremes.add(row_1_empty, **clip_extremes(sequence, row_1_empty))
+    assert extremes.extremes(one_process) == {"clip_ratio/high_max": 0.0}  # row 1 has no real token
