@@ -139,7 +139,7 @@ def write_report(source: str | os.PathLike, out_dir: str | os.PathLike | None = 
     lines += _secondary_section(frame, metric, settings)
     lines += _equal_budget_section(frame, metric, axes, settings, reference)
     lines += _curve_section(frame, metric, axes, smooth, out)
-    lines += _cost_sections(frame)
+    lines += _cost_sections(frame, settings.alpha)
     lines += _stability_section(frame, reference, settings.alpha)
     side = [m for m in SIDE_METRICS if m != metric and (frame["metric"] == m).any()]
     if side:
@@ -303,7 +303,7 @@ def _secondary_section(frame: pd.DataFrame, metric: str, settings: Comparison) -
         lines = ["## Other held-out measures", "",
                  f"Per run: {outcome_name(outcome, 'eval/', settings.last_k)} of these measures; pairs, and "
                  "each variant against its own runs at step 0, compared over seeds like the outcome, but "
-                 "descriptive: superiority at 95%, with no correction for the number of measures.",
+                 "descriptive: superiority at 95%, with no correction for the number of pairs or measures.",
                  "", *lines]
     return lines
 
@@ -442,7 +442,7 @@ def _curve_section(frame: pd.DataFrame, metric: str, axes: list[str], smooth: in
     return lines
 
 
-def _cost_sections(frame: pd.DataFrame) -> list[str]:
+def _cost_sections(frame: pd.DataFrame, alpha: float) -> list[str]:
     lines: list[str] = []
     # Each run's figures once: the per-variant tables and the paired comparisons share them.
     costs = per_run(frame, COST_METRICS)
@@ -455,8 +455,8 @@ def _cost_sections(frame: pd.DataFrame) -> list[str]:
                   "arms for a measured difference). Jobs of a multirun train in processes of their own "
                   "(`trainer.process_per_job`), so each peak is the job's own.", "", markdown_table(cost), ""]
         lines += _paired_per_run(costs,
-                                 {"step_time_s": "mean step time (s)", "peak_memory_mib": "peak memory (MiB)"})
-    return lines + _variability_section(frame)
+                                 {"step_time_s": "mean step time (s)", "peak_memory_mib": "peak memory (MiB)"}, alpha)
+    return lines + _variability_section(frame, alpha)
 
 
 VARIABILITY_NOTE = (
@@ -477,7 +477,7 @@ NO_PROBE_NOTE = ("No gradient-noise probe in these runs: `probe.every=N` (or `pr
                  "variance of the updates directly.")
 
 
-def _variability_section(frame: pd.DataFrame) -> list[str]:
+def _variability_section(frame: pd.DataFrame, alpha: float) -> list[str]:
     """Per variant: advantage scale, gradient norm before clipping (mean, std, std / mean)
     and, when probed, the update's gradient SNR and cosine; scale-free figures paired."""
     swings = variability_per_run(frame)
@@ -491,7 +491,7 @@ def _variability_section(frame: pd.DataFrame) -> list[str]:
         "grad_norm_cv_before_clipping":
             "coefficient of variation (std / mean) of the gradient norm before clipping",
         "probe_grad_snr": "the probe's gradient SNR", "probe_grad_cosine": "the probe's gradient cosine",
-    })
+    }, alpha)
 
 
 STABILITY_NOTE = (
@@ -514,14 +514,14 @@ def _stability_section(frame: pd.DataFrame, reference: str | None, alpha: float)
     pairs = stability_pairs(runs, reference, alpha)
     if not pairs.empty:
         lines += ["Unstable runs, seed pairs (McNemar's exact test, two-sided):", "", markdown_table(pairs), ""]
-    return lines + _paired_per_run(runs, {"no_signal": "the fraction of groups with no signal"})
+    return lines + _paired_per_run(runs, {"no_signal": "the fraction of groups with no signal"}, alpha)
 
 
-def _paired_per_run(runs: pd.DataFrame, labels: dict[str, str]) -> list[str]:
+def _paired_per_run(runs: pd.DataFrame, labels: dict[str, str], alpha: float) -> list[str]:
     """Per-run figures compared between variants like the outcome (paired over seeds)."""
     lines: list[str] = []
     for column, label in labels.items():
-        pairs = per_run_pair_table(runs, column)
+        pairs = per_run_pair_table(runs, column, alpha)
         if not pairs.empty:
             holm_note = f" (verdicts Holm-corrected over the {len(pairs)} pairs)" if "p (Holm)" in pairs else ""
             columns = ["A", "B", "A - B", "A / B", "ci_low", "ci_high", "A higher",

@@ -41,8 +41,15 @@ sec. 3.2; Julious 2004, Stat. Med. 23:1921): the smallest n >= 2 with
 
 where sd is the spread of the paired differences over seeds and, for the observed gain g:
 superiority ``a = alpha / 2, q = 1 - beta, effect = |g|``; non-inferiority ``a = alpha,
-q = 1 - beta, effect = g + delta``; equivalence ``a = alpha, effect = delta - |g|`` with
-``q = 1 - beta`` (``1 - beta / 2`` when g = 0). No n reaches it when the effect is <= 0.
+q = 1 - beta, effect = g + delta``. No n reaches it when the effect is <= 0. Equivalence
+needs both one-sided tests to reject, so both tails count (near g = 0 they count alike):
+the smallest n >= 2 with
+
+    F(( delta - |g|) / se - t[1 - alpha, n - 1]) + F((delta + |g|) / se - t[1 - alpha, n - 1]) - 1 >= 1 - beta
+
+``se = sd / sqrt(n)``, F Student's t distribution with n - 1 degrees of freedom; at g = 0
+this is the rule above with ``q = 1 - beta / 2``, for |g| near delta the rule with
+``q = 1 - beta`` and ``effect = delta - |g|``.
 """
 
 from __future__ import annotations
@@ -261,10 +268,7 @@ def seeds_for_power(sd: float, gain: float, hypothesis: str = SUPERIORITY, margi
     else:
         _check_margin(margin)
         a = alpha
-        if hypothesis == NON_INFERIORITY:
-            q, effect = power, gain + margin
-        else:
-            q, effect = (1 - (1 - power) / 2 if gain == 0 else power), margin - abs(gain)
+        q, effect = power, (gain + margin if hypothesis == NON_INFERIORITY else margin - abs(gain))
     # An effect below a billionth of the problem's scale is float round-off (0.1 - 0.15 +
     # 0.05, or a difference exactly on the margin): none, whatever the spread.
     if effect <= ROUND_OFF * max(sd, abs(gain), margin or 0.0):
@@ -275,7 +279,17 @@ def seeds_for_power(sd: float, gain: float, hypothesis: str = SUPERIORITY, margi
     n = max(2, math.floor(((stats.norm.ppf(1 - a) + stats.norm.ppf(q)) * sd / effect) ** 2))
     while (stats.t.ppf(1 - a, n - 1) + stats.t.ppf(q, n - 1)) * sd / math.sqrt(n) > effect:
         n += 1
+    if hypothesis == EQUIVALENCE:  # the one-tail n is a lower bound: the other tail only costs power
+        while _tost_power(n, sd, abs(gain), margin, alpha) < power:
+            n += 1
     return float(n)
+
+
+def _tost_power(n: int, sd: float, gain: float, margin: float, alpha: float) -> float:
+    """Approximate power of the paired TOST at ``n`` seeds, if the true difference were
+    ``gain`` (>= 0) with spread ``sd`` (module docstring)."""
+    se, crit = sd / math.sqrt(n), stats.t.ppf(1 - alpha, n - 1)
+    return float(stats.t.cdf((margin - gain) / se - crit, n - 1) + stats.t.cdf((margin + gain) / se - crit, n - 1) - 1)
 
 
 def seeds_label(n: float, unreachable: str) -> str:

@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from grpo_lab.analysis.verdicts import (
     EQUIVALENCE, NON_INFERIORITY, SUPERIORITY, Bootstrap, StudentT, equivalence_verdict, holm, in_units, interval,
@@ -131,6 +132,26 @@ def test_seeds_needed_at_80_percent_power_against_a_hand_computation():
     assert seeds_for_power(0.1, 0.05) / seeds_for_power(0.1, 0.05, power=0.5 + 1e-9) == pytest.approx(2, abs=0.15)
     with pytest.raises(ValueError, match="margin=None"):
         seeds_for_power(0.1, 0.0, EQUIVALENCE)
+
+
+def test_equivalence_seeds_count_both_tails_near_a_zero_difference():
+    """Near g = 0 both one-sided tests can fail: an observed difference of 1e-12 (a mean of
+    float accuracies is rarely exactly 0) needs the g = 0 count, not the one-tail one (the
+    one-tail rule gave 8 seeds at sd 0.05, margin 0.05, whose TOST power is 0.63)."""
+    exact = seeds_for_power(0.05, 0.0, EQUIVALENCE, 0.05)
+    assert exact == 11
+    assert seeds_for_power(0.05, 1e-12, EQUIVALENCE, 0.05) == exact
+    counts = [seeds_for_power(0.05, g, EQUIVALENCE, 0.05) for g in (0.0, 0.005, 0.01, 0.02, 0.03)]
+    assert counts == sorted(counts) and counts[-1] > 2 * exact  # more seeds as |g| nears the margin
+    # The TOST itself, simulated at the counts given: power at least 80% (the t approximation
+    # is close: within 2 points), and below it one seed fewer.
+    rng = np.random.default_rng(0)
+    for gain, n in ((0.0, exact), (0.01, counts[2]), (0.02, counts[3])):
+        def power(k):
+            d = rng.normal(gain, 0.05, (20000, k))
+            half = stats.t.ppf(0.95, k - 1) * d.std(axis=1, ddof=1) / math.sqrt(k)
+            return np.mean((d.mean(axis=1) - half > -0.05) & (d.mean(axis=1) + half < 0.05))
+        assert power(int(n)) > 0.78 and power(int(n) - 1) < 0.8, (gain, n)
     with pytest.raises(ValueError, match="power=1.5"):
         seeds_for_power(0.1, 0.1, power=1.5)
 
