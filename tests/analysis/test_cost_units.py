@@ -28,7 +28,7 @@ def test_cost_table_names_units_and_the_estimate():
 
 
 def test_report_cost_section_says_mib_and_estimate():
-    text = "\n".join(_cost_sections(ppo_and_grpo_runs()))
+    text = "\n".join(_cost_sections(ppo_and_grpo_runs(), alpha=0.05))
     assert "peak memory (MiB)" in text and "(MB)" not in text and "GB" not in text
     assert "an estimate from its parameter count" in text
 

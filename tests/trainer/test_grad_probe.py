@@ -228,10 +228,10 @@ def test_variability_table_separates_scale_from_variation_and_adds_the_probe():
 def test_report_variability_section_says_what_each_row_measures():
     from grpo_lab.analysis.report import NO_PROBE_NOTE, PROBE_NOTE, _variability_section
 
-    text = "\n".join(_variability_section(_frame(VARIABILITY_ROWS)))
+    text = "\n".join(_variability_section(_frame(VARIABILITY_ROWS), alpha=0.05))
     assert "before clipping" in text and "std / mean" in text
     assert PROBE_NOTE in text and "probe_grad_snr" in text
     assert "Paired over seeds, coefficient of variation" in text
     unprobed = [r for r in VARIABILITY_ROWS if not r[3].startswith("probe/")]
-    text = "\n".join(_variability_section(_frame(unprobed)))
+    text = "\n".join(_variability_section(_frame(unprobed), alpha=0.05))
     assert NO_PROBE_NOTE in text and "probe_grad_snr" not in text
