@@ -162,10 +162,13 @@ def last_step(record: RunRecord) -> int:
 def reached_max_steps(record: RunRecord) -> bool:
     """Whether the run's records reach its ``trainer.max_steps``: a run still going, or
     stopped or failed before its end, does not, and its last evaluation is not its
-    outcome; nor does a run whose summary says an error ended it (its last step's
-    held-out evaluation, say, is missing). A run whose config does not name
-    ``max_steps`` counts as complete."""
-    if record.summary.get("failed"):
+    outcome; nor does a run whose summary says an error or a stop ended it (a stop in
+    the last step leaves that step's held-out evaluation to the run that resumes it), nor
+    a grpo-lab run (it has a manifest) without its summary: still in its final evaluation,
+    or killed there. A run whose config does not name ``max_steps`` counts as complete."""
+    if record.summary.get("failed") or record.summary.get("stopped_by"):
+        return False
+    if record.made_by and not record.summary:
         return False
     max_steps = (record.config.get("trainer") or {}).get("max_steps")
     return not isinstance(max_steps, int) or last_step(record) >= max_steps

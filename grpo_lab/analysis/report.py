@@ -382,10 +382,19 @@ def _left_out(unfinished: list[RunRecord]) -> list[str]:
     """The runs left out of the report: their last evaluation is not an end of training."""
     if not unfinished:
         return []
-    runs = ", ".join(f"`{r.run}` (step {last_step(r)} of {r.config['trainer']['max_steps']}"
-                     f"{', ended by an error' if r.summary.get('failed') else ''})" for r in unfinished)
+    runs = ", ".join(f"`{r.run}` (step {last_step(r)} of {r.config['trainer']['max_steps']}{_how_ended(r)})"
+                     for r in unfinished)
     return [f"**Left out:** {len(unfinished)} run(s) that have not finished: short of their `trainer.max_steps` "
-            f"(still running, or stopped or failed before the end), or ended by an error: {runs}.", ""]
+            f"(still running, or stopped or failed before the end), or ended at it by an error, a stop or a kill "
+            f"before its summary: {runs}.", ""]
+
+
+def _how_ended(record: RunRecord) -> str:
+    if record.summary.get("failed"):
+        return ", ended by an error"
+    if record.summary.get("stopped_by"):
+        return f", stopped by {record.summary['stopped_by']}"
+    return ", no summary yet" if record.made_by else ""
 
 
 def _interim(source: Path, finished: int, unfinished: int) -> list[str]:

@@ -27,7 +27,7 @@ def write_sweep(root, comparison=None, seed=0):
     """3 arms x 3 seeds; evaluations at steps 0, 5, 10 of 120 problems whose difficulty
     (logit ~ N(0, 2^2)) all arms share. Per run: metrics.jsonl (eval/accuracy and
     eval/mean@4 computed from the per-problem records), eval_problems.jsonl, config.yaml
-    (with ``comparison`` when given) and .hydra/overrides.yaml."""
+    (with ``comparison`` when given), summary.json and .hydra/overrides.yaml."""
     rng = np.random.default_rng(seed)
     difficulty = rng.normal(0.0, 2.0, PROBLEMS)
     job = 0
@@ -51,6 +51,7 @@ def write_sweep(root, comparison=None, seed=0):
             if comparison is not None:
                 config["comparison"] = comparison
             (run / "config.yaml").write_text(yaml.safe_dump(config))
+            (run / "summary.json").write_text(json.dumps({"steps": STEPS[-1]}))  # a finished run's
             (run / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([f"algorithm={arm}", f"trainer.seed={s}"]))
             job += 1
     return root

@@ -70,3 +70,25 @@ def test_report_with_no_finished_run_says_so(tmp_path):
     _with_max_steps(tmp_path / "0", 3)
     with pytest.raises(ValueError, match="no run under .* has reached its trainer.max_steps yet"):
         write_report(tmp_path)
+
+
+def test_a_run_stopped_or_killed_in_its_last_step_is_not_an_outcome(tmp_path):
+    """A stop in the last step leaves its held-out evaluation to the run that resumes it,
+    and a kill in the final evaluation leaves no summary: both runs' records reach
+    max_steps, but their last evaluation is an earlier one."""
+    import json
+
+    from grpo_lab.analysis.report import write_report
+
+    for job, rewards, arm in (("0", [0.1, 0.5], "a"), ("1", [0.2, 0.3], "b"), ("2", [0.8, 0.9], "b"),
+                              ("3", [0.6, 0.7], "a")):
+        write_run(tmp_path / job, rewards, [f"arm={arm}"])
+        _with_max_steps(tmp_path / job, 2)
+    (tmp_path / "2" / "summary.json").write_text(json.dumps({"stopped_by": "SIGTERM"}))
+    (tmp_path / "3" / "summary.json").unlink(missing_ok=True)
+    (tmp_path / "3" / "manifest.json").write_text(json.dumps({"grpo_lab": {"commit": "0" * 40},
+                                                              "hardware": {"cpu": "some CPU"}}))
+    text = write_report(tmp_path).read_text()
+    assert text.startswith("# Comparison of 2 runs")
+    assert "`2` (step 2 of 2, stopped by SIGTERM)" in text and "`3` (step 2 of 2, no summary yet)" in text
+    assert "| arm=b | 1 | 0.3000 |" in text  # job 1's outcome alone, not job 2's 0.9
