@@ -37,7 +37,8 @@ def export_policy(checkpoint: str | Path, out: str | Path) -> Path:
     saved = OmegaConf.load(folder / CONFIG_FILE)
     model_cfg = OmegaConf.merge(OmegaConf.structured(ModelConfig), OmegaConf.to_container(saved.model, resolve=True))
     cpu = torch.device("cpu")
-    policy, tokenizer = load_policy_and_tokenizer(model_cfg, cpu, resolve_dtype(saved.trainer.dtype, cpu))
+    policy, tokenizer = load_policy_and_tokenizer(model_cfg, cpu, resolve_dtype(saved.trainer.dtype, cpu),
+                                                  checkpoint_generation_config=True)
     load_policy_weights(policy, folder)
     if model_cfg.lora.enabled:
         policy = policy.merge_and_unload()

@@ -57,10 +57,11 @@ def model_files_error(path: str, what: str) -> Iterator[None]:
 
 
 def load_policy_and_tokenizer(
-    cfg: Any, device: torch.device, dtype: torch.dtype
+    cfg: Any, device: torch.device, dtype: torch.dtype, checkpoint_generation_config: bool = False
 ) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:
     """The policy (trainable, on ``device``; LoRA-wrapped when ``model.lora.enabled``)
-    and its tokenizer (left padding)."""
+    and its tokenizer (left padding). The checkpoint's generation settings are dropped
+    (``keep_token_ids_only``) unless ``checkpoint_generation_config`` (an export keeps them)."""
     path = resolve_model_path(cfg.path, cfg.cache_dir)
     common = {"revision": cfg.revision, "trust_remote_code": cfg.trust_remote_code}
     if os.path.isdir(path) and not any(os.path.isfile(os.path.join(path, f)) for f in TOKENIZER_FILES):
@@ -77,9 +78,43 @@ def load_policy_and_tokenizer(
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model.config.use_cache = True
+    if not checkpoint_generation_config:
+        keep_token_ids_only(model, cfg.path)
     model = model.to(device)
     if cfg.lora.enabled:
         from grpo_lab.models.lora import apply_lora
 
         model = apply_lora(model, cfg.lora)
     return model, tokenizer
+
+
+# The generation settings of a checkpoint that only name tokens; kept.
+GENERATION_TOKEN_IDS = ("bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id")
+# Fields of GenerationConfig that change nothing of what is generated.
+GENERATION_BOOKKEEPING = ("transformers_version", "_from_model_config", "use_cache", "output_attentions",
+                          "output_hidden_states")
+
+
+def keep_token_ids_only(model: torch.nn.Module, path: str) -> None:
+    """Replaces the checkpoint's ``generation_config.json`` by its token ids alone.
+
+    Its other settings (instruct checkpoints ship a ``repetition_penalty``, ``top_p``,
+    ``top_k``, ``temperature``) would apply to every ``generate`` call, a repetition
+    penalty even to greedy decoding: rollouts would be drawn from another distribution
+    than the policy whose log-probs the loss, the ratio and the KL use, and "greedy"
+    held-out accuracy would be penalised decoding. Rollouts and evaluation set what they
+    use (``rollout.*``, ``eval.*``); what is dropped is said once."""
+    from transformers import GenerationConfig
+
+    from grpo_lab.console import say
+
+    original = getattr(model, "generation_config", None)
+    if original is None:
+        return
+    dropped = {k: v for k, v in original.to_diff_dict().items()
+               if k not in GENERATION_TOKEN_IDS and k not in GENERATION_BOOKKEEPING}
+    model.generation_config = GenerationConfig(**{k: getattr(original, k, None) for k in GENERATION_TOKEN_IDS})
+    if dropped:
+        settings = ", ".join(f"{k}={v!r}" for k, v in sorted(dropped.items()))
+        say(f"model.path={path!r}: its generation_config sets {settings}; not applied (rollouts and held-out "
+            "evaluation decode with rollout.* and eval.* only)")
