@@ -42,18 +42,18 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     from grpo_lab.config.device import resolve_device
     from grpo_lab.eval.answers import ANSWER_CHECKER
     from grpo_lab.eval.evaluator import Evaluator
-    from grpo_lab.models.loading import load_policy_and_tokenizer, resolve_dtype
+    from grpo_lab.models.loading import load_policy_and_tokenizer, weights_dtype
     from grpo_lab.rewards.mix import RewardMix
     from grpo_lab.tracking.local import PROBLEMS_FILE
 
     if cfg.trainer.num_threads:
         torch.set_num_threads(cfg.trainer.num_threads)
     device = resolve_device(cfg.trainer.device)
-    dtype = resolve_dtype(cfg.trainer.dtype, device)
     checkpoint = None
     if cfg.eval.checkpoint:
         checkpoint = resolve_resume(cfg.eval.checkpoint, cfg.paths.output_dir, key="eval.checkpoint")
         cfg = with_checkpoint_model(cfg, checkpoint)
+    dtype = weights_dtype(cfg.trainer, cfg.model, device)  # as the run scored them, not bf16 on a GPU
     policy, tokenizer = load_policy_and_tokenizer(cfg.model, device, dtype)
     if checkpoint is not None:
         load_policy_weights(policy, checkpoint)

@@ -40,6 +40,17 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
         ) from None
 
 
+def weights_dtype(trainer_cfg: Any, model_cfg: Any, device: torch.device) -> torch.dtype:
+    """The dtype a run keeps its policy's weights in, and scores them in: ``trainer.dtype``,
+    whose ``auto`` is float32 (in 16 bits most updates at RL's learning rates round away,
+    see precision.lost_update_warning; autocast computes in bf16 over them) except under
+    LoRA, whose base is frozen (peft keeps the adapters float32): bf16 on a GPU with it."""
+    name = trainer_cfg.dtype
+    if name == "auto" and not model_cfg.lora.enabled:
+        name = "float32"
+    return resolve_dtype(name, device)
+
+
 @contextmanager
 def model_files_error(path: str, what: str) -> Iterator[None]:
     """A model that cannot be loaded as one line naming ``model.path``: a missing folder or

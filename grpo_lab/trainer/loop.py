@@ -54,7 +54,7 @@ from grpo_lab.engine.update import UpdateBatch, UpdateSettings, policy_update
 from grpo_lab.errors import ConfigError, TrainingDivergedError
 from grpo_lab.eval.evaluator import Evaluator, question_of
 from grpo_lab.methods import build_algorithm
-from grpo_lab.models.loading import load_policy_and_tokenizer, resolve_dtype
+from grpo_lab.models.loading import load_policy_and_tokenizer, weights_dtype
 from grpo_lab.models.lora import build_reference
 from grpo_lab.rewards.mix import RewardMix
 from grpo_lab.rollout.base import build_rollout_backend
@@ -132,13 +132,7 @@ class Trainer:
                                  strategy=trainer_cfg.distributed)
         # With several processes each takes the device accelerate assigns it (cuda:<local rank>).
         self.device = self.parallel.device if self.parallel.world_size > 1 else device
-        # auto: trained weights in float32, since in 16 bits most updates at RL's learning
-        # rates round away (precision.lost_update_warning); autocast computes in bf16 over
-        # them. A LoRA base is frozen (peft keeps the adapters float32): bf16 on a GPU.
-        dtype = trainer_cfg.dtype
-        if dtype == "auto" and not cfg.model.lora.enabled:
-            dtype = "float32"
-        self.dtype = resolve_dtype(dtype, self.device)
+        self.dtype = weights_dtype(trainer_cfg, cfg.model, self.device)
 
         # Everything that can fail on user input is built before the model is loaded.
         self.dataset = build_task(cfg.task)

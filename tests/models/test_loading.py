@@ -1,6 +1,7 @@
-"""A checkpoint's own generation settings (an instruct model's repetition penalty, top_p,
-top_k) do not reach rollouts or held-out decoding: they would draw completions from
-another distribution than the policy the loss and the KL assume."""
+"""Loading a policy: a checkpoint's own generation settings (an instruct model's
+repetition penalty, top_p, top_k) do not reach rollouts or held-out decoding, which would
+then draw from another distribution than the policy the loss and the KL assume; weights
+are scored in the dtype they were trained in."""
 
 import json
 
@@ -40,3 +41,21 @@ def test_the_checkpoints_generation_settings_are_said_and_not_applied(tmp_path, 
     plain = greedy(policy, tokenizer)
     assert len(set(plain)) < len(plain)  # a tiny model's greedy text repeats itself ...
     assert greedy(kept, tokenizer) != plain  # ... which the penalty would have changed, greedy or not
+
+
+def test_weights_are_scored_in_the_dtype_they_were_trained_in(monkeypatch):
+    """trainer.dtype=auto keeps full fine-tuning's weights in float32 on a GPU with bf16
+    too (bf16 would round most updates away), a frozen LoRA base in bf16; grpo-lab-eval
+    loads a checkpoint by the same rule (it took bf16 on such a GPU)."""
+    from omegaconf import OmegaConf
+
+    from grpo_lab.models.loading import weights_dtype
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    gpu = torch.device("cuda")
+    full, lora = (OmegaConf.create({"lora": {"enabled": on}}) for on in (False, True))
+    auto = OmegaConf.create({"dtype": "auto"})
+    assert weights_dtype(auto, full, gpu) == torch.float32
+    assert weights_dtype(auto, lora, gpu) == torch.bfloat16
+    assert weights_dtype(OmegaConf.create({"dtype": "bfloat16"}), full, gpu) == torch.bfloat16
+    assert weights_dtype(auto, lora, torch.device("cpu")) == torch.float32
