@@ -269,3 +269,16 @@ def test_answers_are_read_from_the_model_turns_less_their_tool_calls():
     answered = [*ends_calling[:2], {"role": "assistant", "content": "It is 4042."}]
     scores = correctness_lenient([[]] * 3, [ends_calling, cut_off, answered], answer=["4042"] * 3)
     assert scores == [0.0, 0.0, 1.0]
+
+
+def test_held_out_turns_get_eval_max_new_tokens(tiny):
+    """A held-out turn gets eval.max_new_tokens, as a one-turn held-out answer does (it got
+    rollout.max_new_tokens). The tiny model never ends a turn: each episode's one turn is cut."""
+    from grpo_lab.eval.evaluator import Evaluator
+
+    model, tokenizer = tiny
+    cfg = compose_config([*TINY, "rollout.environment=calculator", "rollout.max_new_tokens=4",
+                          "eval.max_new_tokens=10", "eval.num_examples=3"])
+    evaluator = Evaluator(cfg, tokenizer, torch.device("cpu"))
+    evaluator.evaluate(model)
+    assert [p["length"] for p in evaluator.last_problems] == [10, 10, 10]

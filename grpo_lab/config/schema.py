@@ -430,7 +430,7 @@ class EvalConfig:
     # n samples per problem at rollout.temperature -> eval/pass@k for k = 1..n (unbiased
     # estimator) and eval/mean@n; 0: none.
     num_samples: int = 0
-    # null: rollout.max_new_tokens.
+    # Per answer, and per model turn of an episode (rollout.environment); null: rollout.max_new_tokens.
     max_new_tokens: Optional[int] = None
     # Prompts per generate call.
     batch_size: int = 16

@@ -40,6 +40,7 @@ import time
 from typing import Any, Callable, Collection
 
 import torch
+from omegaconf import OmegaConf
 
 from grpo_lab.errors import ConfigError
 from grpo_lab.eval.answers import answer_is_correct
@@ -168,7 +169,10 @@ class Evaluator:
 
         if self.multi_turn is None:
             # The training model itself plays: held-out scores never come from a rollout copy.
-            self.multi_turn = MultiTurnRollout(self.cfg.rollout, self.tokenizer, self.device, sample_with_copy=False)
+            # Each held-out turn gets eval.max_new_tokens, as a one-turn answer does.
+            rollout = OmegaConf.merge(self.cfg.rollout, {"max_new_tokens": self.eval_cfg.max_new_tokens}) \
+                if self.eval_cfg.max_new_tokens else self.cfg.rollout
+            self.multi_turn = MultiTurnRollout(rollout, self.tokenizer, self.device, sample_with_copy=False)
         n = 1 if greedy else self.eval_cfg.num_samples
         size = max(1, self.eval_cfg.batch_size // n)
         others = [c for c in self.dataset.column_names if c != "prompt"]
