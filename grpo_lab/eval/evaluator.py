@@ -203,7 +203,7 @@ class Evaluator:
         completions = flat if isinstance(prompts[0], str) else [[{"role": "assistant", "content": t}] for t in flat]
         others = [c for c in self.dataset.column_names if c != "prompt"]
         columns = {c: [v for v, row in zip(self.dataset[c], texts) for _ in row] for c in others}
-        with self.rewards.frozen():
+        with self.rewards.held_out():
             total, per_function = self.rewards(prompts, completions, columns)
         return total.tolist(), {n: v.tolist() for n, v in per_function.items()}
 

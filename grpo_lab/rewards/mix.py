@@ -99,6 +99,21 @@ class RewardMix:
             for fn in stateful:
                 fn.frozen = False
 
+    @contextlib.contextmanager
+    def held_out(self) -> Iterator[None]:
+        """Scores as held-out evaluation does: frozen, and reward models' raw scores, so
+        every evaluation of a run is on one scale (their running normalization follows
+        the training batches: none at step 0, the moments of training so far later)."""
+        raw = [fn for fn in self.functions.values() if hasattr(fn, "raw")]
+        with self.frozen():
+            for fn in raw:
+                fn.raw = True
+            try:
+                yield
+            finally:
+                for fn in raw:
+                    fn.raw = False
+
     def state_dict(self) -> dict[str, Any]:
         """State of the functions that keep one (reward models' running statistics)."""
         return {name: fn.state_dict() for name, fn in self.functions.items() if hasattr(fn, "state_dict")}

@@ -116,6 +116,9 @@ class RewardModelScorer:
         # Frozen while scoring held-out completions: evaluation must not move the
         # statistics that training rewards are normalized with.
         self.frozen = False
+        # Raw scores (held-out evaluation): normalized by moments that move as training
+        # goes, every evaluation would be on a scale of its own (step 0's on none).
+        self.raw = False
         self.__name__ = f"reward_model:{name}"
         self.source = f"reward model {path}"
 
@@ -141,7 +144,7 @@ class RewardModelScorer:
             ).to(self.device)
             logits = self.model(**encoded).logits
             scores.extend(logits[:, 0].float().tolist())
-        if self.moments is None:
+        if self.moments is None or self.raw:
             return scores
         return self.moments.normalize(scores, update=not self.frozen)
 

@@ -111,6 +111,24 @@ def test_running_normalization_by_hand(reward_model_dir):
     assert scorer.moments.mean == pytest.approx(sum(raw) / 2, abs=1e-5)
 
 
+def test_held_out_scores_are_raw_whatever_the_running_statistics(reward_model_dir):
+    """Held-out evaluation scores on one scale at every step: raw reward-model scores, not
+    ones normalized by moments that follow training (none at step 0, others later)."""
+    cfg = compose_config([*TINY, "reward=empty", f"+reward.models.rm={reward_model_dir}", "+reward.weights.rm=1.0",
+                          "reward.model_normalize=true"])
+    mix = RewardMix.from_config(cfg.reward, torch.device("cpu"), torch.float32)
+    with mix.held_out():
+        at_step_0, _ = mix(PROMPTS, COMPLETIONS, {})
+    mix(PROMPTS, COMPLETIONS, {})  # a training batch moves the statistics
+    mix(["What is 9 + 9?"] * 2, ["18", "no idea"], {})
+    with mix.held_out():
+        later, _ = mix(PROMPTS, COMPLETIONS, {})
+    assert later.tolist() == pytest.approx(at_step_0.tolist())
+    assert mix.functions["rm"].moments.count == 4  # held-out scoring added nothing
+    trained, _ = mix(PROMPTS, COMPLETIONS, {})
+    assert trained.tolist() != pytest.approx(later.tolist())  # training scores are normalized
+
+
 def test_own_device_and_dtype(reward_model_dir, tmp_path):
     from grpo_lab.rewards.reward_model import build_reward_models
 
