@@ -209,6 +209,7 @@ class Trainer:
         )
         # Gradient-noise probe (probe.*), None when off: see trainer/grad_probe.py.
         self.probe = GradientProbe.from_config(self)
+        self.step_faults: dict[str, int] = {}  # reward faults of the step's rounds (step())
         # Last completed step; a resumed run continues after it with every state restored.
         self.start_step = 0
         if self.resume_from is not None:
@@ -287,6 +288,8 @@ class Trainer:
             batch = self.rollout.generate(self.policy, prompts, columns, group_size, seeds)
         t_gen = time.perf_counter()
         rewards, per_function = self.rewards(batch.prompts, batch.completions, batch.columns)
+        for name, count in self.rewards.faults.items():
+            self.step_faults[name] = self.step_faults.get(name, 0) + count
         scored = add_overlong_penalty(Scored(batch, rewards, per_function), cfg.rollout.max_new_tokens,
                                       cfg.reward.overlong_buffer, cfg.reward.overlong_penalty)
         return scored, t_gen - t0, time.perf_counter() - t_gen
@@ -297,6 +300,7 @@ class Trainer:
             torch.cuda.reset_peak_memory_stats(self.device)
         t0 = time.perf_counter()
         dynamic = cfg.algorithm.dynamic_sampling
+        self.step_faults = {}
         sampled = sample_step(lambda r: self._draw_round(step, r), self.local_prompts, dynamic.enabled,
                               dynamic.max_rounds, self.parallel, self.pad_id)
         batch, rewards, per_function = sampled.batch, sampled.rewards, sampled.per_function
@@ -325,7 +329,7 @@ class Trainer:
         step_time = t_end - t0
         lengths = self.parallel.gather(batch.completion_mask.sum(dim=1).float().cpu())
         metrics = {
-            **self._batch_metrics(batch, rewards, per_function, lengths),
+            **self._batch_metrics(sampled, lengths),
             **kl_metrics,
             **update,
             **self.parallel.mean_metrics(adv.metrics),
@@ -369,18 +373,27 @@ class Trainer:
                                trained_tokens=int(trained.sum()) * algo.num_iterations if update is not None else 0,
                                optimizer_steps=applied, wall_s=step_time)
 
-    def _batch_metrics(self, batch: Any, rewards: torch.Tensor, per_function: dict[str, torch.Tensor],
-                       lengths: torch.Tensor) -> dict[str, float]:
-        """Reward, completion and reward-fault metrics of the global batch (every process's
-        rows gathered); ``lengths`` already gathered."""
-        gather = self.parallel.gather
-        faults = sorted(self.rewards.faults)
-        fault_counts = self.parallel.sum([self.rewards.faults[n] for n in faults])
-        return {
-            **reward_metrics(gather(rewards), {n: gather(v) for n, v in per_function.items()}, batch.group_size),
+    def _batch_metrics(self, sampled: Any, lengths: torch.Tensor) -> dict[str, float]:
+        """Reward, completion and reward-fault metrics of the step (every process's rows
+        gathered); ``lengths`` (of the batch trained on) already gathered. Rewards are of
+        every row drawn: with dynamic sampling they include the groups set aside (as an arm
+        that keeps every group reports them), and ``dynamic_sampling/reward_trained`` is
+        the batch's; faults are of every round."""
+        gather, batch = self.parallel.gather, sampled.batch
+        drawn = sampled.drawn_rewards if sampled.drawn_rewards is not None else sampled.rewards
+        drawn_per_function = sampled.drawn_per_function if sampled.drawn_per_function is not None \
+            else sampled.per_function
+        # Every process sums the same names (a name only one process saw would not line up).
+        names = sorted(self.rewards.functions)
+        fault_counts = self.parallel.sum([float(self.step_faults.get(n, 0)) for n in names])
+        metrics = {
+            **reward_metrics(gather(drawn), {n: gather(v) for n, v in drawn_per_function.items()}, batch.group_size),
             **completion_metrics(lengths, gather(batch.truncated.float().cpu())),
-            **{f"reward_faults/{n}": c for n, c in zip(faults, fault_counts)},
+            **{f"reward_faults/{n}": c for n, c in zip(names, fault_counts) if c},
         }
+        if sampled.drawn_rewards is not None:
+            metrics["dynamic_sampling/reward_trained"] = gather(sampled.rewards).mean().item()
+        return metrics
 
     def _log_samples(self, step: int, batch: Any, rewards: torch.Tensor,
                      per_function: dict[str, torch.Tensor], advantages: torch.Tensor) -> None:

@@ -44,6 +44,10 @@ class StepSamples(Scored):
     generation_s: float = 0.0
     reward_s: float = 0.0
     metrics: dict[str, float] = field(default_factory=dict)
+    # Rewards of every row drawn, every round (this process's rows): what the policy scored
+    # on fresh prompts, comparable with an arm that keeps every group. None: the batch's.
+    drawn_rewards: Optional[torch.Tensor] = None
+    drawn_per_function: Optional[dict[str, torch.Tensor]] = None
 
 
 def add_overlong_penalty(scored: Scored, max_length: int, buffer: int, factor: float) -> Scored:
@@ -82,7 +86,8 @@ def sample_step(draw: Callable[[int], tuple[Scored, float, float]], num_groups: 
 
     Metrics with ``dynamic``: ``dynamic_sampling/rounds`` (rounds drawn),
     ``dynamic_sampling/groups_with_signal`` (among all groups drawn),
-    ``dynamic_sampling/zero_std_groups_trained`` (fillers once the rounds ran out)."""
+    ``dynamic_sampling/zero_std_groups_trained`` (fillers once the rounds ran out); the
+    rewards of every row drawn come with the batch (``drawn_rewards``)."""
     rounds: list[Scored] = []
     signal: list[torch.Tensor] = []
     generation_s = reward_s = 0.0
@@ -110,4 +115,7 @@ def sample_step(draw: Callable[[int], tuple[Scored, float, float]], num_groups: 
         "dynamic_sampling/groups_with_signal": with_signal / drawn,
         "dynamic_sampling/zero_std_groups_trained": fillers,
     }
-    return StepSamples(kept.batch, kept.rewards, kept.per_function, generated, generation_s, reward_s, metrics)
+    return StepSamples(kept.batch, kept.rewards, kept.per_function, generated, generation_s, reward_s, metrics,
+                       drawn_rewards=torch.cat([s.rewards for s in rounds]),
+                       drawn_per_function={n: torch.cat([s.per_function[n] for s in rounds])
+                                           for n in rounds[0].per_function})

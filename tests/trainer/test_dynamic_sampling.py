@@ -64,6 +64,9 @@ def test_zero_variance_groups_are_replaced_while_rounds_remain(parallel):
     assert out.batch.columns["answer"] == ["r0-a0", "r0-a0", "r1-a1", "r1-a1"]
     assert out.metrics == {"dynamic_sampling/rounds": 2.0, "dynamic_sampling/groups_with_signal": 2 / 4,
                            "dynamic_sampling/zero_std_groups_trained": 0.0}
+    # Every row drawn keeps its reward for the step's reward metrics, tied groups included.
+    assert out.drawn_rewards.tolist() == [1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    assert out.drawn_per_function["correctness"].tolist() == out.drawn_rewards.tolist()
     # Both rounds' generation is paid for: 8 completions of 1 and 2 tokens, 2 x 1.5 s.
     assert out.generated_lengths.tolist() == [1.0] * 4 + [2.0] * 4
     assert (out.generation_s, out.reward_s) == (3.0, 0.5)
@@ -96,6 +99,7 @@ def test_without_dynamic_sampling_tied_groups_are_trained_and_nothing_is_reporte
     out = sample_step(draw, num_groups=2, dynamic=False, max_rounds=3, parallel=parallel, pad_id=0)
     assert draw.calls == 1 and out.metrics == {}
     assert out.rewards.tolist() == [1.0, 1.0, 0.0, 0.0]
+    assert out.drawn_rewards is None  # the batch is every row drawn
 
 
 def test_join_groups_keeps_rows_whole_and_pads_with_pad_id():
@@ -156,3 +160,41 @@ def test_processes_stop_together_at_the_bound_and_count_the_fillers():
     assert report["metrics"] == {"dynamic_sampling/rounds": 3.0, "dynamic_sampling/groups_with_signal": 6 / 12,
                                  "dynamic_sampling/zero_std_groups_trained": 2.0}
     assert len(report["generated"]) == 2 * 3 * 4
+
+
+def test_a_dynamic_sampling_run_reports_the_rewards_of_every_row_drawn(tiny_config):
+    """The reward curves of a run that sets tied groups aside are of every row drawn, as
+    an arm that keeps them reports; the trained batch's reward has a name of its own."""
+    from grpo_lab.trainer import Trainer
+
+    trainer = Trainer(tiny_config("algorithm.dynamic_sampling.enabled=true", "algorithm.dynamic_sampling.max_rounds=3",
+                                  "reward=correctness", "+reward.weights.length=1.0",
+                                  "+reward.functions.length=tests.helpers:completion_length_reward"))
+    drawn: list[torch.Tensor] = []
+    draw_round = trainer._draw_round
+
+    def recording(step, round_, *args, **kwargs):
+        scored, gen_s, rew_s = draw_round(step, round_, *args, **kwargs)
+        drawn.append(scored.rewards)
+        return scored, gen_s, rew_s
+
+    trainer._draw_round = recording
+    metrics = trainer.step(1)
+    every_row = torch.cat(drawn)
+    assert metrics["reward"] == pytest.approx(every_row.mean().item())
+    assert metrics["reward_std"] == pytest.approx(every_row.std().item())
+    assert "dynamic_sampling/reward_trained" in metrics
+    assert len(every_row) == metrics["dynamic_sampling/rounds"] * trainer.cfg.trainer.batch_size * 4
+
+
+def test_reward_faults_of_every_round_are_counted(tiny_config):
+    """A reward function that faults on the first completion of every call: the step
+    counts the faults of every round drawn (one each), not the last round's alone."""
+    from grpo_lab.trainer import Trainer
+
+    trainer = Trainer(tiny_config("algorithm.dynamic_sampling.enabled=true", "algorithm.dynamic_sampling.max_rounds=3",
+                                  "reward.on_fault=zero", "+reward.weights.nan=1.0",
+                                  "+reward.functions.nan=tests.helpers:nan_reward"))
+    metrics = trainer.step(1)
+    assert metrics["dynamic_sampling/rounds"] >= 2  # the faulted rows tie the groups: more rounds drawn
+    assert metrics["reward_faults/nan"] == metrics["dynamic_sampling/rounds"]
