@@ -41,9 +41,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     from grpo_lab.checkpoint_folder import load_policy_weights, resolve_resume
     from grpo_lab.config.device import resolve_device
     from grpo_lab.eval.answers import ANSWER_CHECKER
-    from grpo_lab.eval.evaluator import Evaluator
+    from grpo_lab.eval.evaluator import Evaluator, question_of
     from grpo_lab.models.loading import load_policy_and_tokenizer, weights_dtype
     from grpo_lab.rewards.mix import RewardMix
+    from grpo_lab.tasks import build_task
     from grpo_lab.tracking.local import PROBLEMS_FILE
 
     if cfg.trainer.num_threads:
@@ -57,7 +58,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     policy, tokenizer = load_policy_and_tokenizer(cfg.model, device, dtype)
     if checkpoint is not None:
         load_policy_weights(policy, checkpoint)
-    evaluator = Evaluator(cfg, tokenizer, device, reward_mix=lambda: RewardMix.from_config(cfg.reward, device, dtype))
+    # The held-out set a run evaluates on: less any question of its training data.
+    training_questions = {question_of(p) for p in build_task(cfg.task)["prompt"]}
+    evaluator = Evaluator(cfg, tokenizer, device, training_questions=training_questions,
+                          reward_mix=lambda: RewardMix.from_config(cfg.reward, device, dtype))
     metrics = evaluator.evaluate(policy)
     result = {
         "model": cfg.model.path,

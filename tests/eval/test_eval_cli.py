@@ -90,3 +90,21 @@ def test_a_bad_eval_value_is_one_line_before_the_model_loads(tmp_path):
     result = run_cli(tmp_path, "model=tiny", "eval.batch_size=0")
     assert result.returncode == 2
     assert result.stderr.splitlines() == ["grpo-lab-eval: error: eval.batch_size=0 must be >= 1"]
+
+
+def test_held_out_questions_that_are_training_questions_are_left_out(tmp_path):
+    """As the run's own evaluation: a held-out file that shares questions with the
+    training data is scored without them."""
+    import json
+
+    train, heldout = tmp_path / "train.jsonl", tmp_path / "test.jsonl"
+    train.write_text("".join(json.dumps({"question": f"What is 1 + {i}?", "answer": f"#### {i + 1}"}) + "\n"
+                             for i in range(4)))
+    heldout.write_text("".join(json.dumps({"question": f"What is 1 + {i}?", "answer": f"#### {i + 1}"}) + "\n"
+                               for i in range(2, 7)))  # 2 and 3 are training questions
+    cfg = compose_config([*TINY, "task=gsm8k", f"task.path={train}", f"eval.path={heldout}",
+                          f"paths.output_dir={tmp_path / 'eval'}"])
+    result = evaluate(cfg)
+    assert result["eval/num_examples"] == 3
+    questions = [json.loads(line)["question"] for line in (tmp_path / "eval" / "eval_problems.jsonl").open()]
+    assert not any("1 + 2?" in q or "1 + 3?" in q for q in questions)
