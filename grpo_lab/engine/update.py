@@ -92,17 +92,22 @@ class UpdateSettings:
         )
 
 
+def _per_completion_value(value: torch.Tensor) -> bool:
+    """Whether ``value`` holds one figure per completion (``[B, 1]``) rather than per token."""
+    return value.dim() == 2 and value.shape[1] == 1
+
+
 def _counted(value: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Where ``value`` counts: the real tokens of ``mask`` for a per-token value, the
     completions that have any for a per-completion one (``[B, 1]``)."""
     real = mask.bool()
-    return real.any(dim=1, keepdim=True) if value.dim() == 2 and value.shape[1] == 1 else real
+    return real.any(dim=1, keepdim=True) if _per_completion_value(value) else real
 
 
 def per_completion(value: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """``[B, 1]``: each completion's mean of a per-token ``value`` over its real tokens (a
     per-completion value as it is)."""
-    if value.dim() == 2 and value.shape[1] == 1:
+    if _per_completion_value(value):
         return value
     mask = mask.float()
     return (value.float() * mask).sum(dim=1, keepdim=True) / mask.sum(dim=1, keepdim=True).clamp(min=1.0)
