@@ -173,3 +173,20 @@ def test_the_edges_of_those_ranges_pass():
     validate("trainer.seed=4294967295")
 
 
+
+
+@pytest.mark.parametrize("override, key", [
+    ("advantage=group_mean", "advantage.normalization=group_mean"),
+    ("advantage.eps=0", "advantage.eps=0.0"),
+])
+def test_ppo_refuses_an_advantage_setting_it_would_not_use(override, key):
+    # PPO's advantages come from the critic: a sweep advantage=group_std,group_mean x
+    # arm=grpo,ppo_matched would otherwise record two identical PPO arms as different.
+    with pytest.raises(ConfigError, match=rf"^{key} has no effect with algorithm.name=ppo"):
+        validate("algorithm=ppo", override)
+    validate("algorithm=grpo", override)
+
+
+def test_ppo_takes_the_default_advantage_group_and_its_own_whitening():
+    validate("algorithm=ppo", "advantage=group_std")
+    validate("algorithm=ppo_shared", "algorithm.whiten_advantages=false")

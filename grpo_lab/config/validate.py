@@ -19,6 +19,7 @@ from grpo_lab.algos.policy_loss import LOSS_AGGREGATIONS, POLICY_LOSSES
 from grpo_lab.algos.rollout_correction import IMPORTANCE_SAMPLING_MODES
 from grpo_lab.config.auto_precision import AUTO, resolve_auto_precision
 from grpo_lab.config.device import check_device
+from grpo_lab.config.schema import AdvantageConfig
 from grpo_lab.engine.sharding import STRATEGIES
 from grpo_lab.envs import ENVIRONMENTS
 from grpo_lab.envs.demonstrations import DEMONSTRATIONS
@@ -107,6 +108,7 @@ def validate_config(cfg: Any) -> None:
             "a KL penalty in the reward carries no gradient to correct"
         )
     _check_group_size(algo)
+    _check_ppo_ignores_advantage(cfg)
     _at_least("algorithm.epsilon_low", algo.epsilon_low, 0.0)
     _at_least("algorithm.epsilon_high", algo.epsilon_high, 0.0)
     if algo.epsilon_low > 1.0:
@@ -297,6 +299,21 @@ def _check_probe(cfg: Any) -> None:
             "probe needs trainer.mixed_precision=no or bf16: with fp16 loss scaling its gradients "
             "would be scaled and would unscale the run's optimizer"
         )
+
+def _check_ppo_ignores_advantage(cfg: Any) -> None:
+    """PPO's advantages come from the critic, so an advantage.* setting would be silently
+    unused: a sweep over advantage x algorithm would record PPO arms that are all the same."""
+    if cfg.algorithm.name != "ppo":
+        return
+    defaults = AdvantageConfig()
+    for key in ("normalization", "eps", "pass_k", "pass_threshold"):
+        if cfg.advantage[key] != getattr(defaults, key):
+            raise ConfigError(
+                f"advantage.{key}={cfg.advantage[key]} has no effect with algorithm.name=ppo: its advantages "
+                "come from the critic through GAE (algorithm.gamma, algorithm.lam, algorithm.whiten_advantages); "
+                "drop the advantage setting"
+            )
+
 
 def _check_group_size(algo: Any) -> None:
     """GRPO's advantages compare the completions of a prompt, so it needs two; PPO's come
