@@ -41,7 +41,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                                          "runs were evaluated, else reward)")
     parser.add_argument("--x", default="step,generated_tokens,wall_s",
                         help="comma-separated x axes for curves and equal-budget tables: step or a budget "
-                             "total (generated_tokens, trained_tokens, samples, optimizer_steps, wall_s); "
+                             "total (generated_tokens, input_tokens, trained_tokens, samples, optimizer_steps, wall_s); "
                              "default: step,generated_tokens,wall_s")
     parser.add_argument("--by", help="comma-separated override keys that define a variant "
                                      "(default: every key that differs between runs, seed excluded)")

@@ -17,7 +17,8 @@ from matplotlib.ticker import MaxNLocator
 
 from grpo_lab.analysis.stats import STEP, curves
 
-AXIS_LABELS = {STEP: "step", "generated_tokens": "generated tokens", "trained_tokens": "trained tokens",
+AXIS_LABELS = {STEP: "step", "generated_tokens": "generated tokens", "input_tokens": "prompt and completion tokens",
+               "trained_tokens": "trained tokens",
                "samples": "completions generated", "optimizer_steps": "optimizer steps", "wall_s": "wall-clock seconds"}
 
 # Line styles cycle with the colours so that variants whose curves coincide stay visible.

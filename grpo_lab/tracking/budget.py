@@ -7,6 +7,8 @@ running totals, each usable as a chart's x axis (W&B ``define_metric``,
 
 - ``budget/samples``: completions generated;
 - ``budget/generated_tokens``: completion tokens generated (EOS included, padding not);
+- ``budget/input_tokens``: prompt tokens plus completion tokens of every row sampled
+  (padding not), TRL's running ``num_tokens``, also logged under that name;
 - ``budget/trained_tokens``: completion tokens that went through the policy loss,
   counted once per epoch (``num_iterations``); 0 for critic warm-up steps;
 - ``budget/optimizer_steps``: policy optimizer steps applied (skipped non-finite ones
@@ -27,15 +29,17 @@ PREFIX = "budget/"
 class Budget:
     samples: int = 0
     generated_tokens: int = 0
+    input_tokens: int = 0
     trained_tokens: int = 0
     optimizer_steps: int = 0
     wall_s: float = 0.0
 
-    def add(self, *, samples: int, generated_tokens: int, trained_tokens: int, optimizer_steps: int,
-            wall_s: float) -> dict[str, float]:
+    def add(self, *, samples: int, generated_tokens: int, prompt_tokens: int, trained_tokens: int,
+            optimizer_steps: int, wall_s: float) -> dict[str, float]:
         """Adds one step's spending; returns the totals as ``budget/...`` metrics."""
         self.samples += samples
         self.generated_tokens += generated_tokens
+        self.input_tokens += prompt_tokens + generated_tokens
         self.trained_tokens += trained_tokens
         self.optimizer_steps += optimizer_steps
         self.wall_s += wall_s

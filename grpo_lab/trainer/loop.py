@@ -89,7 +89,7 @@ from grpo_lab.trainer.precision import (
 )
 from grpo_lab.trainer.rng import sample_seeds
 from grpo_lab.trainer.rollback import one_run_per_folder
-from grpo_lab.trainer.rollout_rounds import Scored, add_overlong_penalty, sample_step
+from grpo_lab.trainer.rollout_rounds import Scored, StepSamples, add_overlong_penalty, sample_step
 from grpo_lab.trainer.run_data import fingerprints
 from grpo_lab.trainer.sampling_memory import check_sampling_fits
 from grpo_lab.trainer.signals import GracefulStop
@@ -345,8 +345,9 @@ class Trainer:
             "time/step": step_time,
             "tokens_per_second": float(sampled.generated_lengths.sum()) / step_time,
             "memory/peak_mb": self.parallel.max([peak_memory_mb(self.device)])[0],
-            **self._spend(sampled.generated_lengths, lengths, update if trains_policy else None, step_time),
+            **self._spend(sampled, lengths, update if trains_policy else None, step_time),
         }
+        metrics["num_tokens"] = metrics["budget/input_tokens"]  # TRL's name for the running count
         metrics.update(self.algorithm.step_metrics(metrics))
         self._log_samples(step, batch, rewards, per_function, adv.advantages)
         return metrics
@@ -358,18 +359,21 @@ class Trainer:
             return drop_truncated(batch.completion_mask, batch.truncated)
         return batch.completion_mask
 
-    def _spend(self, generated: torch.Tensor, trained: torch.Tensor, update: dict[str, float] | None,
+    def _spend(self, sampled: StepSamples, trained: torch.Tensor, update: dict[str, float] | None,
                step_time: float) -> dict[str, float]:
-        """Adds a step's spending to the budget totals (tracking/budget.py): ``generated``,
-        the lengths of every completion sampled (every round of dynamic sampling);
-        ``trained``, those of the batch trained on. ``update``: the policy update's
-        metrics, None when the policy did not train (critic warm-up)."""
+        """Adds a step's spending to the budget totals (tracking/budget.py): ``sampled``
+        holds the lengths of every completion sampled and of its prompt (every round of
+        dynamic sampling); ``trained``, the completion lengths of the batch trained on.
+        ``update``: the policy update's metrics, None when the policy did not train
+        (critic warm-up)."""
         algo = self.cfg.algorithm
         applied = 0
         if update is not None:
             skipped = update.get("nonfinite/skipped_updates", 0) + update.get("mixed_precision/overflow_updates", 0)
             applied = int(algo.num_iterations * algo.num_minibatches - skipped)
+        generated = sampled.generated_lengths
         return self.budget.add(samples=len(generated), generated_tokens=int(generated.sum()),
+                               prompt_tokens=int(sampled.prompt_lengths.sum()),
                                trained_tokens=int(trained.sum()) * algo.num_iterations if update is not None else 0,
                                optimizer_steps=applied, wall_s=step_time)
 

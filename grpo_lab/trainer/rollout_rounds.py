@@ -41,6 +41,7 @@ class StepSamples(Scored):
     """The batch to train on, plus what producing it cost over all rounds."""
 
     generated_lengths: Optional[torch.Tensor] = None  # lengths of every row generated, every process's
+    prompt_lengths: Optional[torch.Tensor] = None  # their prompts' lengths (padding not counted)
     generation_s: float = 0.0
     reward_s: float = 0.0
     metrics: dict[str, float] = field(default_factory=dict)
@@ -101,9 +102,10 @@ def sample_step(draw: Callable[[int], tuple[Scored, float, float]], num_groups: 
         if not dynamic or len(rounds) >= max_rounds or not parallel.any(short):
             break
     generated = parallel.gather(torch.cat([s.batch.completion_mask.sum(dim=1).float().cpu() for s in rounds]))
+    prompts = parallel.gather(torch.cat([s.batch.prompt_mask.sum(dim=1).float().cpu() for s in rounds]))
     if not dynamic:
         return StepSamples(rounds[0].batch, rounds[0].rewards, rounds[0].per_function,
-                           generated, generation_s, reward_s)
+                           generated, prompts, generation_s, reward_s)
     chosen = choose_groups(signal, num_groups)
     kept = _join(rounds, chosen, pad_id)
     drawn, with_signal, fillers = parallel.sum([
@@ -115,7 +117,7 @@ def sample_step(draw: Callable[[int], tuple[Scored, float, float]], num_groups: 
         "dynamic_sampling/groups_with_signal": with_signal / drawn,
         "dynamic_sampling/zero_std_groups_trained": fillers,
     }
-    return StepSamples(kept.batch, kept.rewards, kept.per_function, generated, generation_s, reward_s, metrics,
+    return StepSamples(kept.batch, kept.rewards, kept.per_function, generated, prompts, generation_s, reward_s, metrics,
                        drawn_rewards=torch.cat([s.rewards for s in rounds]),
                        drawn_per_function={n: torch.cat([s.per_function[n] for s in rounds])
                                            for n in rounds[0].per_function})

@@ -31,9 +31,22 @@ def test_grpo_budget_is_the_running_sum_of_steps(tiny_config, tmp_path):
     train(tiny_config("trainer.max_steps=3"))
     records = read_metrics(tmp_path / "run")
     check_totals(records, samples_per_step=2 * 4, epochs=1, updates_per_step=1)
-    for name in ("samples", "generated_tokens", "optimizer_steps", "wall_s"):
+    for name in ("samples", "generated_tokens", "input_tokens", "optimizer_steps", "wall_s"):
         values = [r[f"budget/{name}"] for r in records]
         assert values == sorted(values) and values[0] > 0
+
+
+def test_input_tokens_add_each_steps_prompts_to_its_completions(tiny_config, tmp_path):
+    # TRL's num_tokens: prompt and completion tokens, padding not. Each prompt is sampled
+    # once per completion of its group, so a step's prompt tokens are a multiple of 4.
+    train(tiny_config("trainer.max_steps=3"))
+    previous = {"budget/input_tokens": 0.0, "budget/generated_tokens": 0.0}
+    for r in read_metrics(tmp_path / "run"):
+        assert r["num_tokens"] == r["budget/input_tokens"]
+        prompt_tokens = (r["budget/input_tokens"] - previous["budget/input_tokens"]) \
+            - (r["budget/generated_tokens"] - previous["budget/generated_tokens"])
+        assert prompt_tokens > 0 and prompt_tokens % 4 == 0, (r["step"], prompt_tokens)
+        previous = r
 
 
 def test_ppo_counts_every_epoch_and_minibatch(tiny_config, tmp_path):
@@ -58,12 +71,14 @@ def test_resumed_run_continues_the_totals(tiny_config, tmp_path):
     trainer = Trainer(tiny_config("trainer.max_steps=3", f"trainer.resume={checkpoint}"))
     assert trainer.budget.samples == straight[-1]["budget/samples"]
     assert trainer.budget.generated_tokens == straight[-1]["budget/generated_tokens"]
+    assert trainer.budget.input_tokens == straight[-1]["budget/input_tokens"]
 
 
 def test_budget_state_round_trip():
     budget = Budget()
-    budget.add(samples=8, generated_tokens=40, trained_tokens=80, optimizer_steps=2, wall_s=1.5)
+    budget.add(samples=8, generated_tokens=40, prompt_tokens=24, trained_tokens=80, optimizer_steps=2, wall_s=1.5)
     restored = Budget()
     restored.load_state_dict(budget.state_dict())
     assert restored == budget
     assert restored.metrics()["budget/generated_tokens"] == 40.0
+    assert restored.metrics()["budget/input_tokens"] == 64.0

@@ -69,6 +69,7 @@ def test_zero_variance_groups_are_replaced_while_rounds_remain(parallel):
     assert out.drawn_per_function["correctness"].tolist() == out.drawn_rewards.tolist()
     # Both rounds' generation is paid for: 8 completions of 1 and 2 tokens, 2 x 1.5 s.
     assert out.generated_lengths.tolist() == [1.0] * 4 + [2.0] * 4
+    assert out.prompt_lengths.tolist() == [3.0] * 4 + [4.0] * 4  # as drawn: round 1's padding not counted
     assert (out.generation_s, out.reward_s) == (3.0, 0.5)
     # Rows of the two rounds padded to one layout: prompts left (width 4), completions right (2).
     assert out.batch.prompt_mask.tolist() == [[0, 1, 1, 1]] * 2 + [[1, 1, 1, 1]] * 2
