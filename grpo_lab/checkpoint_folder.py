@@ -93,14 +93,23 @@ def resolve_resume(resume: str | None, output_dir: str | os.PathLike, cfg: Any =
     return checkpoint
 
 
+# Damaged checkpoints already named by this process: a run's folder is checked before
+# Hydra writes into it (run_lock.py) and again by the trainer, and one warning is enough.
+_named_damaged: set[tuple[Path, str]] = set()
+
+
 def newest_intact(found: list[tuple[int, Path]], key: str) -> Path | None:
     """The newest of ``found`` whose files are whole; each newer, damaged one is named on
-    stderr (a run resumes from the one before it rather than fail or load garbage)."""
+    stderr, once per process (a run resumes from the one before it rather than fail or
+    load garbage)."""
     for _, checkpoint in reversed(found):
         damage = checkpoint_damage(checkpoint)
         if damage is None:
             return checkpoint
-        say(f"{key}: checkpoint {checkpoint} is damaged ({damage}); trying the one before it", level=logging.WARNING)
+        if (checkpoint.resolve(), damage) not in _named_damaged:
+            _named_damaged.add((checkpoint.resolve(), damage))
+            say(f"{key}: checkpoint {checkpoint} is damaged ({damage}); trying the one before it",
+                level=logging.WARNING)
     return None
 
 

@@ -58,6 +58,17 @@ def test_a_damaged_checkpoint_named_explicitly_is_refused(tmp_path):
         resolve_resume(str(run), tmp_path / "other")
 
 
+def test_a_damaged_checkpoint_is_named_once_when_the_folder_is_checked_twice(tmp_path, capsys):
+    # A single run's folder is checked before Hydra writes into it and again by the trainer.
+    run = tmp_path / "run"
+    train(config(run, "trainer.max_steps=2", "trainer.checkpoint_every=1"))
+    older, newest = [folder for _, folder in list_checkpoints(run)]
+    cut_short(newest / "trainer_state.pt")
+    capsys.readouterr()
+    assert resolve_resume("auto", run) == resolve_resume("auto", run) == older
+    assert capsys.readouterr().err.count(f"checkpoint {newest} is damaged") == 1
+
+
 def test_safetensors_damage_is_read_from_the_header(tmp_path):
     import torch
     from safetensors.torch import save_file
