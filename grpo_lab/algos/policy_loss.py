@@ -166,7 +166,10 @@ def cispo_loss(
     bounds its weight. MiniMax sets no lower bound (``algorithm.epsilon_low=1``) and
     tunes the upper one. On-policy (rho = 1) the gradient is the policy gradient
     ``-A * grad log pi``; the loss value is not ``-A`` (it carries ``log pi``).
-    Logs ``clip_ratio/*``: tokens whose weight was clipped below / above.
+    Logs TRL's ``cispo_clip_ratio`` (tokens whose weight hit the cap with A > 0, TRL's
+    meaning) and ``cispo/clipped_{low,high}_mean`` (tokens whose weight was clipped
+    below / above, either sign of A: the weight is bounded for both). Not ``clip_ratio/*``:
+    TRL gives those names PPO's clip, where a clipped token leaves the gradient.
 
     The cap is ``1 + epsilon_high``, as MiniMax writes it. TRL (``loss_type="cispo"``)
     caps at its ``epsilon_high`` itself (ScaleRL's eps_max, arXiv:2510.13786; TRL
@@ -175,8 +178,11 @@ def cispo_loss(
     """
     ratio = torch.exp(logp - old_logp).detach()
     weight = ratio.clamp(1.0 - cfg.epsilon_low, 1.0 + cfg.epsilon_high)
-    loss = -weight * advantages.expand_as(logp) * logp
-    return loss, _clip_metrics(ratio < 1.0 - cfg.epsilon_low, ratio > 1.0 + cfg.epsilon_high)
+    advantages = advantages.expand_as(logp)
+    loss = -weight * advantages * logp
+    high = ratio > 1.0 + cfg.epsilon_high
+    return loss, {"cispo_clip_ratio": high & (advantages > 0), "cispo/clipped_low_mean": ratio < 1.0 - cfg.epsilon_low,
+                  "cispo/clipped_high_mean": high}
 
 
 @POLICY_LOSSES.register("sapo")

@@ -174,7 +174,10 @@ def test_cispo_clips_the_weight_but_keeps_the_gradient():
     torch.testing.assert_close(loss.detach(), torch.tensor([[1.5 * math.log(2.0)]]))
     loss.sum().backward()
     torch.testing.assert_close(logp.grad, torch.tensor([[-1.5]]))
-    assert metrics["clip_ratio/high_mean"].item()
+    assert metrics["cispo/clipped_high_mean"].item() and metrics["cispo_clip_ratio"].item()
+    # A < 0: the weight is capped too, which TRL's cispo_clip_ratio (A > 0 only) leaves out.
+    metrics = cispo_loss(logp, torch.tensor([[math.log(0.25)]]), -ONE, ONE, cfg)[1]
+    assert metrics["cispo/clipped_high_mean"].item() and not metrics["cispo_clip_ratio"].item()
 
 
 def test_cispo_without_lower_bound_and_on_policy():
@@ -184,7 +187,7 @@ def test_cispo_without_lower_bound_and_on_policy():
     loss, metrics = cispo_loss(logp, torch.tensor([[math.log(0.5)]]), -ONE, ONE, cfg)
     loss.sum().backward()
     torch.testing.assert_close(logp.grad, torch.tensor([[0.5]]))
-    assert not metrics["clip_ratio/low_mean"].item()
+    assert not metrics["cispo/clipped_low_mean"].item()
     # On-policy (rho = 1) the gradient is the policy gradient -A.
     logp = torch.tensor([[-2.0]], requires_grad=True)
     cispo_loss(logp, logp.detach(), torch.tensor([[2.0]]), ONE, cfg)[0].sum().backward()

@@ -7,7 +7,8 @@ One fixed batch serves every row: 2 prompts x 2 completions of different lengths
 per-sequence and per-token means differ), off-policy old log-probs (so ratios leave 1
 and clip), and a reference that differs from the policy (so the KL term has a value and
 a gradient). Each row also checks in TRL's own metrics that the part of the loss it maps
-is active (a clip row that clips nothing would prove nothing), and the rows whose
+is active (a clip row that clips nothing would prove nothing) and that every metric
+both sides log under TRL's name (KL, entropy, clip ratios) has TRL's value, and the rows whose
 mapping is easy to get wrong show that the wrong reading gives another gradient.
 """
 
@@ -188,6 +189,11 @@ ROWS = {
 }
 
 
+# Metrics grpo-lab logs under TRL's names, with TRL's meaning (README, "Per-step metrics").
+TRL_NAMED = {"kl", "entropy", "clip_ratio/low_mean", "clip_ratio/high_mean", "clip_ratio/region_mean",
+             "clip_ratio/low_min", "clip_ratio/high_max", "cispo_clip_ratio"}
+
+
 @pytest.mark.parametrize("row", list(ROWS))
 def test_trl_setting_and_mapped_setting_give_the_same_loss_and_gradient(policy, batch, tmp_path, row):
     options, overrides, active = ROWS[row]
@@ -197,8 +203,11 @@ def test_trl_setting_and_mapped_setting_give_the_same_loss_and_gradient(policy, 
         assert trl_metrics[active] > 0
     assert loss == pytest.approx(trl_loss, rel=RTOL, abs=LOSS_ATOL)
     assert relative_error(grad, trl_grad) < RTOL
-    if "kl" in trl_metrics:  # the logged KL is TRL's too
-        assert metrics["kl"] == pytest.approx(trl_metrics["kl"], rel=RTOL, abs=LOSS_ATOL)
+    # Every metric both log under TRL's name has TRL's value (the KL, the clip ratios).
+    shared = sorted(set(trl_metrics) & set(metrics) & TRL_NAMED)
+    assert active is None or active in shared
+    for name in shared:
+        assert metrics[name] == pytest.approx(trl_metrics[name], rel=RTOL, abs=LOSS_ATOL), name
 
 
 # The readings the table warns against: each gives another gradient on the same batch.
