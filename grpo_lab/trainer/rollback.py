@@ -163,12 +163,20 @@ def one_run_per_folder(output_dir: str | os.PathLike, resume_from: str | os.Path
     folder = Path(output_dir)
     if resume_from is not None and _inside(Path(resume_from), folder / CHECKPOINT_DIR):
         step = checkpoint_step(resume_from)
+        last = max(recorded_steps(folder / "metrics.jsonl"), default=step)
         moved = rewind_records(output_dir, step)
         later = f"; later records moved to *.superseded.jsonl ({sum(moved.values())} lines)" if any(moved.values()) else ""
         branches = supersede_later_checkpoints(output_dir, step)
         if branches:
             later += f"; later checkpoints renamed {SUPERSEDED_PREFIX}step_<N> ({len(branches)})"
         say(f"resuming from step {step} ({resume_from}){later}")
+        if last > step and (folder / RUN_ID_FILE).is_file():
+            # W&B's resume continues a run's history and drops steps at or below its last;
+            # it has no general rewind, so what it shows for the redone steps is the stopped run's.
+            run_id = (folder / RUN_ID_FILE).read_text().strip()
+            say(f"W&B run {run_id} keeps the stopped run's records of steps {step + 1}-{last}: W&B does not "
+                f"rewind a resumed run, so those steps there are not the ones redone now (metrics.jsonl holds "
+                f"those; W&B agrees with it from step {last + 1})", level=logging.WARNING)
         return
     if not folder.is_dir():
         if resume_from is not None:

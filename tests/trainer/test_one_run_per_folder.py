@@ -128,3 +128,24 @@ def test_nothing_is_set_aside_without_records(tmp_path, capsys):
     one_run_per_folder(tmp_path / "absent", resume_from=None)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoints", "metrics.jsonl"]
     assert capsys.readouterr().err == ""
+
+
+def test_resume_says_which_steps_the_w_and_b_run_keeps_from_before_the_stop(tmp_path, capsys):
+    # Steps 1-4 recorded, checkpoint at 2: steps 3-4 are redone; W&B keeps its first ones.
+    _write(tmp_path, "metrics.jsonl", "".join(f'{{"step": {s}}}\n' for s in range(1, 5)))
+    checkpoint = tmp_path / "checkpoints" / checkpoint_name(2)
+    checkpoint.mkdir(parents=True)
+    one_run_per_folder(tmp_path, resume_from=checkpoint)
+    assert "W&B" not in capsys.readouterr().err  # no W&B run in this folder
+
+    _write(tmp_path, "metrics.jsonl", "".join(f'{{"step": {s}}}\n' for s in range(1, 5)))
+    _write(tmp_path, "wandb_run_id", "abc123\n")
+    one_run_per_folder(tmp_path, resume_from=checkpoint)
+    resuming, wandb_line = capsys.readouterr().err.splitlines()
+    assert resuming.startswith("grpo-lab: resuming from step 2")
+    assert "W&B run abc123 keeps the stopped run's records of steps 3-4" in wandb_line
+    assert "agrees with it from step 5" in wandb_line
+    assert steps(tmp_path / "metrics.jsonl") == [1, 2]
+
+    one_run_per_folder(tmp_path, resume_from=checkpoint)  # stopped again before step 3: nothing to say
+    assert "W&B" not in capsys.readouterr().err
