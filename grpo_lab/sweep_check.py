@@ -10,6 +10,11 @@ every job's config the way the launcher will, and runs the config check
 made. A job that fails is refused in one line naming its number, its swept values and
 the bad key; exit 2, nothing was run.
 
+Jobs whose configs differ only in settings none of them reads (``arm=grpo,ppo_matched
+advantage.normalization=group_std,group_mean``: PPO's advantages come from the critic)
+would train the same run twice under two names: the check says which, in one warning
+line per group, and the sweep goes on (grpo_lab/config/unused.py).
+
 Sweepers that choose values as they go (Optuna) are not expanded: their jobs are checked
 one by one when they start, as before.
 
@@ -23,6 +28,7 @@ and put back when that job starts (in the launching process: the basic launcher'
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -45,11 +51,12 @@ def planned_jobs(config: Any) -> tuple[list[list[str]], set[str]] | None:
                         GlobalHydra.instance().config_loader())
 
 
-def job_problem(config: Any, overrides: list[str], num: int) -> str | None:
+def job_problem(config: Any, overrides: list[str], num: int) -> tuple[str | None, Any]:
     """Why job ``num``, with ``overrides``, would be refused (one line), or None: a bad
     value, or a job folder that holds a finished run, or a stopped run's checkpoint, of
     another config (a sweep run again with a changed value into the old folder would
-    otherwise refuse every job in turn, after Hydra rewrote its ``.hydra/``)."""
+    otherwise refuse every job in turn, after Hydra rewrote its ``.hydra/``). With it,
+    the job's config as the launcher hands it over (None when it does not compose)."""
     from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException
     from omegaconf import open_dict, read_write
@@ -59,6 +66,7 @@ def job_problem(config: Any, overrides: list[str], num: int) -> str | None:
     from grpo_lab.errors import ConfigError
     from grpo_lab.trainer.sweep_jobs import checkpoint_to_continue, refuse_another_configs_run
 
+    job = None
     try:
         job = GlobalHydra.instance().config_loader().load_sweep_config(master_config=config,
                                                                        sweep_overrides=list(overrides))
@@ -69,14 +77,29 @@ def job_problem(config: Any, overrides: list[str], num: int) -> str | None:
         if folder is not None and refuse_another_configs_run(job, folder) is None:
             checkpoint_to_continue(job, folder)
     except ConfigError as err:
-        return str(err)
+        return str(err), job
     except (HydraException, OmegaConfBaseException) as err:  # an option or value that does not compose
         # Hydra's first line, and the first of its cause ("Error merging override
         # trainer.max_steps=abc: Value 'abc' of type 'str' could not be converted to Integer").
         firsts = [lines[0] for e in (err, err.__cause__) if e is not None
                   for lines in [[x.strip() for x in str(e).splitlines() if x.strip()]] if lines]
-        return ": ".join(firsts) or type(err).__name__
-    return None
+        return ": ".join(firsts) or type(err).__name__, None
+    return None, job
+
+
+def same_runs(jobs: list[Any]) -> list[list[int]]:
+    """Groups (2 or more, by job number) of the composed ``jobs`` that would train the
+    same run: their configs differ only in settings none of them reads (config/unused.py)."""
+    from grpo_lab.config.unused import as_run
+
+    groups: dict[str, list[int]] = {}
+    for num, job in enumerate(jobs):
+        groups.setdefault(json.dumps(as_run(job), sort_keys=True, default=str), []).append(num)
+    return [nums for nums in groups.values() if len(nums) > 1]
+
+
+def _swept_values(job: list[str], swept: set[str]) -> str:
+    return " ".join(o for o in job if o.lstrip("~+").split("=", 1)[0].split("@", 1)[0] in swept) or " ".join(job)
 
 
 def _job_folder(job: Any, num: int) -> Path | None:
@@ -123,13 +146,19 @@ class CheckSweepJobs(Callback):
         if planned is None:
             return
         jobs, swept = planned
-        refused = [(num, job, problem) for num, job in enumerate(jobs)
-                   for problem in [job_problem(config, job, num)] if problem is not None]
-        if not refused:
-            return
-        num, job, problem = refused[0]
-        values = [o for o in job if o.lstrip("~+").split("=", 1)[0].split("@", 1)[0] in swept] or job
-        more = f" ({len(refused)} of the {len(jobs)} jobs would be refused)" if len(refused) > 1 else ""
-        print(f"grpo-lab: error: job {num} ({' '.join(values)}): {problem}; no job was started{more}",
-              file=sys.stderr, flush=True)
-        sys.exit(2)
+        checked = [job_problem(config, job, num) for num, job in enumerate(jobs)]
+        refused = [(num, problem) for num, (problem, _) in enumerate(checked) if problem is not None]
+        if refused:
+            num, problem = refused[0]
+            more = f" ({len(refused)} of the {len(jobs)} jobs would be refused)" if len(refused) > 1 else ""
+            print(f"grpo-lab: error: job {num} ({_swept_values(jobs[num], swept)}): {problem}; "
+                  f"no job was started{more}", file=sys.stderr, flush=True)
+            sys.exit(2)
+        from grpo_lab.config.unused import unused_settings
+
+        composed = [job for _, job in checked]
+        for nums in same_runs(composed):
+            unused = dict.fromkeys(u.line() for n in nums for u in unused_settings(composed[n]))
+            print(f"grpo-lab: warning: jobs {', '.join(map(str, nums))} "
+                  f"({'; '.join(_swept_values(jobs[n], swept) for n in nums)}) would train the same run: "
+                  f"{'; '.join(unused)}", file=sys.stderr, flush=True)

@@ -173,35 +173,3 @@ def test_the_edges_of_those_ranges_pass():
     validate("trainer.seed=4294967295")
 
 
-
-
-@pytest.mark.parametrize("override, key", [
-    ("advantage=group_mean", "advantage.normalization=group_mean"),
-    ("advantage.eps=0", "advantage.eps=0.0"),
-])
-def test_ppo_refuses_an_advantage_setting_it_would_not_use(override, key):
-    # PPO's advantages come from the critic: a sweep advantage=group_std,group_mean x
-    # arm=grpo,ppo_matched would otherwise record two identical PPO arms as different.
-    with pytest.raises(ConfigError, match=rf"^{key} has no effect with algorithm.name=ppo"):
-        validate("algorithm=ppo", override)
-    validate("algorithm=grpo", override)
-
-
-def test_ppo_takes_the_default_advantage_group_and_its_own_whitening():
-    validate("algorithm=ppo", "advantage=group_std")
-    validate("algorithm=ppo_shared", "algorithm.whiten_advantages=false")
-
-
-@pytest.mark.parametrize("override, key", [
-    ("algorithm.vf_coef=0.5", "algorithm.vf_coef=0.5"),
-    ("algorithm.whiten_advantages=false", "algorithm.whiten_advantages=False"),
-    ("algorithm.critic.lr=1e-4", "algorithm.critic.lr=0.0001"),
-    ("algorithm.lam=1.0", "algorithm.lam=1.0"),
-])
-def test_grpo_refuses_a_ppo_setting_it_would_not_use(override, key):
-    with pytest.raises(ConfigError, match=rf"^{key} has no effect with algorithm.name=grpo"):
-        validate(override)
-    validate("algorithm=ppo", override)
-    for arm in ("grpo", "dr_grpo", "dapo_cpu", "gspo", "rloo", "reinforce_plus_plus_baseline", "ppo_matched",
-                "ppo_practiced", "ppo_one_sample"):
-        validate(f"arm={arm}")  # every shipped arm composes

@@ -19,7 +19,6 @@ from grpo_lab.algos.policy_loss import LOSS_AGGREGATIONS, POLICY_LOSSES
 from grpo_lab.algos.rollout_correction import IMPORTANCE_SAMPLING_MODES
 from grpo_lab.config.auto_precision import AUTO, resolve_auto_precision
 from grpo_lab.config.device import check_device
-from grpo_lab.config.schema import AdvantageConfig, AlgorithmConfig
 from grpo_lab.engine.sharding import STRATEGIES
 from grpo_lab.envs import ENVIRONMENTS
 from grpo_lab.envs.demonstrations import DEMONSTRATIONS
@@ -108,7 +107,6 @@ def validate_config(cfg: Any) -> None:
             "a KL penalty in the reward carries no gradient to correct"
         )
     _check_group_size(algo)
-    _check_settings_the_algorithm_ignores(cfg)
     _at_least("algorithm.epsilon_low", algo.epsilon_low, 0.0)
     _at_least("algorithm.epsilon_high", algo.epsilon_high, 0.0)
     if algo.epsilon_low > 1.0:
@@ -299,37 +297,6 @@ def _check_probe(cfg: Any) -> None:
             "probe needs trainer.mixed_precision=no or bf16: with fp16 loss scaling its gradients "
             "would be scaled and would unscale the run's optimizer"
         )
-
-# Settings only PPO reads (GAE, the value loss, the critic): GRPO has no critic.
-PPO_ONLY = ("gamma", "lam", "value_clip", "vf_coef", "whiten_advantages", "critic.mode", "critic.lr",
-            "critic.warmup_steps")
-
-
-def _check_settings_the_algorithm_ignores(cfg: Any) -> None:
-    """A setting the chosen algorithm never reads would be silently unused: a sweep over
-    it would record arms that are all the same run. PPO takes its advantages from the
-    critic (so no advantage.* applies); GRPO has no critic (so none of PPO_ONLY does).
-    Their defaults pass, so a sweep over algorithms still composes every arm."""
-    algo = cfg.algorithm
-    if algo.name == "ppo":
-        defaults = AdvantageConfig()
-        for key in ("normalization", "eps", "pass_k", "pass_threshold"):
-            if cfg.advantage[key] != getattr(defaults, key):
-                raise ConfigError(
-                    f"advantage.{key}={cfg.advantage[key]} has no effect with algorithm.name=ppo: its advantages "
-                    "come from the critic through GAE (algorithm.gamma, algorithm.lam, "
-                    "algorithm.whiten_advantages); drop the advantage setting"
-                )
-    elif algo.name == "grpo":
-        defaults = OmegaConf.structured(AlgorithmConfig)
-        for key in PPO_ONLY:
-            value = OmegaConf.select(algo, key)
-            if value != OmegaConf.select(defaults, key):
-                raise ConfigError(
-                    f"algorithm.{key}={value} has no effect with algorithm.name=grpo: it is PPO's (GAE, the value "
-                    "loss, the critic), and GRPO has no critic; use algorithm=ppo, or drop the setting"
-                )
-
 
 def _check_group_size(algo: Any) -> None:
     """GRPO's advantages compare the completions of a prompt, so it needs two; PPO's come

@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 from grpo_lab.algos.overlong import drop_truncated
 from grpo_lab.checkpoint_folder import resolve_resume
 from grpo_lab.config.device import resolve_device
+from grpo_lab.config.unused import unused_settings
 from grpo_lab.config.validate import validate_config
 from grpo_lab.console import say
 from grpo_lab.engine.distributed import Parallel
@@ -436,6 +437,8 @@ class Trainer:
                 say(precision_line(self.precision), sys.stdout)
                 if "warning" in self.precision:
                     say(f"warning: {self.precision['warning']}", level=logging.WARNING)
+                for unused in unused_settings(cfg):  # set, but never read by this run (config/unused.py)
+                    say(f"warning: {unused.line()}", level=logging.WARNING)
                 if self.warm_start is not None:
                     say(self.warm_start.line(cfg.warm_start.demonstrations), sys.stdout)
             if cfg.eval.at_start and self.start_step == 0 and self.evaluates:

@@ -1,0 +1,85 @@
+"""Settings a run sets but never reads, given its other choices.
+
+One shared config serves GRPO and PPO, so a command can set a key the chosen algorithm
+ignores: ``advantage=group_mean`` with ``algorithm=ppo`` (its advantages come from the
+critic), ``algorithm.vf_coef`` with ``algorithm=grpo`` (no critic), ``kl.estimator``
+with ``kl.coef=0`` (no KL term). The run goes on exactly as with the default, so each is
+said in one warning when a run starts (trainer/loop.py), and a multirun says which of its
+jobs would train the same run (sweep_check.py): a sweep over arms and a setting only some
+arms read (``arm=grpo,ppo_matched advantage=group_std,group_mean``) is legitimate, but
+its duplicate jobs should not pass for two variants unnoticed.
+
+Only non-default values count: a default is what every run carries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from grpo_lab.config.schema import AdvantageConfig, AlgorithmConfig, KLConfig
+
+ADVANTAGE_KEYS = ("normalization", "eps", "pass_k", "pass_threshold")
+# Settings only PPO reads (GAE, the value loss, the critic).
+PPO_ONLY = ("gamma", "lam", "value_clip", "vf_coef", "whiten_advantages", "critic.mode", "critic.lr",
+            "critic.warmup_steps")
+KL_TERM = ("estimator", "placement", "bias_correction")
+# Each group's schema defaults: what a key is reset to when unused.
+_DEFAULTS = {"advantage": OmegaConf.structured(AdvantageConfig), "algorithm": OmegaConf.structured(AlgorithmConfig),
+             "kl": OmegaConf.structured(KLConfig)}
+
+
+@dataclass(frozen=True)
+class Unused:
+    key: str  # dotted, from the config's root
+    value: Any
+    why: str
+
+    def line(self) -> str:
+        return f"{self.key}={self.value} has no effect: {self.why}"
+
+
+def _differing(cfg: Any, group: str, keys: tuple[str, ...], why: str) -> list[Unused]:
+    found = []
+    for key in keys:
+        value = OmegaConf.select(cfg[group], key)
+        if value != OmegaConf.select(_DEFAULTS[group], key):
+            found.append(Unused(f"{group}.{key}", value, why))
+    return found
+
+
+def unused_settings(cfg: Any) -> list[Unused]:
+    """The non-default settings of ``cfg`` that its run never reads. An algorithm of the
+    user's own (registered by name) reads what it likes: only ``grpo`` and ``ppo`` are judged."""
+    algo = cfg.algorithm
+    found: list[Unused] = []
+    if algo.name == "ppo":
+        found += _differing(cfg, "advantage", ADVANTAGE_KEYS,
+                            "algorithm.name=ppo takes its advantages from the critic through GAE")
+        if algo.critic.mode == "separate":
+            found += _differing(cfg, "algorithm", ("vf_coef",),
+                                "it weights the shared value head's loss; algorithm.critic.mode=separate "
+                                "trains its critic with an optimizer of its own")
+        else:
+            found += _differing(cfg, "algorithm", ("critic.lr",),
+                                "with algorithm.critic.mode=shared the value head trains in the policy's "
+                                "optimizer, at trainer.lr")
+    elif algo.name == "grpo":
+        found += _differing(cfg, "algorithm", PPO_ONLY,
+                            "it is PPO's (GAE, the value loss, the critic) and algorithm.name=grpo has no critic")
+    if cfg.kl.coef == 0:
+        found += _differing(cfg, "kl", KL_TERM, "kl.coef=0 computes no KL term (and loads no reference model)")
+    return found
+
+
+def as_run(cfg: Any) -> dict[str, Any]:
+    """``cfg`` as a plain dict with its unused settings at their defaults: two configs
+    that give the same dict train the same run."""
+    plain = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
+    for unused in unused_settings(cfg):
+        group, _, key = unused.key.partition(".")
+        OmegaConf.update(plain, unused.key, OmegaConf.select(_DEFAULTS[group], key), merge=False)
+    return OmegaConf.to_container(plain, resolve=False)
+

@@ -1,0 +1,82 @@
+"""Settings a run sets but never reads (grpo_lab/config/unused.py): named in a warning when
+the run starts, and a multirun says which of its jobs would train the same run."""
+
+import os
+import subprocess
+
+import pytest
+
+from grpo_lab.config.unused import as_run, unused_settings
+from grpo_lab.sweep_check import same_runs
+from tests.conftest import REPO, TINY, TRAIN_CMD, compose_config
+
+ARMS = sorted(p.stem for p in (REPO / "conf" / "arm").glob("*.yaml"))
+
+
+def unused(*overrides: str) -> list[str]:
+    return [u.line() for u in unused_settings(compose_config(list(overrides)))]
+
+
+@pytest.mark.parametrize("overrides, line", [
+    (["algorithm=ppo", "advantage=group_mean"],
+     "advantage.normalization=group_mean has no effect: algorithm.name=ppo takes its advantages from the critic "
+     "through GAE"),
+    (["algorithm=ppo", "advantage.eps=0"], "advantage.eps=0.0 has no effect: algorithm.name=ppo takes its "
+                                           "advantages from the critic through GAE"),
+    (["algorithm.vf_coef=0.5"], "algorithm.vf_coef=0.5 has no effect: it is PPO's (GAE, the value loss, the "
+                                "critic) and algorithm.name=grpo has no critic"),
+    (["algorithm=ppo", "algorithm.vf_coef=0.5"], "algorithm.vf_coef=0.5 has no effect: it weights the shared "
+                                                 "value head's loss; algorithm.critic.mode=separate trains its "
+                                                 "critic with an optimizer of its own"),
+    (["algorithm=ppo_shared", "algorithm.critic.lr=1e-4"], "algorithm.critic.lr=0.0001 has no effect: with "
+                                                           "algorithm.critic.mode=shared the value head trains in "
+                                                           "the policy's optimizer, at trainer.lr"),
+    (["kl.estimator=k1"], "kl.estimator=k1 has no effect: kl.coef=0 computes no KL term (and loads no reference "
+                          "model)"),
+])
+def test_a_setting_the_run_never_reads_is_named(overrides, line):
+    assert unused(*overrides) == [line]
+
+
+@pytest.mark.parametrize("overrides", [
+    ["advantage=group_mean"], ["algorithm=ppo", "algorithm.lam=1.0"], ["algorithm=ppo_shared", "algorithm.vf_coef=0.5"],
+    ["algorithm=ppo", "algorithm.critic.lr=1e-4"], ["kl=k1"], ["kl=k3", "kl.placement=reward"],
+])
+def test_a_setting_the_run_reads_is_not(overrides):
+    assert unused(*overrides) == []
+
+
+@pytest.mark.parametrize("arm", ARMS)
+def test_no_shipped_arm_carries_a_setting_it_never_reads(arm):
+    assert unused(f"arm={arm}") == []
+
+
+def test_configs_that_differ_only_in_unused_settings_train_the_same_run():
+    def run(*overrides):
+        return as_run(compose_config(["paths.output_dir=/tmp/x", *overrides]))
+
+    assert run("arm=ppo_matched") == run("arm=ppo_matched", "advantage.normalization=group_mean")
+    assert run("arm=grpo") != run("arm=grpo", "advantage.normalization=group_mean")
+    assert run("arm=grpo") == run("arm=grpo", "algorithm.lam=1.0", "kl.estimator=k1")
+    assert run("arm=grpo") != run("arm=grpo", "kl=k1")
+    jobs = [compose_config(["paths.output_dir=/tmp/x", f"arm={arm}", f"advantage.normalization={adv}"])
+            for arm in ("grpo", "ppo_matched") for adv in ("group_std", "group_mean")]
+    assert same_runs(jobs) == [[2, 3]]
+
+
+def test_a_sweep_names_its_jobs_that_would_train_the_same_run(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO), "WANDB_MODE": "disabled"}
+    result = subprocess.run(
+        [*TRAIN_CMD, "-m", *TINY, "trainer.max_steps=1", "logger=local", "~hydra.callbacks.report",
+         "arm=grpo,ppo_matched", "advantage.normalization=group_std,group_mean",
+         f"hydra.sweep.dir={tmp_path / 'sweep'}"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    said = [line for line in result.stderr.splitlines() if "would train the same run" in line]
+    assert said == ["grpo-lab: warning: jobs 2, 3 (arm=ppo_matched advantage.normalization=group_std; "
+                    "arm=ppo_matched advantage.normalization=group_mean) would train the same run: "
+                    "advantage.normalization=group_mean has no effect: algorithm.name=ppo takes its advantages "
+                    "from the critic through GAE"]
+    # Each run says it too, in its own log.
+    assert "warning: advantage.normalization=group_mean has no effect" in (tmp_path / "sweep" / "3" / "cli.log").read_text()
+    assert "has no effect" not in (tmp_path / "sweep" / "2" / "cli.log").read_text()
