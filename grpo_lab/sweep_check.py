@@ -62,6 +62,7 @@ def job_problem(config: Any, overrides: list[str], num: int) -> tuple[str | None
     from omegaconf import open_dict, read_write
     from omegaconf.errors import OmegaConfBaseException
 
+    from grpo_lab.config.choices import check_choices
     from grpo_lab.config.validate import validate_config
     from grpo_lab.errors import ConfigError
     from grpo_lab.trainer.sweep_jobs import checkpoint_to_continue, refuse_another_configs_run
@@ -70,6 +71,7 @@ def job_problem(config: Any, overrides: list[str], num: int) -> tuple[str | None
     try:
         job = GlobalHydra.instance().config_loader().load_sweep_config(master_config=config,
                                                                        sweep_overrides=list(overrides))
+        check_choices(job, list(overrides), GlobalHydra.instance().config_loader().repository)
         with read_write(job), open_dict(job):
             folder = _job_folder(job, num)
             del job["hydra"]  # as the launcher hands the job its config
