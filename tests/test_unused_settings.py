@@ -48,7 +48,16 @@ def test_a_setting_the_run_reads_is_not(overrides):
 
 @pytest.mark.parametrize("arm", ARMS)
 def test_no_shipped_arm_carries_a_setting_it_never_reads(arm):
-    assert unused(f"arm={arm}") == []
+    # Two updates a batch, as algo_zoo runs the arms: the ratio leaves 1 from the second on.
+    assert unused(f"arm={arm}", "algorithm.num_minibatches=2") == []
+
+
+def test_with_one_on_policy_update_the_policy_loss_shape_has_no_effect():
+    # The ratio is exactly 1 (trainer/loop.py): GSPO's and DAPO's clip ranges never act.
+    assert [line.split(" has no effect")[0] for line in unused("arm=gspo")] == [
+        "algorithm.policy_loss=gspo", "algorithm.epsilon_low=0.0003", "algorithm.epsilon_high=0.0004"]
+    assert [line.split(" has no effect")[0] for line in unused("arm=dapo_cpu")] == ["algorithm.epsilon_high=0.28"]
+    assert unused("arm=dapo_cpu", "algorithm.num_iterations=2") == []
 
 
 def test_configs_that_differ_only_in_unused_settings_train_the_same_run():
@@ -59,6 +68,8 @@ def test_configs_that_differ_only_in_unused_settings_train_the_same_run():
     assert run("arm=grpo") != run("arm=grpo", "advantage.normalization=group_mean")
     assert run("arm=grpo") == run("arm=grpo", "algorithm.lam=1.0", "kl.estimator=k1")
     assert run("arm=grpo") != run("arm=grpo", "kl=k1")
+    assert run("arm=grpo") == run("arm=gspo")  # one on-policy update: the same policy gradient
+    assert run("arm=grpo", "algorithm.num_minibatches=2") != run("arm=gspo", "algorithm.num_minibatches=2")
     jobs = [compose_config(["paths.output_dir=/tmp/x", f"arm={arm}", f"advantage.normalization={adv}"])
             for arm in ("grpo", "ppo_matched") for adv in ("group_std", "group_mean")]
     assert same_runs(jobs) == [[2, 3]]

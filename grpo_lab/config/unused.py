@@ -3,7 +3,8 @@
 One shared config serves GRPO and PPO, so a command can set a key the chosen algorithm
 ignores: ``advantage=group_mean`` with ``algorithm=ppo`` (its advantages come from the
 critic), ``algorithm.vf_coef`` with ``algorithm=grpo`` (no critic), ``kl.estimator``
-with ``kl.coef=0`` (no KL term). The run goes on exactly as with the default, so each is
+with ``kl.coef=0`` (no KL term), ``algorithm.epsilon_high`` with one on-policy update
+per batch (the ratio stays 1). The run goes on exactly as with the default, so each is
 said in one warning when a run starts (trainer/loop.py), and a multirun says which of its
 jobs would train the same run (sweep_check.py): a sweep over arms and a setting only some
 arms read (``arm=grpo,ppo_matched advantage=group_std,group_mean``) is legitimate, but
@@ -26,6 +27,11 @@ ADVANTAGE_KEYS = ("normalization", "eps", "pass_k", "pass_threshold")
 PPO_ONLY = ("gamma", "lam", "value_clip", "vf_coef", "whiten_advantages", "critic.mode", "critic.lr",
             "critic.warmup_steps")
 KL_TERM = ("estimator", "placement", "bias_correction")
+# The built-in policy losses: at an importance ratio of 1 each gives the policy gradient
+# -A grad log pi (clip and dual-clip inactive, GSPO's sequence ratio 1, CISPO's weight 1,
+# SAPO's gate of slope 1), so their shape settings only act once the policy has moved.
+RATIO_LOSSES = ("clip", "dual_clip", "gspo", "cispo", "sapo")
+RATIO_SHAPE = ("policy_loss", "epsilon_low", "epsilon_high", "dual_clip_c", "sapo_tau_pos", "sapo_tau_neg")
 # Each group's schema defaults: what a key is reset to when unused.
 _DEFAULTS = {"advantage": OmegaConf.structured(AdvantageConfig), "algorithm": OmegaConf.structured(AlgorithmConfig),
              "kl": OmegaConf.structured(KLConfig)}
@@ -69,6 +75,12 @@ def unused_settings(cfg: Any) -> list[Unused]:
     elif algo.name == "grpo":
         found += _differing(cfg, "algorithm", PPO_ONLY,
                             "it is PPO's (GAE, the value loss, the critic) and algorithm.name=grpo has no critic")
+    if algo.name in ("grpo", "ppo") and algo.num_iterations * algo.num_minibatches == 1 \
+            and algo.policy_loss in RATIO_LOSSES:
+        found += _differing(cfg, "algorithm", RATIO_SHAPE,
+                            "one on-policy update per batch (algorithm.num_iterations x num_minibatches = 1) "
+                            "keeps every importance ratio at 1, where nothing clips and every built-in policy "
+                            "loss gives the policy gradient")
     if cfg.kl.coef == 0:
         found += _differing(cfg, "kl", KL_TERM, "kl.coef=0 computes no KL term (and loads no reference model)")
     return found
