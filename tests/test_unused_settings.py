@@ -33,6 +33,9 @@ def unused(*overrides: str) -> list[str]:
                                                            "the policy's optimizer, at trainer.lr"),
     (["kl.estimator=k1"], "kl.estimator=k1 has no effect: kl.coef=0 computes no KL term (and loads no reference "
                           "model)"),
+    (["rollout.dtype=null", "rollout.importance_sampling=token_mask"],
+     "rollout.importance_sampling=token_mask has no effect: the training model samples (rollout.dtype=null), so "
+     "there is no sampler mismatch to correct"),
 ])
 def test_a_setting_the_run_never_reads_is_named(overrides, line):
     assert unused(*overrides) == [line]
@@ -41,6 +44,7 @@ def test_a_setting_the_run_never_reads_is_named(overrides, line):
 @pytest.mark.parametrize("overrides", [
     ["advantage=group_mean"], ["algorithm=ppo", "algorithm.lam=1.0"], ["algorithm=ppo_shared", "algorithm.vf_coef=0.5"],
     ["algorithm=ppo", "algorithm.critic.lr=1e-4"], ["kl=k1"], ["kl=k3", "kl.placement=reward"],
+    ["rollout.dtype=bfloat16", "rollout.importance_sampling=token_mask"],
 ])
 def test_a_setting_the_run_reads_is_not(overrides):
     assert unused(*overrides) == []

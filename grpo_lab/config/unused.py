@@ -20,7 +20,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from grpo_lab.config.schema import AdvantageConfig, AlgorithmConfig, KLConfig
+from grpo_lab.config.schema import AdvantageConfig, AlgorithmConfig, KLConfig, RolloutConfig
 
 ADVANTAGE_KEYS = ("normalization", "eps", "pass_k", "pass_threshold")
 # Settings only PPO reads (GAE, the value loss, the critic).
@@ -32,9 +32,10 @@ KL_TERM = ("estimator", "placement", "bias_correction")
 # SAPO's gate of slope 1), so their shape settings only act once the policy has moved.
 RATIO_LOSSES = ("clip", "dual_clip", "gspo", "cispo", "sapo")
 RATIO_SHAPE = ("policy_loss", "epsilon_low", "epsilon_high", "dual_clip_c", "sapo_tau_pos", "sapo_tau_neg")
+SAMPLER_CORRECTION = ("importance_sampling", "importance_sampling_max", "importance_sampling_min")
 # Each group's schema defaults: what a key is reset to when unused.
 _DEFAULTS = {"advantage": OmegaConf.structured(AdvantageConfig), "algorithm": OmegaConf.structured(AlgorithmConfig),
-             "kl": OmegaConf.structured(KLConfig)}
+             "kl": OmegaConf.structured(KLConfig), "rollout": OmegaConf.structured(RolloutConfig)}
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,10 @@ def unused_settings(cfg: Any) -> list[Unused]:
                             "one on-policy update per batch (algorithm.num_iterations x num_minibatches = 1) "
                             "keeps every importance ratio at 1, where nothing clips and every built-in policy "
                             "loss gives the policy gradient")
+    if cfg.rollout.backend == "hf" and cfg.rollout.dtype is None:
+        found += _differing(cfg, "rollout", SAMPLER_CORRECTION,
+                            "the training model samples (rollout.dtype=null), so there is no sampler mismatch "
+                            "to correct")
     if cfg.kl.coef == 0:
         found += _differing(cfg, "kl", KL_TERM, "kl.coef=0 computes no KL term (and loads no reference model)")
     return found
