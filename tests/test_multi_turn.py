@@ -282,3 +282,26 @@ def test_held_out_turns_get_eval_max_new_tokens(tiny):
     evaluator = Evaluator(cfg, tokenizer, torch.device("cpu"))
     evaluator.evaluate(model)
     assert [p["length"] for p in evaluator.last_problems] == [10, 10, 10]
+
+
+class RecordsGenerate(TurnsEndAfter):
+    """TurnsEndAfter that keeps the arguments of each ``generate``."""
+
+    def __init__(self, model: torch.nn.Module, eos: int, k: int):
+        super().__init__(model, eos, k)
+        self.calls: list[dict] = []
+
+    def generate(self, **kwargs):
+        self.calls.append(dict(kwargs))
+        return super().generate(**kwargs)
+
+
+def test_sampled_turns_get_rollout_min_new_tokens_and_greedy_turns_do_not(tiny):
+    # Benchmarks set it to equalize work between frameworks; multi-turn rollouts dropped it.
+    model, tokenizer = tiny
+    prompts = [[{"role": "user", "content": "What is 2 + 3?"}]]
+    sampler = RecordsGenerate(model, tokenizer.eos_token_id, k=4)
+    rollout = _rollout(tokenizer, "rollout.min_new_tokens=3", "rollout.max_turns=2")
+    rollout.generate(sampler, prompts, {}, 2, [1, 2])
+    rollout.generate(sampler, prompts, {}, 1, None, greedy=True)
+    assert [c["min_new_tokens"] for c in sampler.calls] == [3, 3, 0, 0]

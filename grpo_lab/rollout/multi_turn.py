@@ -185,8 +185,11 @@ class MultiTurnRollout:
         processors = None if greedy else sampling_processors(
             self.cfg.temperature, self.cfg.top_k, self.cfg.top_p, seeds, record_logprobs=record)
         sampling = {} if processors is None else {"logits_processor": processors}
+        # rollout.min_new_tokens holds for every sampled turn, as for a one-turn rollout;
+        # greedy (held-out) turns stop at EOS, as held-out answers do.
         output = model.generate(input_ids=ids, attention_mask=mask, do_sample=False, pad_token_id=pad,
                                 eos_token_id=self.eos_ids, max_new_tokens=self.cfg.max_new_tokens,
+                                min_new_tokens=0 if greedy else self.cfg.min_new_tokens,
                                 synced_gpus=False, **sampling)
         # One [rows] tensor per decoding step: step k drew each row's k-th new token.
         drawn = torch.stack(processors[-1].logprobs, dim=1).tolist() if record and processors[-1].logprobs else None
