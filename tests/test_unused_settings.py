@@ -33,6 +33,9 @@ def unused(*overrides: str) -> list[str]:
                                                            "the policy's optimizer, at trainer.lr"),
     (["kl.estimator=k1"], "kl.estimator=k1 has no effect: kl.coef=0 computes no KL term (and loads no reference "
                           "model)"),
+    (["advantage=group_mean", "advantage.eps=0.01"],
+     "advantage.eps=0.01 has no effect: advantage.normalization=group_mean does not take it"),
+    (["advantage.pass_k=3"], "advantage.pass_k=3 has no effect: advantage.normalization=group_std does not take it"),
     (["rollout.dtype=null", "rollout.importance_sampling=token_mask"],
      "rollout.importance_sampling=token_mask has no effect: the training model samples (rollout.dtype=null), so "
      "there is no sampler mismatch to correct"),
@@ -45,6 +48,7 @@ def test_a_setting_the_run_never_reads_is_named(overrides, line):
     ["advantage=group_mean"], ["algorithm=ppo", "algorithm.lam=1.0"], ["algorithm=ppo_shared", "algorithm.vf_coef=0.5"],
     ["algorithm=ppo", "algorithm.critic.lr=1e-4"], ["kl=k1"], ["kl=k3", "kl.placement=reward"],
     ["rollout.dtype=bfloat16", "rollout.importance_sampling=token_mask"],
+    ["advantage.eps=0.01"], ["advantage=pass_at_k", "advantage.pass_k=3"],
 ])
 def test_a_setting_the_run_reads_is_not(overrides):
     assert unused(*overrides) == []

@@ -62,6 +62,8 @@ def unused_settings(cfg: Any) -> list[Unused]:
     user's own (registered by name) reads what it likes: only ``grpo`` and ``ppo`` are judged."""
     algo = cfg.algorithm
     found: list[Unused] = []
+    if algo.name == "grpo":
+        found += _unread_by_estimator(cfg)
     if algo.name == "ppo":
         found += _differing(cfg, "advantage", ADVANTAGE_KEYS,
                             "algorithm.name=ppo takes its advantages from the critic through GAE")
@@ -89,6 +91,23 @@ def unused_settings(cfg: Any) -> list[Unused]:
     if cfg.kl.coef == 0:
         found += _differing(cfg, "kl", KL_TERM, "kl.coef=0 computes no KL term (and loads no reference model)")
     return found
+
+
+def _unread_by_estimator(cfg: Any) -> list[Unused]:
+    """``advantage.*`` keys a built-in estimator does not take (it receives only the inputs
+    it declares: eps, and the ``cfg`` holding pass_k and pass_threshold). An estimator of
+    the user's own, by import path, may read any of them: not judged."""
+    import inspect
+
+    from grpo_lab.algos.advantages import ADVANTAGE_ESTIMATORS
+
+    name = cfg.advantage.normalization
+    try:
+        params = inspect.signature(ADVANTAGE_ESTIMATORS[name]).parameters
+    except (KeyError, TypeError, ValueError):
+        return []
+    unread = (() if "eps" in params else ("eps",)) + (() if "cfg" in params else ("pass_k", "pass_threshold"))
+    return _differing(cfg, "advantage", unread, f"advantage.normalization={name} does not take it")
 
 
 def as_run(cfg: Any) -> dict[str, Any]:
