@@ -36,6 +36,8 @@ def unused(*overrides: str) -> list[str]:
     (["advantage=group_mean", "advantage.eps=0.01"],
      "advantage.eps=0.01 has no effect: advantage.normalization=group_mean does not take it"),
     (["advantage.pass_k=3"], "advantage.pass_k=3 has no effect: advantage.normalization=group_std does not take it"),
+    (["task=gsm8k", "task.seed=3"],
+     "task.seed=3 has no effect: it sets up the arithmetic generator; task.name=gsm8k loads its rows in order"),
     (["rollout.dtype=null", "rollout.importance_sampling=token_mask"],
      "rollout.importance_sampling=token_mask has no effect: the training model samples (rollout.dtype=null), so "
      "there is no sampler mismatch to correct"),
@@ -48,7 +50,8 @@ def test_a_setting_the_run_never_reads_is_named(overrides, line):
     ["advantage=group_mean"], ["algorithm=ppo", "algorithm.lam=1.0"], ["algorithm=ppo_shared", "algorithm.vf_coef=0.5"],
     ["algorithm=ppo", "algorithm.critic.lr=1e-4"], ["kl=k1"], ["kl=k3", "kl.placement=reward"],
     ["rollout.dtype=bfloat16", "rollout.importance_sampling=token_mask"],
-    ["advantage.eps=0.01"], ["advantage=pass_at_k", "advantage.pass_k=3"],
+    ["advantage.eps=0.01"], ["advantage=pass_at_k", "advantage.pass_k=3"], ["task.seed=3"], ["task=tldr"],
+    ["task=gsm8k"],
 ])
 def test_a_setting_the_run_reads_is_not(overrides):
     assert unused(*overrides) == []
@@ -58,6 +61,18 @@ def test_a_setting_the_run_reads_is_not(overrides):
 def test_no_shipped_arm_carries_a_setting_it_never_reads(arm):
     # Two updates a batch, as algo_zoo runs the arms: the ratio leaves 1 from the second on.
     assert unused(f"arm={arm}", "algorithm.num_minibatches=2") == []
+
+
+EXPERIMENTS = sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_no_experiment_file_carries_a_setting_its_runs_never_read(experiment):
+    from grpo_lab.config.auto_precision import resolve_auto_precision
+
+    cfg = compose_config([f"experiment={experiment}"])
+    resolve_auto_precision(cfg)  # as the run does first: rollout.dtype=auto becomes a dtype or null
+    assert [u.line() for u in unused_settings(cfg)] == []
 
 
 def test_with_one_on_policy_update_the_policy_loss_shape_has_no_effect():

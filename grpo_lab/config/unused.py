@@ -20,7 +20,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from grpo_lab.config.schema import AdvantageConfig, AlgorithmConfig, KLConfig, RolloutConfig
+from grpo_lab.config.schema import AdvantageConfig, AlgorithmConfig, KLConfig, RolloutConfig, TaskConfig
 
 ADVANTAGE_KEYS = ("normalization", "eps", "pass_k", "pass_threshold")
 # Settings only PPO reads (GAE, the value loss, the critic).
@@ -33,9 +33,12 @@ KL_TERM = ("estimator", "placement", "bias_correction")
 RATIO_LOSSES = ("clip", "dual_clip", "gspo", "cispo", "sapo")
 RATIO_SHAPE = ("policy_loss", "epsilon_low", "epsilon_high", "dual_clip_c", "sapo_tau_pos", "sapo_tau_neg")
 SAMPLER_CORRECTION = ("importance_sampling", "importance_sampling_max", "importance_sampling_min")
+# What only the arithmetic generator reads (the dataset tasks load their rows in order).
+ARITHMETIC_ONLY = ("seed", "min_operand", "max_operand", "num_operands", "operations", "heldout_fraction")
+DATASET_TASKS = ("gsm8k", "tldr")
 # Each group's schema defaults: what a key is reset to when unused.
 _DEFAULTS = {"advantage": OmegaConf.structured(AdvantageConfig), "algorithm": OmegaConf.structured(AlgorithmConfig),
-             "kl": OmegaConf.structured(KLConfig), "rollout": OmegaConf.structured(RolloutConfig)}
+             "kl": OmegaConf.structured(KLConfig), "rollout": OmegaConf.structured(RolloutConfig), "task": OmegaConf.structured(TaskConfig)}
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,9 @@ def unused_settings(cfg: Any) -> list[Unused]:
         found += _differing(cfg, "rollout", SAMPLER_CORRECTION,
                             "the training model samples (rollout.dtype=null), so there is no sampler mismatch "
                             "to correct")
+    if cfg.task.name in DATASET_TASKS:
+        found += _differing(cfg, "task", ARITHMETIC_ONLY,
+                            f"it sets up the arithmetic generator; task.name={cfg.task.name} loads its rows in order")
     if cfg.kl.coef == 0:
         found += _differing(cfg, "kl", KL_TERM, "kl.coef=0 computes no KL term (and loads no reference model)")
     return found
