@@ -20,7 +20,9 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from grpo_lab.config.schema import AdvantageConfig, AlgorithmConfig, KLConfig, RolloutConfig, TaskConfig
+from grpo_lab.config.schema import (
+    AdvantageConfig, AlgorithmConfig, KLConfig, RewardConfig, RolloutConfig, TaskConfig,
+)
 
 ADVANTAGE_KEYS = ("normalization", "eps", "pass_k", "pass_threshold")
 # Settings only PPO reads (GAE, the value loss, the critic).
@@ -38,7 +40,8 @@ ARITHMETIC_ONLY = ("seed", "min_operand", "max_operand", "num_operands", "operat
 DATASET_TASKS = ("gsm8k", "tldr")
 # Each group's schema defaults: what a key is reset to when unused.
 _DEFAULTS = {"advantage": OmegaConf.structured(AdvantageConfig), "algorithm": OmegaConf.structured(AlgorithmConfig),
-             "kl": OmegaConf.structured(KLConfig), "rollout": OmegaConf.structured(RolloutConfig), "task": OmegaConf.structured(TaskConfig)}
+             "kl": OmegaConf.structured(KLConfig), "rollout": OmegaConf.structured(RolloutConfig), "task": OmegaConf.structured(TaskConfig),
+             "reward": OmegaConf.structured(RewardConfig)}
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,25 @@ def unused_settings(cfg: Any) -> list[Unused]:
                             f"it sets up the arithmetic generator; task.name={cfg.task.name} loads its rows in order")
     if cfg.kl.coef == 0:
         found += _differing(cfg, "kl", KL_TERM, "kl.coef=0 computes no KL term (and loads no reference model)")
+    found += _unread_switched_off(cfg)
+    return found
+
+
+def _unread_switched_off(cfg: Any) -> list[Unused]:
+    """Settings of a piece that is switched off."""
+    algo, found = cfg.algorithm, []
+    if algo.entropy_coef == 0:
+        found += _differing(cfg, "algorithm", ("entropy_aggregation",), "algorithm.entropy_coef=0 adds no entropy bonus")
+    if not algo.dynamic_sampling.enabled:
+        found += _differing(cfg, "algorithm", ("dynamic_sampling.max_rounds",),
+                            "algorithm.dynamic_sampling.enabled=false")
+    if cfg.reward.overlong_buffer == 0:
+        found += _differing(cfg, "reward", ("overlong_penalty",), "reward.overlong_buffer=0 shapes no reward")
+    if cfg.kl.target is None:
+        found += _differing(cfg, "kl", ("horizon", "target_measure"), "kl.target=null keeps the coefficient fixed")
+    if not cfg.rollout.environment:
+        found += _differing(cfg, "rollout", ("max_turns", "max_episode_tokens"),
+                            "rollout.environment is not set: one turn, no episode")
     return found
 
 
