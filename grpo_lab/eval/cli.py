@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from grpo_lab.config import register_configs
@@ -108,6 +109,19 @@ def with_checkpoint_model(cfg: DictConfig, checkpoint: str | Path) -> DictConfig
     return cfg
 
 
+def refuse_model_overrides(overrides: list[str]) -> None:
+    """A checkpoint is scored with the model section saved beside it (with_checkpoint_model),
+    so a ``model`` choice or key on the command line would be dropped unsaid: one line
+    instead. ``model.cache_dir`` (where this machine caches) is kept and passes."""
+    from grpo_lab.checkpoint_folder import CONFIG_FILE
+
+    for override in overrides:
+        key = override.lstrip("~+").split("=", 1)[0]
+        if (key == "model" or key.startswith("model.")) and key != "model.cache_dir":
+            raise ConfigError(f"{override} does not apply with eval.checkpoint: the checkpoint is scored with the "
+                              f"model section saved in its run's {CONFIG_FILE}; drop it (model.cache_dir may be set)")
+
+
 # conf/eval.yaml: train.yaml's config with grpo-lab-eval's own --help.
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="eval")
 def main(cfg: DictConfig) -> float | None:
@@ -116,6 +130,8 @@ def main(cfg: DictConfig) -> float | None:
     quiet_library_bars(cfg.trainer.progress_bar)
     with exit_on_user_error("grpo-lab-eval"):
         validate_config(cfg)  # eval.batch_size=0 and the like: one line, before the model loads
+        if cfg.eval.checkpoint:
+            refuse_model_overrides(list(HydraConfig.get().overrides.task))
         result = evaluate(cfg)
     print(format_result(result))
     return result.get("eval/accuracy", result.get("eval/reward"))

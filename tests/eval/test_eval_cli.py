@@ -108,3 +108,14 @@ def test_held_out_questions_that_are_training_questions_are_left_out(tmp_path):
     assert result["eval/num_examples"] == 3
     questions = [json.loads(line)["question"] for line in (tmp_path / "eval" / "eval_problems.jsonl").open()]
     assert not any("1 + 2?" in q or "1 + 3?" in q for q in questions)
+
+
+@pytest.mark.parametrize("override", ["model=tiny", "model.random_init=true"])
+def test_a_model_setting_beside_a_checkpoint_is_refused_not_dropped(tmp_path, override):
+    # The checkpoint's saved model section replaces the composed one: the setting would vanish.
+    result = run_cli(tmp_path, f"eval.checkpoint={tmp_path / 'run'}", override)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"grpo-lab-eval: error: {override} does not apply with eval.checkpoint: the checkpoint is scored with the "
+        "model section saved in its run's config.yaml; drop it (model.cache_dir may be set)"]
+    assert not (tmp_path / "eval" / "eval.json").exists()
