@@ -35,7 +35,7 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 
-from grpo_lab.sweep_plan import BASIC_SWEEPER, expand_sweep
+from grpo_lab.sweep_plan import BASIC_SWEEPER, expand_sweep, override_key
 
 
 def planned_jobs(config: Any) -> tuple[list[list[str]], set[str]] | None:
@@ -101,7 +101,7 @@ def same_runs(jobs: list[Any]) -> list[list[int]]:
 
 
 def _swept_values(job: list[str], swept: set[str]) -> str:
-    return " ".join(o for o in job if o.lstrip("~+").split("=", 1)[0].split("@", 1)[0] in swept) or " ".join(job)
+    return " ".join(o for o in job if override_key(o) in swept) or " ".join(job)
 
 
 def _job_folder(job: Any, num: int) -> Path | None:

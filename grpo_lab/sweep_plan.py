@@ -17,6 +17,12 @@ BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 MULTIRUN_FILE = "multirun.yaml"
 
 
+def override_key(override: str) -> str:
+    """The key or group a command-line override names: ``+kl.coef=0.1`` -> ``kl.coef``,
+    ``~arm`` -> ``arm``, ``advantage@x=group_mean`` -> ``advantage``."""
+    return override.lstrip("~+").split("=", 1)[0].split("@", 1)[0]
+
+
 def expand_sweep(params: Mapping[str, Any], arguments: Sequence[str],
                  config_loader: Any = None) -> tuple[list[list[str]], set[str]]:
     """The overrides of every job, in the basic sweeper's order, and the keys it sweeps:

@@ -54,15 +54,17 @@ def _option_values(repository: Any, group: str, option: str) -> dict[str, Any]:
 
 def _overrides(overrides: list[str]) -> tuple[dict[str, str], list[str]]:
     """Group choices (``advantage=group_mean``) and set keys (``kl.coef=0.1``) of a command line."""
+    from grpo_lab.sweep_plan import override_key
+
     choices, keys = {}, []
     for override in overrides:
         if override.startswith("~") or "=" not in override:
             continue
-        key, value = override.lstrip("+").split("=", 1)
+        key = override_key(override)
         if "." in key:
             keys.append(key)
         else:
-            choices[key.split("@", 1)[0]] = value
+            choices[key] = override.split("=", 1)[1]
     return choices, keys
 
 

@@ -114,9 +114,10 @@ def refuse_model_overrides(overrides: list[str]) -> None:
     so a ``model`` choice or key on the command line would be dropped unsaid: one line
     instead. ``model.cache_dir`` (where this machine caches) is kept and passes."""
     from grpo_lab.checkpoint_folder import CONFIG_FILE
+    from grpo_lab.sweep_plan import override_key
 
     for override in overrides:
-        key = override.lstrip("~+").split("=", 1)[0]
+        key = override_key(override)
         if (key == "model" or key.startswith("model.")) and key != "model.cache_dir":
             raise ConfigError(f"{override} does not apply with eval.checkpoint: the checkpoint is scored with the "
                               f"model section saved in its run's {CONFIG_FILE}; drop it (model.cache_dir may be set)")
